@@ -1,0 +1,1 @@
+"""Checks, one module per family, each family one class behind `CheckFamily`."""

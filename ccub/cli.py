@@ -1,0 +1,185 @@
+"""The `ccub` command line. It parses arguments and calls into the packages, nothing more.
+
+Heavy packages (torch and friends) are imported inside the commands that need them, so
+`ccub validate` starts fast on a laptop without them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ccub import __version__
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Curate community image-caption data for culturally faithful "
+                       "text-to-image models.")
+console = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
+SEVERITY_STYLE = {"error": "red", "review": "yellow", "warning": "cyan", "info": "dim"}
+
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", help="TOML config (default: ./ccub.toml when present).", dir_okay=False)]
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"ccub {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """ccub: validate submissions, fine-tune with SCoFT, benchmark cultural representation."""
+
+
+def _load(config: Path | None):
+    from ccub.config import ConfigError, load_config
+
+    try:
+        return load_config(config)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+
+
+@app.command()
+def checks(
+    config: ConfigOption = None,
+    vocabulary: Annotated[bool, typer.Option(help="List cultures and categories too.")] = False,
+) -> None:
+    """List every check: id, severity, threshold, what it finds (like a linter's rules)."""
+    from ccub.checks.registry import families
+
+    cfg = _load(config)
+    table = Table(title="ccub checks", show_lines=False)
+    for column in ("id", "severity", "threshold", "description"):
+        table.add_column(column, overflow="fold")
+    for family in families():
+        for spec in family.specs:
+            severity = cfg.severity.get(spec.id, spec.severity)
+            thresholds = ", ".join(f"{t}={cfg.lookup(t)}" for t in spec.thresholds
+                                   if not isinstance(cfg.lookup(t), list))
+            if spec.id in cfg.disable:
+                severity = "disabled"
+            table.add_row(spec.id, f"[{SEVERITY_STYLE.get(severity, 'dim')}]{severity}[/]",
+                          thresholds or "-", spec.summary)
+    console.print(table)
+    if vocabulary:
+        cultures = Table(title="cultures")
+        for column in ("slug", "name", "adjective", "ISO 3166", "languages"):
+            cultures.add_column(column)
+        for slug, c in cfg.cultures.items():
+            cultures.add_row(slug, c.name, c.adjective, f"{c.iso3}/{c.iso2}", ", ".join(c.languages))
+        categories = Table(title="categories")
+        for column in ("code", "name", "aliases", "shows people"):
+            categories.add_column(column)
+        for code, c in cfg.categories.items():
+            categories.add_row(code, c.name, ", ".join(c.aliases), "yes" if c.people else "")
+        console.print(cultures, categories)
+
+
+@app.command("config")
+def show_config(config: ConfigOption = None) -> None:
+    """Print the effective configuration as TOML (a starting point for ccub.toml)."""
+    import tomli_w
+
+    cfg = _load(config)
+    console.print(f"# effective ccub configuration (from {cfg.source})", highlight=False)
+    console.print(tomli_w.dumps(cfg.to_dict()), highlight=False, markup=False)
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err, transient=True)
+
+
+@app.command()
+def validate(
+    submissions: Annotated[Path, typer.Argument(help="Folder of community submissions.")],
+    out: Annotated[Path, typer.Option(help="Output folder (clean/ and reports/ go here).")]
+    = Path("data"),
+    config: ConfigOption = None,
+    culture: Annotated[str | None, typer.Option(help="Default culture for every record.")]
+    = None,
+    category: Annotated[str | None, typer.Option(help="Default category (CCUB code).")] = None,
+    license: Annotated[str | None, typer.Option(help="Default licence (SPDX id).")] = None,
+    creator: Annotated[str | None, typer.Option(help="Default creator / attribution.")] = None,
+    contributor: Annotated[str | None, typer.Option(help="Default contributor id.")] = None,
+    consent: Annotated[str | None, typer.Option(help="Default consent (yes / no / n/a).")]
+    = None,
+    language: Annotated[str | None, typer.Option(help="Default caption language (ISO 639-1).")]
+    = None,
+    include_review: Annotated[bool, typer.Option(help="Export records held for review too.")]
+    = False,
+    workers: Annotated[int, typer.Option(help="Processes decoding images (default: all cores).",
+                                         min=1)] = os.cpu_count() or 1,
+) -> None:
+    """Check submissions, write the clean dataset and the report.
+
+    Exit codes: 0 nothing rejected or held for review; 1 some records rejected or held
+    for review; 2 the run could not proceed.
+    """
+    from ccub.pipeline import Options, UsageError
+    from ccub.pipeline import validate as run_validate
+    from ccub.readers import RootError
+    from ccub.report import write_reports
+
+    cfg = _load(config)
+    flags = {"culture": culture, "category": category, "license": license, "creator": creator,
+             "contributor": contributor, "consent": consent, "language": language}
+    options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
+                      include_review=include_review, workers=workers)
+    reports: dict[str, Any] = {}
+    with _progress_bar() as progress:
+        task = progress.add_task("analysing images", total=None)
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        try:
+            result = run_validate(options, cfg, on_progress,
+                                  lambda res, folder: reports.update(write_reports(res, folder)))
+        except (UsageError, RootError) as exc:
+            err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
+    _summary(reports, out)
+    raise typer.Exit(result.exit_code)
+
+
+def _summary(report: dict[str, Any], out: Path) -> None:
+    summary = report["summary"]
+    table = Table(title="ccub validate")
+    for column, style in (("culture", ""), ("accepted", "green"), ("review", "yellow"),
+                          ("rejected", "red")):
+        table.add_column(column, style=style, justify="left" if not style else "right")
+    for culture, counts in summary["status"].items():
+        table.add_row(culture, *(str(counts.get(k, 0)) for k in ("accepted", "review",
+                                                                  "rejected")))
+    console.print(table)
+    issues = Table(title="most frequent findings")
+    for column in ("check", "severity", "count"):
+        issues.add_column(column)
+    severity = {i["check"]: i["severity"] for i in report["issues"]}
+    for check, count in list(summary["checks"].items())[:10]:
+        style = SEVERITY_STYLE.get(severity[check], "")
+        issues.add_row(check, f"[{style}]{severity[check]}[/]", str(count))
+    if summary["checks"]:
+        console.print(issues)
+    console.print(f"clean dataset: {out / 'clean'}\nreports: {out / 'reports'} "
+                  "(report.html, report.md, report.json, issues.csv)", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,233 @@
+"""The one configuration: every threshold and vocabulary, loadable from `ccub.toml`.
+
+Defaults live in the dataclasses below (thresholds) and in `vocabulary.toml` (cultures and
+categories). A user's `ccub.toml` overrides any of them; unknown keys are errors so a typo
+never silently leaves a default in force.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+CONFIG_FILE_NAME = "ccub.toml"
+
+
+class ConfigError(ValueError):
+    """A config file that cannot be used; the message names the file and key."""
+
+
+@dataclass
+class Limits:
+    # Files over these caps are rejected before they are decoded (decompression bombs,
+    # accidental RAW/video uploads).
+    max_file_mb: float = 50.0
+    max_megapixels: float = 100.0
+    min_file_bytes: int = 1024
+    max_caption_chars: int = 2000
+
+
+@dataclass
+class Geometry:
+    min_short_side_error: int = 256
+    min_short_side_warning: int = 512
+    max_aspect_warning: float = 3.0
+    max_aspect_error: float = 4.0
+
+
+@dataclass
+class Quality:
+    # Heuristics run on a working copy whose longer side is `work_size` pixels, so they do
+    # not depend on the camera's resolution. They only warn: night festivals and dark
+    # interiors are legitimate.
+    work_size: int = 512
+    dark_mean: float = 0.12
+    overexposed_fraction: float = 0.5
+    blur_laplacian_var: float = 30.0
+    low_information_entropy: float = 3.0
+    grayscale_channel_delta: float = 3.0
+
+
+@dataclass
+class Captions:
+    min_words: int = 3
+    min_chars: int = 6
+    max_clip_tokens: int = 77
+    placeholders: list[str] = field(
+        default_factory=lambda: [
+            r"(img|dsc|dscn|dscf|pxl|photo|image|pic|screenshot|whatsapp image)[\s_-]*[\d_ -]*",
+            r"(a |an )?(photo|image|picture|pic|untitled|caption|no caption|test|todo|tbd|n/?a|none|null|-+|\.+)",
+            r"[\d\W_]+",
+        ]
+    )
+    # Language identification is only trusted on captions this long and this confident.
+    language_min_chars: int = 20
+    language_min_confidence: float = 0.95
+    people_words: list[str] = field(
+        default_factory=lambda: [
+            "person", "people", "man", "men", "woman", "women", "girl", "girls", "boy", "boys",
+            "child", "children", "kid", "kids", "family", "families", "bride", "groom",
+            "dancer", "dancers", "student", "students", "crowd", "portrait", "face", "elder",
+            "grandmother", "grandfather", "mother", "father", "baby", "couple", "worker",
+            "vendor", "musician", "musicians", "performer", "performers", "priest", "monk",
+        ]
+    )
+
+
+@dataclass
+class Rights:
+    allowed_licenses: list[str] = field(
+        default_factory=lambda: [
+            "CC0-1.0", "CC-PDDC", "PDDL-1.0",
+            "CC-BY-2.0", "CC-BY-2.5", "CC-BY-3.0", "CC-BY-4.0",
+            "CC-BY-SA-2.0", "CC-BY-SA-2.5", "CC-BY-SA-3.0", "CC-BY-SA-4.0",
+        ]
+    )
+    # SPDX ids (or prefixes ending in '*') whose terms require naming the creator.
+    attribution_required: list[str] = field(default_factory=lambda: ["CC-BY-*"])
+
+
+@dataclass
+class Labels:
+    contributor_share_warning: float = 0.5
+    min_records_per_category: int = 5
+
+
+@dataclass
+class Export:
+    jpeg_quality: int = 95
+    webp_quality: int = 95
+    thumbnail_size: int = 160
+
+
+@dataclass
+class Culture:
+    name: str
+    adjective: str
+    iso3: str
+    iso2: str
+    languages: list[str] = field(default_factory=list)
+    aliases: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Category:
+    name: str
+    aliases: list[str] = field(default_factory=list)
+    people: bool = False
+
+
+@dataclass
+class Config:
+    limits: Limits = field(default_factory=Limits)
+    geometry: Geometry = field(default_factory=Geometry)
+    quality: Quality = field(default_factory=Quality)
+    captions: Captions = field(default_factory=Captions)
+    rights: Rights = field(default_factory=Rights)
+    labels: Labels = field(default_factory=Labels)
+    export: Export = field(default_factory=Export)
+    # check id -> severity, overriding the check's default (like a linter's rule config).
+    severity: dict[str, str] = field(default_factory=dict)
+    # check ids that do not run at all.
+    disable: list[str] = field(default_factory=list)
+    cultures: dict[str, Culture] = field(default_factory=dict)
+    categories: dict[str, Category] = field(default_factory=dict)
+    source: str = "built-in defaults"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data.pop("source")
+        return data
+
+    def lookup(self, dotted: str) -> Any:
+        """Value of a threshold by its dotted name, e.g. 'geometry.min_short_side_error'."""
+        section, _, key = dotted.partition(".")
+        return getattr(getattr(self, section), key)
+
+
+_SECTIONS = {f.name: f.type for f in fields(Config)}
+
+
+def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}"
+        )
+    kwargs = {}
+    for key, value in data.items():
+        # TOML writes 1 for 1.0; keep float thresholds floats so reports print them alike.
+        if isinstance(value, int) and not isinstance(value, bool) and names[key].type == "float":
+            value = float(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _merge_section(current: Any, data: dict[str, Any], where: str) -> Any:
+    merged = dataclasses.asdict(current) | data
+    return _build(type(current), merged, where)
+
+
+def _vocab_tables(cfg: Config, data: dict[str, Any], where: str) -> None:
+    for slug, table in data.get("cultures", {}).items():
+        base = cfg.cultures.get(slug)
+        merged = (dataclasses.asdict(base) if base else {}) | table
+        cfg.cultures[slug] = _build(Culture, merged, f"{where} [cultures.{slug}]")
+    for code, table in data.get("categories", {}).items():
+        code = code.upper()
+        base = cfg.categories.get(code)
+        merged = (dataclasses.asdict(base) if base else {}) | table
+        cfg.categories[code] = _build(Category, merged, f"{where} [categories.{code}]")
+
+
+def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
+    unknown = sorted(set(data) - set(_SECTIONS) - {"source"})
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown section(s) {', '.join(unknown)}; "
+            f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
+        )
+    for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "export"):
+        if name in data:
+            setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
+    if "severity" in data:
+        cfg.severity.update(data["severity"])
+    if "disable" in data:
+        cfg.disable = list(data["disable"])
+    _vocab_tables(cfg, data, where)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
+
+
+def load_config(path: Path | None = None, cwd: Path | None = None) -> Config:
+    """Defaults, then `path` (or `./ccub.toml` when present)."""
+    cfg = Config()
+    vocab = tomllib.loads(resources.files("ccub").joinpath("vocabulary.toml").read_text("utf-8"))
+    _vocab_tables(cfg, vocab, "vocabulary.toml")
+    if path is None:
+        candidate = (cwd or Path.cwd()) / CONFIG_FILE_NAME
+        path = candidate if candidate.is_file() else None
+    if path is not None:
+        _apply(cfg, _read_toml(path), str(path))
+        cfg.source = str(path)
+    from ccub.checks.registry import validate_overrides  # registry imports config
+
+    validate_overrides(cfg)
+    return cfg

@@ -1,0 +1,124 @@
+"""Write the clean dataset: one Hugging Face `imagefolder` per culture.
+
+    clean/<culture>/<split>/metadata.jsonl
+    clean/<culture>/<split>/images/<file>
+    clean/<culture>/negatives/<file>        (negative_imgpath is relative to clean/<culture>/)
+
+Images come from the staging folder, already free of metadata; each is re-opened once more
+here with Pillow (an independent parser from the one that stripped it) before it is listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import shutil
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from PIL import Image
+
+from ccub.imaging.analyze import ImageFacts
+from ccub.records import Record
+
+# Row keys in the order they are written; SCoFT's trainer reads text/blip_text/negative_imgpath.
+ROW_FIELDS = ("culture", "category", "license", "creator", "contributor", "consent", "language",
+              "caption_source", "created_at")
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+@dataclass
+class Exported:
+    record: Record
+    row: dict[str, Any]
+    path: str  # relative to the output folder
+
+
+def verify_clean(path: Path) -> None:
+    """Raise if Pillow still finds metadata in an exported file."""
+    with Image.open(path) as im:
+        left = [k for k in ("exif", "icc_profile", "xmp", "comment", "XML:com.adobe.xmp")
+                if im.info.get(k)]
+        if im.getexif():
+            left.append("EXIF tags")
+        left += [k for k in (getattr(im, "text", None) or {})]
+    if left:
+        raise ExportError(f"{path}: metadata left after export: {', '.join(left)}")
+
+
+class Exporter:
+    def __init__(self, out: Path):
+        self.out = out
+        self.names: dict[str, set[str]] = {}  # folder -> file names taken
+        self.moved: dict[str, Path] = {}  # staged file -> where it went
+        self.negatives: dict[tuple[str, str], str] = {}
+
+    def _place(self, facts: ImageFacts, folder: str) -> str:
+        staged = Path(facts.staged or "")
+        stem = PurePosixPath(facts.path).stem
+        taken = self.names.setdefault(folder, set())
+        name = stem + staged.suffix
+        if name in taken:
+            name = f"{stem}-{(facts.sha256 or '')[:8]}{staged.suffix}"
+        n = 2
+        while name in taken:
+            name = f"{stem}-{(facts.sha256 or '')[:8]}-{n}{staged.suffix}"
+            n += 1
+        taken.add(name)
+        target = self.out / folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if str(staged) in self.moved:  # an image that is also another record's negative
+            shutil.copyfile(self.moved[str(staged)], target)
+        else:
+            os.replace(staged, target)
+            self.moved[str(staged)] = target
+        verify_clean(target)
+        return posixpath.join(folder, name)
+
+    def add(self, record: Record, caption: str, license_id: str | None,
+            facts: dict[str, ImageFacts]) -> Exported:
+        culture_dir = posixpath.join("clean", record.culture or "unknown")
+        split_dir = posixpath.join(culture_dir, record.split)
+        image = self._place(facts[record.image], posixpath.join(split_dir, "images"))
+        row: dict[str, Any] = {"file_name": posixpath.relpath(image, split_dir), "text": caption}
+        for name in ROW_FIELDS:
+            row[name] = license_id if name == "license" else getattr(record, name)
+        if record.blip_text:
+            row["blip_text"] = record.blip_text
+        negatives = [posixpath.relpath(self._negative(facts[n], culture_dir), culture_dir)
+                     for n in record.negatives]
+        if negatives or "negatives" in record.sources:
+            row["negative_imgpath"] = negatives
+        row["source_file"] = record.image
+        row["export"] = facts[record.image].export
+        return Exported(record, row, image)
+
+    def _negative(self, facts: ImageFacts, culture_dir: str) -> str:
+        # A negative shared by several records is written once.
+        key = (culture_dir, facts.path)
+        if key not in self.negatives:
+            self.negatives[key] = self._place(facts, posixpath.join(culture_dir, "negatives"))
+        return self.negatives[key]
+
+
+def write_metadata(out: Path, exported: list[Exported]) -> dict[str, str]:
+    """metadata.jsonl per culture and split, same keys on every row; returns sha256 by path."""
+    by_folder: dict[str, list[dict[str, Any]]] = {}
+    for item in exported:
+        folder = posixpath.dirname(posixpath.dirname(item.path))
+        by_folder.setdefault(folder, []).append(item.row)
+    digests = {}
+    for folder, rows in sorted(by_folder.items()):
+        keys = list(dict.fromkeys(k for row in rows for k in row))
+        path = out / folder / "metadata.jsonl"
+        data = "".join(json.dumps({k: row.get(k) for k in keys}, ensure_ascii=False) + "\n"
+                       for row in rows).encode("utf-8")
+        path.write_bytes(data)
+        digests[posixpath.join(folder, "metadata.jsonl")] = hashlib.sha256(data).hexdigest()
+    return digests

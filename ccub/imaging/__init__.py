@@ -1,0 +1,1 @@
+"""Image decoding, facts and metadata-free export."""

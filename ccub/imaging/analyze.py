@@ -1,0 +1,350 @@
+"""Decode each image once and reduce it to the facts every check needs.
+
+Runs in worker processes, so it returns plain data and writes its two by-products (the
+metadata-free export candidate and a thumbnail) straight to the run's staging folder while
+the pixels are in memory: nothing is decoded a second time later.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
+
+from ccub.imaging.strip import StripError, find_metadata, strip_metadata
+
+SUPPORTED = ("JPEG", "PNG", "WEBP")
+EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".bmp", ".tif",
+                  ".tiff", ".heic", ".heif", ".avif"}
+_SUFFIX_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG",
+                  ".png": "PNG", ".webp": "WEBP"}
+
+# Magic numbers of what people upload by mistake, to name it in the message.
+_MAGIC = (
+    (b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF8", "GIF"),
+    (b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"%PDF", "PDF"),
+    (b"PK\x03\x04", "ZIP archive"),
+)
+
+_SRGB = ImageCms.createProfile("sRGB")
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_SERIAL_TAGS = (0xA431, 0xA435, 0xC62F)  # BodySerialNumber, LensSerialNumber, CameraSerialNumber
+_OWNER_TAGS = (0xA430, 0x013B, 0x9C9D)  # CameraOwnerName, Artist, XPAuthor
+_IPTC_LOCATION = ((2, 90), (2, 92), (2, 95), (2, 100), (2, 101))
+_IPTC_OWNER = ((2, 80), (2, 118))  # By-line, Contact
+_XMP_PATTERNS = {
+    "location": re.compile(rb"GPSLatitude|GPSLongitude|Iptc4xmpCore:Location|photoshop:City"),
+    "device_serial": re.compile(rb"SerialNumber"),
+    "owner_name": re.compile(rb"OwnerName|dc:creator|photoshop:Credit|CreatorContactInfo"),
+}
+
+
+@dataclass
+class Limits:
+    max_bytes: int
+    max_pixels: int
+    work_size: int
+    thumbnail_size: int
+    jpeg_quality: int
+    webp_quality: int
+
+
+@dataclass
+class ImageFacts:
+    path: str
+    byte_size: int = 0
+    sha256: str | None = None
+    sniffed: str | None = None  # what the bytes are, by magic number
+    format: str | None = None  # Pillow's format when it opened
+    error: str | None = None  # check id of a fatal problem, with `error_detail`
+    error_detail: str = ""
+    width: int = 0  # after orientation
+    height: int = 0
+    mode: str = ""
+    frames: int = 1
+    orientation: int = 1
+    icc: str | None = None  # profile description
+    # Normalisations applied to the exported pixels: (kind, what was done).
+    transforms: list[tuple[str, str]] = field(default_factory=list)
+    privacy: dict[str, list[str]] = field(default_factory=dict)  # kind -> where found
+    # Quality statistics of the working copy.
+    mean: float = 0.0
+    overexposed: float = 0.0
+    laplacian_var: float = 0.0
+    entropy: float = 0.0
+    channel_delta: float = 0.0
+    pixel_key: str | None = None  # identical decoded pixels give identical keys
+    decode_scale: int = 1  # JPEG draft reduction used for pixel_key
+    staged: str | None = None  # metadata-free export candidate
+    export: str = ""  # "stripped" (lossless) or "re-encoded"
+    thumbnail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def sniff(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1", b"ftypavif"):
+        return "HEIC/AVIF"
+    head = data[:512].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "HTML page"
+    for magic, name in _MAGIC:
+        if data.startswith(magic):
+            return name
+    return None
+
+
+def suffix_format(path: str) -> str | None:
+    return _SUFFIX_FORMAT.get(Path(path).suffix.lower())
+
+
+def _fail(facts: ImageFacts, check: str, detail: str) -> ImageFacts:
+    facts.error, facts.error_detail = check, detail
+    return facts
+
+
+def _privacy(im: Image.Image) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+
+    def note(kind: str, where: str) -> None:
+        found.setdefault(kind, []).append(where)
+
+    exif = im.getexif()
+    if exif:
+        if exif.get_ifd(_GPS_IFD):
+            note("location", "EXIF GPS")
+        sub = exif.get_ifd(_EXIF_IFD)
+        for tag in _SERIAL_TAGS:
+            if sub.get(tag) or exif.get(tag):
+                note("device_serial", "EXIF serial number")
+                break
+        for tag in _OWNER_TAGS:
+            if sub.get(tag) or exif.get(tag):
+                note("owner_name", "EXIF owner/artist")
+                break
+    xmp = im.info.get("xmp")
+    if isinstance(xmp, bytes | str):
+        raw = xmp.encode() if isinstance(xmp, str) else xmp
+        for kind, pattern in _XMP_PATTERNS.items():
+            if pattern.search(raw):
+                note(kind, "XMP")
+    if im.format in ("JPEG", "MPO"):
+        iptc = IptcImagePlugin.getiptcinfo(im) or {}
+        if any(key in iptc for key in _IPTC_LOCATION):
+            note("location", "IPTC location")
+        if any(key in iptc for key in _IPTC_OWNER):
+            note("owner_name", "IPTC by-line")
+    text = getattr(im, "text", None) or {}
+    if any(k.lower() in ("author", "artist", "owner") for k in text):
+        note("owner_name", "PNG text")
+    return found
+
+
+def _is_srgb(icc: bytes) -> tuple[bool, str]:
+    try:
+        profile = ImageCms.getOpenProfile(io.BytesIO(icc))
+        description = (ImageCms.getProfileDescription(profile) or "").strip()
+    except (OSError, ImageCms.PyCMSError):
+        return True, "unreadable ICC profile (ignored)"
+    return "srgb" in description.lower(), description
+
+
+def _convert_icc(im: Image.Image, facts: ImageFacts, icc: bytes) -> Image.Image:
+    if im.mode not in ("RGB", "RGBA", "CMYK"):
+        facts.transforms.append(("icc", f"ICC profile '{facts.icc}' ignored for colour mode {im.mode}"))
+        return im
+    alpha = im.getchannel("A") if im.mode == "RGBA" else None
+    try:
+        out = ImageCms.profileToProfile(im.convert("RGB") if alpha else im,
+                                        ImageCms.getOpenProfile(io.BytesIO(icc)), _SRGB,
+                                        outputMode="RGB")
+    except (OSError, ImageCms.PyCMSError, ValueError) as exc:
+        facts.transforms.append(("icc", f"ICC profile '{facts.icc}' could not be applied ({exc})"))
+        return im
+    facts.transforms.append(("icc", f"colours converted from ICC profile '{facts.icc}' to sRGB"))
+    if alpha:
+        out.putalpha(alpha)
+    return out
+
+
+def _to_srgb_rgb(im: Image.Image, facts: ImageFacts, icc: bytes | None,
+                 srgb: bool) -> Image.Image:
+    """RGB pixels in sRGB, alpha composited on white; each change recorded."""
+    if icc and not srgb:
+        im = _convert_icc(im, facts, icc)
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        if rgba.getextrema()[3][0] < 255:
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            im = Image.alpha_composite(white, rgba)
+            facts.transforms.append(("alpha", "transparent pixels composited on white"))
+        else:
+            im = rgba
+    if im.mode != "RGB":
+        if im.mode != "RGBA":
+            facts.transforms.append(("mode", f"colour mode {im.mode} converted to RGB"))
+        im = im.convert("RGB")
+    return im
+
+
+def _stats(facts: ImageFacts, rgb: np.ndarray) -> None:
+    gray = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
+    facts.mean = float(gray.mean() / 255.0)
+    facts.overexposed = float((gray >= 250).mean())
+    lap = (gray[1:-1, :-2] + gray[1:-1, 2:] + gray[:-2, 1:-1] + gray[2:, 1:-1]
+           - 4 * gray[1:-1, 1:-1])
+    facts.laplacian_var = float(lap.var()) if lap.size else 0.0
+    hist = np.bincount(gray.astype(np.uint8).ravel(), minlength=256).astype(np.float64)
+    p = hist[hist > 0] / hist.sum()
+    facts.entropy = float(-(p * np.log2(p)).sum())
+    channels = rgb.astype(np.int16)
+    delta = np.maximum(np.abs(channels[..., 0] - channels[..., 1]),
+                       np.abs(channels[..., 1] - channels[..., 2]))
+    facts.channel_delta = float(delta.mean())
+
+
+def full_pixel_digest(path: Path) -> str:
+    """Digest of the full-resolution, oriented RGB pixels (confirms reduced-scale matches)."""
+    with Image.open(path) as im:
+        rgb = ImageOps.exif_transpose(im).convert("RGB")
+        return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
+
+
+def _encode(im: Image.Image, fmt: str, limits: Limits, lossless_webp: bool) -> bytes:
+    out = io.BytesIO()
+    if fmt == "JPEG":
+        im.save(out, "JPEG", quality=limits.jpeg_quality, subsampling=0, optimize=True)
+    elif fmt == "WEBP":
+        im.save(out, "WEBP", lossless=lossless_webp, quality=limits.webp_quality, method=4)
+    else:
+        im.save(out, "PNG")
+    return out.getvalue()
+
+
+def analyze_image(path: Path, rel: str, stage: Path | None, thumb: Path | None,
+                  limits: Limits) -> ImageFacts:
+    """Facts about one image file; `stage`/`thumb` are where to write its by-products."""
+    facts = ImageFacts(path=rel)
+    try:
+        facts.byte_size = path.stat().st_size
+    except OSError as exc:
+        return _fail(facts, "file.unreadable", exc.strerror or str(exc))
+    if facts.byte_size == 0:
+        return _fail(facts, "file.empty", "the file is empty (0 bytes)")
+    if facts.byte_size > limits.max_bytes:
+        return _fail(facts, "file.too_large",
+                     f"{facts.byte_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB cap")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return _fail(facts, "file.unreadable", exc.strerror or str(exc))
+    facts.sha256 = hashlib.sha256(data).hexdigest()
+    facts.sniffed = sniff(data)
+    if facts.sniffed not in SUPPORTED:
+        what = facts.sniffed or "not an image format ccub recognises"
+        return _fail(facts, "file.format", what)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _decode(facts, data, stage, thumb, limits)
+
+
+def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | None,
+            limits: Limits) -> ImageFacts:
+    try:
+        im = Image.open(io.BytesIO(data), formats=list(SUPPORTED))
+    except Image.DecompressionBombError as exc:
+        return _fail(facts, "file.too_many_pixels", str(exc))
+    except (OSError, SyntaxError, ValueError) as exc:
+        return _fail(facts, "file.undecodable", f"cannot be opened ({exc})")
+    facts.format, facts.mode = im.format, im.mode
+    width, height = im.size
+    if width * height > limits.max_pixels:
+        return _fail(facts, "file.too_many_pixels",
+                     f"{width}x{height} = {width * height / 1e6:.0f} MP is over the "
+                     f"{limits.max_pixels / 1e6:.0f} MP cap")
+    facts.frames = getattr(im, "n_frames", 1)
+    if facts.frames > 1 and im.format != "MPO":
+        return _fail(facts, "file.multi_frame", f"{facts.frames} frames (an animation)")
+    try:
+        exif = im.getexif()
+        facts.orientation = int(exif.get(0x0112, 1) or 1)
+        facts.privacy = _privacy(im)
+    except (OSError, ValueError, SyntaxError, TypeError):
+        facts.orientation = 1  # unreadable EXIF is dropped with the rest of the metadata
+    if facts.orientation not in range(1, 9):
+        facts.orientation = 1
+    icc = im.info.get("icc_profile")
+    srgb = True
+    if icc:
+        srgb, facts.icc = _is_srgb(icc)
+    if facts.orientation in (5, 6, 7, 8):
+        width, height = height, width
+    facts.width, facts.height = width, height
+    needs_pixels_changed = (facts.orientation != 1 or im.mode != "RGB" or not srgb
+                            or "transparency" in im.info)
+    # Draft mode: libjpeg decodes every scan (truncation still surfaces) but skips most of
+    # the inverse DCT, so a 12 MP phone photo decodes at 1/4 or 1/8 scale in a fraction
+    # of the time. Full resolution is only needed when the exported pixels must change.
+    if im.format == "JPEG" and not needs_pixels_changed:
+        im.draft("RGB", (limits.work_size, limits.work_size))
+        facts.decode_scale = max(1, round(width / im.size[0]))
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        return _fail(facts, "file.truncated", f"decoding failed ({exc})")
+    if im.format == "MPO":
+        facts.transforms.append(("frames", "multi-picture (MPO) file: only the primary image is kept"))
+    if facts.orientation != 1:
+        im = ImageOps.exif_transpose(im)
+        facts.transforms.append(("orientation", f"EXIF orientation {facts.orientation} applied to the pixels"))
+    rgb_im = _to_srgb_rgb(im, facts, icc, srgb)
+    facts.pixel_key = hashlib.sha256(
+        f"{facts.decode_scale}:{rgb_im.size}".encode() + rgb_im.tobytes()
+    ).hexdigest()
+    work = rgb_im.copy()
+    work.thumbnail((limits.work_size, limits.work_size), Image.Resampling.BILINEAR)
+    _stats(facts, np.asarray(work))
+    if thumb is not None:
+        work.thumbnail((limits.thumbnail_size, limits.thumbnail_size))
+        work.save(thumb, "JPEG", quality=70)
+        facts.thumbnail = str(thumb)
+    if stage is not None:
+        _stage(facts, data, rgb_im, needs_pixels_changed, stage, limits)
+    return facts
+
+
+def _stage(facts: ImageFacts, data: bytes, rgb_im: Image.Image, reencode: bool,
+           stage: Path, limits: Limits) -> None:
+    fmt = "JPEG" if facts.format == "MPO" else facts.format
+    assert fmt is not None
+    out = None
+    if not reencode:
+        try:
+            out = strip_metadata(data, fmt)
+            facts.export = "metadata removed losslessly"
+        except StripError as exc:
+            facts.transforms.append(("export", f"container could not be rewritten losslessly ({exc}); re-encoded"))
+    if out is None:
+        lossless = fmt == "PNG" or (fmt == "WEBP" and b"VP8L" in data[:64])
+        out = _encode(rgb_im, fmt, limits, lossless_webp=lossless)
+        facts.export = ("re-encoded losslessly" if lossless
+                        else f"re-encoded at quality {limits.jpeg_quality if fmt == 'JPEG' else limits.webp_quality}")
+    left = find_metadata(out, fmt)
+    if left:
+        # Should never happen; refuse to export rather than leak.
+        facts.error, facts.error_detail = "privacy.metadata_left", ", ".join(left)
+        return
+    target = stage.with_suffix(EXTENSIONS[fmt])
+    target.write_bytes(out)
+    facts.staged = str(target)

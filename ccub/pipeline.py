@@ -1,0 +1,250 @@
+"""`ccub validate` from top to bottom: read, analyse, check, transform, write, publish."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from ccub.checks.registry import Context, families, spec_index
+from ccub.checks.rights import RightsChecks
+from ccub.config import Config
+from ccub.export import Exported, Exporter, write_metadata
+from ccub.imaging.analyze import ImageFacts, Limits, analyze_image
+from ccub.readers import ReadResult, read_submissions
+from ccub.records import SEVERITIES, Finding, Record
+from ccub.text import normalize_caption
+from ccub.vocab import Vocabulary
+
+OUTPUT_DIRS = ("clean", "reports")
+TMP_PREFIX = ".ccub-validate-"
+STATUS_OF = {"error": "rejected", "review": "review"}
+
+
+class UsageError(ValueError):
+    """The run cannot start (exit code 2)."""
+
+
+@dataclass
+class Options:
+    root: Path
+    out: Path
+    flags: dict[str, str] = field(default_factory=dict)
+    include_review: bool = False
+    workers: int = 1
+
+
+@dataclass
+class Issue:
+    finding: Finding
+    severity: str
+    fix: str
+    contributor: str
+    culture: str | None
+
+
+@dataclass
+class Outcome:
+    record: Record
+    status: str  # accepted, review, rejected
+    output: str | None = None
+
+
+@dataclass
+class Result:
+    options: Options
+    cfg: Config
+    read: ReadResult
+    facts: dict[str, ImageFacts]
+    outcomes: list[Outcome]
+    issues: list[Issue]
+    metadata_sha256: dict[str, str]
+    timings: dict[str, float]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if any(i.severity in ("error", "review") for i in self.issues) else 0
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def _limits(cfg: Config) -> Limits:
+    return Limits(
+        max_bytes=int(cfg.limits.max_file_mb * 1e6),
+        max_pixels=int(cfg.limits.max_megapixels * 1e6),
+        work_size=cfg.quality.work_size,
+        thumbnail_size=cfg.export.thumbnail_size,
+        jpeg_quality=cfg.export.jpeg_quality,
+        webp_quality=cfg.export.webp_quality,
+    )
+
+
+def _analyze_task(task: tuple[Path, str, Path, Path, Limits]) -> ImageFacts:
+    return analyze_image(*task)
+
+
+def _analyze_all(root: Path, images: list[str], tmp: Path, limits: Limits, workers: int,
+                 progress: ProgressFn | None) -> dict[str, ImageFacts]:
+    (tmp / "stage").mkdir()
+    (tmp / "thumbs").mkdir()
+    tasks = [(root / rel, rel, tmp / "stage" / str(i), tmp / "thumbs" / f"{i}.jpg", limits)
+             for i, rel in enumerate(images)]
+    facts: dict[str, ImageFacts] = {}
+
+    def collect(results: Iterator[ImageFacts]) -> None:
+        for done, item in enumerate(results, start=1):
+            facts[item.path] = item
+            if progress:
+                progress("analyse", done, len(tasks))
+
+    if workers <= 1 or len(tasks) < 2:
+        collect(map(_analyze_task, tasks))
+    else:
+        # spawn: the console's refresh thread makes fork unsafe.
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            collect(pool.map(_analyze_task, tasks, chunksize=max(1, min(8, len(tasks) // (
+                workers * 8) or 1))))
+    return facts
+
+
+def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[Finding]:
+    disabled, specs = set(ctx.cfg.disable), spec_index()
+    findings: list[Finding] = []
+
+    def note(found: Finding) -> None:
+        if found.check in disabled:
+            return
+        findings.append(found)
+        if found.record is not None:
+            severity = ctx.cfg.severity.get(found.check) or specs[found.check].severity
+            current = ctx.status.get(found.record)
+            if current is None or SEVERITIES.index(severity) < SEVERITIES.index(current):
+                ctx.status[found.record] = severity
+
+    for found in read.findings:
+        note(found)
+    checkers = families()
+    for record in records:
+        for family in checkers:
+            for found in family.check_record(record, ctx):
+                note(found)
+    # Dataset checks come last: duplicate groups keep the copy with no other errors.
+    for family in checkers:
+        for found in family.check_dataset(records, ctx):
+            note(found)
+    return findings
+
+
+def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) -> list[Issue]:
+    specs = spec_index()
+    issues = []
+    for found in findings:
+        record = records.get(found.record or "")
+        severity = cfg.severity.get(found.check) or specs[found.check].severity
+        issues.append(Issue(found, severity, specs[found.check].fix,
+                            (record.contributor if record else None) or "(unknown contributor)",
+                            record.culture if record else None))
+    return issues
+
+
+def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
+            ) -> tuple[list[Outcome], dict[str, str]]:
+    exporter, exported, outcomes = Exporter(tmp), [], []
+    rights = RightsChecks()
+    for record in records:
+        severity = ctx.status.get(record.key)
+        status = STATUS_OF.get(severity or "", "accepted")
+        outcome = Outcome(record, status)
+        outcomes.append(outcome)
+        if status == "rejected" or (status == "review" and not include_review):
+            continue
+        license_id = rights.canonical_license(record.license or "")[0] or record.license
+        item: Exported = exporter.add(record, normalize_caption(record.caption or ""),
+                                      license_id, ctx.facts)
+        outcome.output = item.path
+        exported.append(item)
+    return outcomes, write_metadata(tmp, exported)
+
+
+def recover(out: Path) -> None:
+    """Put back outputs that an interrupted publish had moved aside."""
+    for tmp in out.glob(TMP_PREFIX + "*"):
+        previous = tmp / "previous"
+        for name in OUTPUT_DIRS:
+            if (previous / name).is_dir() and not (out / name).exists():
+                os.rename(previous / name, out / name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    previous = tmp / "previous"
+    previous.mkdir()
+    for name in OUTPUT_DIRS:
+        if (out / name).exists():
+            os.rename(out / name, previous / name)
+        os.rename(tmp / name, out / name)
+
+
+def check_paths(options: Options) -> None:
+    root, out = options.root.resolve(), options.out.resolve()
+    if not options.root.is_dir():
+        raise UsageError(f"{options.root}: not a folder; give the folder holding the "
+                         "submissions")
+    if out == root or out.is_relative_to(root):
+        raise UsageError(f"--out {options.out} is inside the submissions folder; ccub never "
+                         "writes into its input: choose another folder")
+    if any(root.is_relative_to(out / name) for name in OUTPUT_DIRS):
+        raise UsageError(f"{options.root} is inside ccub's own output {options.out}; "
+                         "move the submissions elsewhere")
+
+
+def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
+             report_writer: Callable[[Result, Path], Any] | None = None) -> Result:
+    check_paths(options)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    vocab = Vocabulary(cfg)
+    read = read_submissions(options.root, vocab, options.flags)
+    records = read.records
+    timings["read"] = time.perf_counter() - start
+
+    options.out.mkdir(parents=True, exist_ok=True)
+    recover(options.out)
+    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=options.out))
+    try:
+        images = sorted({r.image for r in records if r.image and (options.root / r.image)
+                         .is_file()} | {n for r in records for n in r.negatives})
+        t = time.perf_counter()
+        facts = _analyze_all(options.root, images, tmp, _limits(cfg), options.workers, progress)
+        timings["analyse"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        ctx = Context(cfg=cfg, vocab=vocab, root=options.root, facts=facts)
+        findings = _run_checks(records, ctx, read)
+        timings["check"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        outcomes, digests = _export(records, ctx, tmp, options.include_review)
+        (tmp / "clean").mkdir(exist_ok=True)
+        timings["export"] = time.perf_counter() - t
+
+        result = Result(options, cfg, read, facts, outcomes,
+                        _issues(findings, {r.key: r for r in records}, cfg), digests, timings)
+        t = time.perf_counter()
+        (tmp / "reports").mkdir()
+        if report_writer is not None:
+            report_writer(result, tmp / "reports")
+        timings["report"] = time.perf_counter() - t
+        _publish(tmp, options.out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    timings["total"] = time.perf_counter() - start
+    return result

@@ -1,0 +1,102 @@
+"""Reports of a validate run: one data model (`build_report`), several renderings."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter, defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ccub import __version__
+from ccub.pipeline import Result
+
+SCHEMA = "ccub.validate.report"
+SCHEMA_VERSION = 1
+ISSUE_COLUMNS = ("contributor", "culture", "file", "record", "line", "field", "check",
+                 "severity", "message", "fixed", "fix")
+
+
+def _issue_row(issue) -> dict[str, Any]:
+    f = issue.finding
+    return {"contributor": issue.contributor, "culture": issue.culture, "file": f.file,
+            "record": f.record, "line": f.line, "field": f.field, "check": f.check,
+            "severity": issue.severity, "message": f.message, "fixed": f.fixed,
+            "fix": issue.fix}
+
+
+def build_report(result: Result) -> dict[str, Any]:
+    """Everything a reader of the report needs, as plain JSON-able data."""
+    by_culture: dict[str, Counter[str]] = defaultdict(Counter)
+    cells: dict[str, Counter[str]] = defaultdict(Counter)
+    for outcome in result.outcomes:
+        culture = outcome.record.culture or "(none)"
+        by_culture[culture][outcome.status] += 1
+        if outcome.output:
+            cells[culture][outcome.record.category or "(none)"] += 1
+    issues = [_issue_row(i) for i in result.issues]
+    by_record: dict[str, list[int]] = defaultdict(list)
+    for index, issue in enumerate(issues):
+        if issue["record"]:
+            by_record[issue["record"]].append(index)
+    records = []
+    for outcome in result.outcomes:
+        r = outcome.record
+        facts = result.facts.get(r.image or "")
+        records.append({
+            "key": r.key, "origin": r.origin, "image": r.image, "url": r.url,
+            "status": outcome.status, "output": outcome.output, "caption": r.caption,
+            "culture": r.culture, "category": r.category, "license": r.license,
+            "creator": r.creator, "contributor": r.contributor, "consent": r.consent,
+            "language": r.language, "split": r.split, "sources": r.sources,
+            "width": facts.width if facts else None, "height": facts.height if facts else None,
+            "export": facts.export if facts else None, "issues": by_record.get(r.key, []),
+        })
+    exports = Counter(o.output and result.facts[o.record.image].export
+                      for o in result.outcomes if o.output)
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "ccub_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "input": {"root": str(result.options.root), "layouts": result.read.layouts,
+                  "records": len(result.outcomes), "images_analysed": len(result.facts)},
+        "output": {"dir": str(result.options.out), "include_review": result.options.include_review,
+                   "metadata_sha256": result.metadata_sha256},
+        "config": {"source": result.cfg.source, **result.cfg.to_dict()},
+        "summary": {
+            "status": {k: dict(v) for k, v in sorted(by_culture.items())},
+            "accepted_by_category": {k: dict(sorted(v.items())) for k, v in sorted(cells.items())},
+            "severity": dict(Counter(i["severity"] for i in issues)),
+            "checks": dict(Counter(i["check"] for i in issues).most_common()),
+            "exports": dict(exports),
+            "exit_code": result.exit_code,
+        },
+        "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
+        "records": records,
+        "issues": issues,
+    }
+
+
+def issues_csv(report: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=ISSUE_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for issue in sorted(report["issues"], key=lambda i: (i["contributor"] or "", i["file"] or "")):
+        writer.writerow({k: issue[k] for k in ISSUE_COLUMNS})
+    return out.getvalue()
+
+
+def write_reports(result: Result, folder: Path) -> dict[str, Any]:
+    from ccub.report.html import render_html
+    from ccub.report.markdown import render_markdown
+
+    report = build_report(result)
+    (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False),
+                                        encoding="utf-8")
+    (folder / "issues.csv").write_text(issues_csv(report), encoding="utf-8")
+    (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (folder / "report.html").write_text(render_html(report, result.facts), encoding="utf-8")
+    return report
