@@ -58,23 +58,33 @@ def _load(config: Path | None):
 def checks(
     config: ConfigOption = None,
     vocabulary: Annotated[bool, typer.Option(help="List cultures and categories too.")] = False,
+    markdown: Annotated[bool, typer.Option(help="Print a Markdown table instead.")] = False,
 ) -> None:
     """List every check: id, severity, threshold, what it finds (like a linter's rules)."""
     from ccub.checks.registry import families
 
     cfg = _load(config)
+    rows = []
+    for family in families():
+        for spec in family.specs:
+            severity = "disabled" if spec.id in cfg.disable else cfg.severity.get(spec.id, spec.severity)
+            thresholds = ", ".join(f"{t}={cfg.lookup(t)}" for t in spec.thresholds
+                                   if not isinstance(cfg.lookup(t), list))
+            rows.append((spec.id, severity, thresholds or "-", spec.summary, spec.fix))
+    if markdown:
+        console.print("| id | severity | threshold | finds | fix |\n|---|---|---|---|---|",
+                      highlight=False, markup=False)
+        for row in rows:
+            console.print("| " + " | ".join(f"`{v}`" if i == 0 else v.replace("|", "\\|")
+                                            for i, v in enumerate(row)) + " |",
+                          highlight=False, markup=False, soft_wrap=True)
+        return
     table = Table(title="ccub checks", show_lines=False)
     for column in ("id", "severity", "threshold", "description"):
         table.add_column(column, overflow="fold")
-    for family in families():
-        for spec in family.specs:
-            severity = cfg.severity.get(spec.id, spec.severity)
-            thresholds = ", ".join(f"{t}={cfg.lookup(t)}" for t in spec.thresholds
-                                   if not isinstance(cfg.lookup(t), list))
-            if spec.id in cfg.disable:
-                severity = "disabled"
-            table.add_row(spec.id, f"[{SEVERITY_STYLE.get(severity, 'dim')}]{severity}[/]",
-                          thresholds or "-", spec.summary)
+    for check_id, severity, thresholds, summary, _ in rows:
+        table.add_row(check_id, f"[{SEVERITY_STYLE.get(severity, 'dim')}]{severity}[/]",
+                      thresholds, summary)
     console.print(table)
     if vocabulary:
         cultures = Table(title="cultures")
