@@ -115,8 +115,7 @@ def short_side_histogram(sides: Iterable[int], error_below: int | None = None,
         return None
     fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.0))
     top = max(sides + [warning_below or 0, error_below or 0])
-    bins = min(40, max(5, len(set(sides))))
-    ax.hist(sides, bins=bins, range=(0, top * 1.05), color="#5d8aa8", edgecolor="white",
+    ax.hist(sides, bins=40, range=(0, top * 1.05), color="#5d8aa8", edgecolor="white",
             linewidth=0.5)
     for value, color, name in ((error_below, SEVERITY_COLORS["error"], "error below"),
                                (warning_below, SEVERITY_COLORS["warning"], "warning below")):
