@@ -21,7 +21,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
                   help="Curate community image-caption data for culturally faithful "
                        "text-to-image models.")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # messages name paths: never fold them
 
 EXIT_OK, EXIT_FINDINGS, EXIT_USAGE = 0, 1, 2
 SEVERITY_STYLE = {"error": "red", "review": "yellow", "warning": "cyan", "info": "dim"}
@@ -81,7 +81,9 @@ def checks(
         return
     table = Table(title="ccub checks", show_lines=False)
     for column in ("id", "severity", "threshold", "description"):
-        table.add_column(column, overflow="fold")
+        # Ids are never folded, so `ccub checks | grep <id>` finds them on a narrow terminal.
+        table.add_column(column, overflow="fold", no_wrap=column == "id",
+                         min_width=max(len(r[0]) for r in rows) if column == "id" else None)
     for check_id, severity, thresholds, summary, _ in rows:
         table.add_row(check_id, f"[{SEVERITY_STYLE.get(severity, 'dim')}]{severity}[/]",
                       thresholds, summary)
@@ -106,8 +108,9 @@ def show_config(config: ConfigOption = None) -> None:
     import tomli_w
 
     cfg = _load(config)
-    console.print(f"# effective ccub configuration (from {cfg.source})", highlight=False)
-    console.print(tomli_w.dumps(cfg.to_dict()), highlight=False, markup=False)
+    # Plain echo: rich would wrap long lines and break the TOML when redirected to a file.
+    typer.echo(f"# effective ccub configuration (from {cfg.source})")
+    typer.echo(tomli_w.dumps(cfg.to_dict()))
 
 
 def _progress_bar() -> Progress:
@@ -163,6 +166,12 @@ def validate(
                                   lambda res, folder: reports.update(write_reports(res, folder)))
         except (UsageError, RootError) as exc:
             err.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(EXIT_USAGE) from exc
+        except Exception as exc:
+            # Exit code 1 means "records rejected"; a crash must not look like that.
+            err.print_exception()
+            err.print(f"[red]internal error:[/] {exc!r}; the previous output was left intact. "
+                      "Please report this with the traceback above.")
             raise typer.Exit(EXIT_USAGE) from exc
     _summary(reports, out)
     raise typer.Exit(result.exit_code)

@@ -53,8 +53,9 @@ def verify_clean(path: Path) -> None:
 
 
 class Exporter:
-    def __init__(self, out: Path):
+    def __init__(self, out: Path, max_chars: int):
         self.out = out
+        self.max_chars = max_chars
         self.names: dict[str, set[str]] = {}  # folder -> file names taken
         self.moved: dict[str, Path] = {}  # staged file -> where it went
         self.negatives: dict[tuple[str, str], str] = {}
@@ -95,6 +96,12 @@ class Exporter:
                      for n in record.negatives]
         if negatives or "negatives" in record.sources:
             row["negative_imgpath"] = negatives
+        for key, value in record.extra.items():
+            # Unmapped columns travel as text (one type per column, as `datasets` requires),
+            # bounded like captions.
+            text = value if isinstance(value, str) or value is None else json.dumps(value)
+            if key not in row and (text is None or len(text) <= self.max_chars):
+                row[key] = text
         row["source_file"] = record.image
         row["export"] = facts[record.image].export
         return Exported(record, row, image)
@@ -113,12 +120,21 @@ def write_metadata(out: Path, exported: list[Exported]) -> dict[str, str]:
     for item in exported:
         folder = posixpath.dirname(posixpath.dirname(item.path))
         by_folder.setdefault(folder, []).append(item.row)
+    # `datasets` refuses a culture whose splits' metadata differ in columns or types, so every
+    # split of a culture gets the same keys, and a text column that is empty throughout one
+    # split but filled in another is written as "" there rather than null.
+    by_culture: dict[str, list[dict[str, Any]]] = {}
+    for folder, rows in by_folder.items():
+        by_culture.setdefault(posixpath.dirname(folder), []).extend(rows)
     digests = {}
     for folder, rows in sorted(by_folder.items()):
-        keys = list(dict.fromkeys(k for row in rows for k in row))
+        culture_rows = by_culture[posixpath.dirname(folder)]
+        keys = list(dict.fromkeys(k for row in culture_rows for k in row))
+        blank = {k: "" for k in keys if all(row.get(k) is None for row in rows)
+                 and any(isinstance(row.get(k), str) for row in culture_rows)}
         path = out / folder / "metadata.jsonl"
-        data = "".join(json.dumps({k: row.get(k) for k in keys}, ensure_ascii=False) + "\n"
-                       for row in rows).encode("utf-8")
+        data = "".join(json.dumps({k: blank.get(k) if row.get(k) is None else row[k] for k in keys},
+                                  ensure_ascii=False) + "\n" for row in rows).encode("utf-8")
         path.write_bytes(data)
         digests[posixpath.join(folder, "metadata.jsonl")] = hashlib.sha256(data).hexdigest()
     return digests

@@ -157,7 +157,7 @@ def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) ->
 
 def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
             ) -> tuple[list[Outcome], dict[str, str]]:
-    exporter, exported, outcomes = Exporter(tmp), [], []
+    exporter, exported, outcomes = Exporter(tmp, ctx.cfg.limits.max_caption_chars), [], []
     rights = RightsChecks()
     for record in records:
         severity = ctx.status.get(record.key)
@@ -175,22 +175,43 @@ def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
 
 
 def recover(out: Path) -> None:
-    """Put back outputs that an interrupted publish had moved aside."""
+    """Finish or undo a publish that was interrupted, then drop leftover temporary folders.
+
+    `previous/` is created only once the new output is complete, so a temporary folder that
+    has it holds a finished run: its outputs not yet moved are moved into place (roll
+    forward); an output moved aside with nothing to replace it is put back.
+    """
     for tmp in out.glob(TMP_PREFIX + "*"):
         previous = tmp / "previous"
-        for name in OUTPUT_DIRS:
-            if (previous / name).is_dir() and not (out / name).exists():
-                os.rename(previous / name, out / name)
+        if previous.is_dir():
+            for name in OUTPUT_DIRS:
+                if (tmp / name).is_dir():
+                    if (out / name).exists():
+                        shutil.rmtree(out / name)
+                    os.rename(tmp / name, out / name)
+                elif (previous / name).is_dir() and not (out / name).exists():
+                    os.rename(previous / name, out / name)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _publish(tmp: Path, out: Path) -> None:
     previous = tmp / "previous"
     previous.mkdir()
-    for name in OUTPUT_DIRS:
-        if (out / name).exists():
-            os.rename(out / name, previous / name)
-        os.rename(tmp / name, out / name)
+    moved: list[str] = []
+    try:
+        for name in OUTPUT_DIRS:
+            if (out / name).exists():
+                os.rename(out / name, previous / name)
+            moved.append(name)
+            os.rename(tmp / name, out / name)
+    except BaseException:
+        # Put the previous output back before the caller deletes `tmp` (and `previous` in it).
+        for name in reversed(moved):
+            if (out / name).exists() and not (tmp / name).exists():
+                os.rename(out / name, tmp / name)
+            if (previous / name).exists():
+                os.rename(previous / name, out / name)
+        raise
 
 
 def check_paths(options: Options) -> None:

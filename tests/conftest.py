@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,39 @@ def make_image(path: Path, size: tuple[int, int] = DEFAULT_SIZE, mode: str = "RG
         save_kwargs.setdefault("quality", 90)
     im.save(path, fmt, **save_kwargs)
     return path
+
+
+def _s15fixed16(value: float) -> bytes:
+    return struct.pack(">i", round(value * 65536))
+
+
+def rgb_icc_profile(description: str = "Display P3") -> bytes:
+    """A minimal ICC v2 RGB display profile: Display P3 primaries (D50-adapted), gamma 2.2.
+
+    Pillow can only build sRGB, LAB and XYZ profiles itself; this is a real, non-sRGB RGB
+    profile that LittleCMS can convert from.
+    """
+    def xyz(x: float, y: float, z: float) -> bytes:
+        return b"XYZ " + bytes(4) + _s15fixed16(x) + _s15fixed16(y) + _s15fixed16(z)
+
+    text = description.encode("ascii") + b"\0"
+    desc = b"desc" + bytes(4) + struct.pack(">I", len(text)) + text + bytes(4 + 4 + 2 + 1 + 67)
+    curve = b"curv" + bytes(4) + struct.pack(">IH", 1, round(2.2 * 256)) + bytes(2)
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)),
+            (b"rXYZ", xyz(0.5151, 0.2412, -0.0011)), (b"gXYZ", xyz(0.2920, 0.6922, 0.0419)),
+            (b"bXYZ", xyz(0.1571, 0.0666, 0.7841)),
+            (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = struct.pack(">I", len(tags)), b""
+    for signature, data in tags:
+        data += bytes(-len(data) % 4)
+        table += signature + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + bytes(4) + bytes([2, 0x10, 0, 0])
+              + b"mntrRGB XYZ " + bytes(12) + b"acsp" + bytes(4 * 5 + 8)
+              + _s15fixed16(0.9642) + _s15fixed16(1.0) + _s15fixed16(0.8249) + bytes(4 + 16 + 28))
+    assert len(header) == 128
+    return header + table + body
 
 
 def write_jsonl(path: Path, rows: list[Any]) -> Path:
@@ -125,7 +159,23 @@ def run(root: Path, tmp_path: Path, cfg: Config | None = None, *, include_review
     """Validate `root` into `tmp_path/out` with one worker."""
     options = Options(root=Path(root), out=out or Path(tmp_path) / "out", flags=flags or {},
                       include_review=include_review, workers=1)
-    return validate(options, cfg or config())
+    result = validate(options, cfg or config())
+    for item in result.outcomes:
+        if item.output:
+            assert_clean_export(options.out / item.output)
+    return result
+
+
+def assert_clean_export(path: Path) -> None:
+    """Every exported image opens and carries no EXIF, ICC, XMP, comment or text chunk."""
+    with Image.open(path) as im:
+        im.load()
+        assert not im.getexif(), f"{path}: EXIF left"
+        for key in ("exif", "icc_profile", "xmp", "XML:com.adobe.xmp", "comment", "photoshop"):
+            assert not im.info.get(key), f"{path}: {key} left"
+        assert not (getattr(im, "text", None) or {}), f"{path}: text chunks left"
+        if im.format == "JPEG":
+            assert {marker for marker, _ in im.applist} <= {"APP0", "APP14"}, f"{path}: {im.applist}"
 
 
 def checks_for(result: Result, key: str | None) -> set[str]:

@@ -69,7 +69,8 @@ def _confirm(group: list[Record], ctx: Context) -> list[list[Record]]:
 
 
 def _preference(record: Record, ctx: Context) -> tuple:
-    """Keep the copy with no other errors, the most pixels, earliest, richest caption."""
-    facts = ctx.facts[record.image]
-    return (ctx.status.get(record.key) == "error", -(facts.width * facts.height),
+    """Keep the copy with no other errors (nor review items), the most pixels, earliest, richest
+    caption."""
+    facts, status = ctx.facts[record.image], ctx.status.get(record.key)
+    return (status == "error", status == "review", -(facts.width * facts.height),
             record.created_at or "~", -len(record.caption or ""), record.key)

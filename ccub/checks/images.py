@@ -14,6 +14,10 @@ def _usable(record: Record, ctx: Context) -> ImageFacts | None:
     return facts if facts is not None and facts.ok else None
 
 
+_TRANSFORM_CHECK = {"orientation": "image.orientation", "frames": "image.container",
+                    "export": "image.container"}
+
+
 class GeometryChecks(CheckFamily):
     name = "geometry"
     specs = (
@@ -31,6 +35,9 @@ class GeometryChecks(CheckFamily):
         CheckSpec("image.colour", "warning", "Colour mode, alpha or ICC profile was normalised "
                   "to RGB/sRGB (alpha composited on white).",
                   "Nothing to do; upload sRGB RGB images to avoid the conversion."),
+        CheckSpec("image.container", "info", "The file held several pictures (MPO: only the "
+                  "primary one is exported) or its container could not be rewritten losslessly "
+                  "(the image was re-encoded).", "Nothing to do."),
         CheckSpec("image.grayscale", "warning", "The picture is grayscale (judged from pixels).",
                   "Keep it only if black-and-white is intended.",
                   ("quality.grayscale_channel_delta",)),
@@ -57,7 +64,7 @@ class GeometryChecks(CheckFamily):
             yield Finding("geometry.aspect", f"{size}: aspect ratio {aspect:.1f} > "
                           f"{g.max_aspect_warning}", record=record.key, file=record.image)
         for kind, text in facts.transforms:
-            check = "image.orientation" if kind == "orientation" else "image.colour"
+            check = _TRANSFORM_CHECK.get(kind, "image.colour")
             yield Finding(check, text, record=record.key, file=record.image, fixed=text)
         if facts.channel_delta < ctx.cfg.quality.grayscale_channel_delta:
             yield Finding("image.grayscale", f"mean channel difference {facts.channel_delta:.1f}",

@@ -57,9 +57,18 @@ class RightsChecks(CheckFamily):
         return get_spdx_licensing()
 
     def canonical_license(self, value: str) -> tuple[str | None, str | None]:
-        """(canonical SPDX id, error message)."""
-        text = re.sub(r"\s+", "-", value.strip())
-        result = self._spdx.validate(text)
+        """(canonical SPDX expression, error message)."""
+        text = value.strip()
+        if "," in text or ";" in text:
+            return None, "several licences in one field; give one SPDX id or an expression " \
+                         "joined with OR / AND"
+        # "CC BY 4.0" is how licences are usually written by people; SPDX ids use hyphens.
+        if not re.search(r"\b(AND|OR|WITH)\b", text, re.IGNORECASE):
+            text = re.sub(r"\s+", "-", text)
+        try:
+            result = self._spdx.validate(text)
+        except Exception as exc:  # license_expression raises assorted errors on bad syntax
+            return None, f"not a licence expression ({type(exc).__name__})"
         if result.errors:
             return None, "; ".join(result.errors)
         return result.normalized_expression, None

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
 
-from ccub.imaging.strip import StripError, find_metadata, strip_metadata
+from ccub.imaging.strip import StripError, find_metadata, strip_metadata, webp_is_lossless
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -194,6 +194,10 @@ def _to_srgb_rgb(im: Image.Image, facts: ImageFacts, icc: bytes | None,
     if im.mode != "RGB":
         if im.mode != "RGBA":
             facts.transforms.append(("mode", f"colour mode {im.mode} converted to RGB"))
+        if im.mode.startswith("I"):
+            # 16-bit grayscale PNG: Pillow's convert() clips at 255 instead of scaling down.
+            deep = np.asarray(im, dtype=np.float64) / 257
+            im = Image.fromarray(np.clip(deep, 0, 255).round().astype(np.uint8), "L")
         im = im.convert("RGB")
     return im
 
@@ -297,7 +301,9 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
     # the inverse DCT, so a 12 MP phone photo decodes at 1/4 or 1/8 scale in a fraction
     # of the time. Full resolution is only needed when the exported pixels must change.
     if im.format == "JPEG" and not needs_pixels_changed:
-        im.draft("RGB", (limits.work_size, limits.work_size))
+        scale = next((s for s in (8, 4, 2) if max(width, height) // s >= limits.work_size), 1)
+        # Pillow picks the largest DCT scale at which *both* sides still reach the request.
+        im.draft("RGB", (width // scale, height // scale))
         facts.decode_scale = max(1, round(width / im.size[0]))
     try:
         im.load()
@@ -336,7 +342,7 @@ def _stage(facts: ImageFacts, data: bytes, rgb_im: Image.Image, reencode: bool,
         except StripError as exc:
             facts.transforms.append(("export", f"container could not be rewritten losslessly ({exc}); re-encoded"))
     if out is None:
-        lossless = fmt == "PNG" or (fmt == "WEBP" and b"VP8L" in data[:64])
+        lossless = fmt == "PNG" or (fmt == "WEBP" and webp_is_lossless(data))
         out = _encode(rgb_im, fmt, limits, lossless_webp=lossless)
         facts.export = ("re-encoded losslessly" if lossless
                         else f"re-encoded at quality {limits.jpeg_quality if fmt == 'JPEG' else limits.webp_quality}")

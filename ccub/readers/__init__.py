@@ -148,7 +148,8 @@ def _resolve(vocab: Vocabulary, name: str, value: str) -> str:
 
 
 def _infer_from_path(record: Record, vocab: Vocabulary) -> None:
-    path = record.image or ""
+    # A row whose image was refused still names its folder through the metadata file.
+    path = record.image or record.origin.rsplit(":", 1)[0]
     parts = PurePosixPath(path).parts[:-1]
     if not record.culture:
         for part in reversed(parts):

@@ -80,6 +80,8 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                 findings.append(Finding("file.outside_root", problem, record=record.key,
                                         file=meta, line=row.line, field="file_name"))
                 record.image = None
+                # A symlink inside the folder has its row: not also "no metadata".
+                claimed.add(posixpath.normpath(posixpath.join(folder, value.replace("\\", "/"))))
             elif not (tree.root / rel).is_file():
                 findings.append(Finding("file.missing", f"'{value}' is listed but does not "
                                         "exist", record=record.key, file=meta, line=row.line,

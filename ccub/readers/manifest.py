@@ -36,6 +36,8 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
             if problem:
                 findings.append(Finding("file.outside_root", problem, record=record.key,
                                         file=manifest, line=row.line, field="path"))
+                # A symlink inside the folder has its row: not also a folder-tree record.
+                claimed.add(posixpath.normpath(posixpath.join(folder, local.replace("\\", "/"))))
             elif rel is None and url:
                 findings.append(Finding("file.not_downloaded", f"only a URL is given ({url})",
                                         record=record.key, file=manifest, line=row.line,

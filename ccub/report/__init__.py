@@ -19,6 +19,13 @@ ISSUE_COLUMNS = ("contributor", "culture", "file", "record", "line", "field", "c
                  "severity", "message", "fixed", "fix")
 
 
+REPORT_CAPTION_CHARS = 1000
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    return text if text is None or len(text) <= limit else text[:limit] + "…"
+
+
 def _issue_row(issue) -> dict[str, Any]:
     f = issue.finding
     return {"contributor": issue.contributor, "culture": issue.culture, "file": f.file,
@@ -47,7 +54,10 @@ def build_report(result: Result) -> dict[str, Any]:
         facts = result.facts.get(r.image or "")
         records.append({
             "key": r.key, "origin": r.origin, "image": r.image, "url": r.url,
-            "status": outcome.status, "output": outcome.output, "caption": r.caption,
+            "status": outcome.status, "output": outcome.output,
+            # Bounded: a hostile megabyte caption must not make the report a megabyte.
+            "caption": _clip(r.caption, REPORT_CAPTION_CHARS),
+            "caption_chars": len(r.caption or ""),
             "culture": r.culture, "category": r.category, "license": r.license,
             "creator": r.creator, "contributor": r.contributor, "consent": r.consent,
             "language": r.language, "split": r.split, "sources": r.sources,

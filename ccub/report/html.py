@@ -41,6 +41,13 @@ def clip(value: Any, limit: int = TEXT_CHARS) -> str:
     return f"{text[:limit]}… ({len(text):,} characters in all)"
 
 
+def clip_caption(record: dict[str, Any], limit: int) -> str:
+    """The record's caption for display; report.json already bounds it, so count from there."""
+    text = (record.get("caption") or "").strip()
+    total = record.get("caption_chars") or len(text)
+    return text if total <= limit else f"{text[:limit]}… ({total:,} characters in all)"
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -51,6 +58,7 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["clip"] = clip
+    env.filters["clip_caption"] = clip_caption
     return env
 
 

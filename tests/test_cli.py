@@ -1,0 +1,286 @@
+"""The `ccub` command line: help, version, checks, config, validate's exit codes and outputs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+from helpers_io import imagefolder, read_jsonl, row, write_image, write_jsonl
+from typer.testing import CliRunner
+
+from ccub import __version__
+from ccub.checks.registry import all_specs
+from ccub.cli import app
+
+WIDE = {"COLUMNS": "200"}
+CAPTIONS = [("FOOD_1.jpg", "a bowl of bibimbap with seasoned vegetables"),
+            ("ARCH_2.jpg", "the main gate of Gyeongbokgung palace in Seoul")]
+
+
+def invoke(*args: str | Path):
+    return CliRunner().invoke(app, [str(a) for a in args], env=WIDE)
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def validate(root: Path, out: Path, *extra: str | Path):
+    return invoke("validate", root, "--out", out, "--workers", "1", *extra)
+
+
+@pytest.fixture
+def clean_set(tmp_path) -> Path:
+    root = tmp_path / "sub"
+    imagefolder(root / "korea", CAPTIONS)
+    return root
+
+
+@pytest.fixture
+def mixed_set(tmp_path) -> Path:
+    """One accepted record, one rejected (no licence), one held for review (no consent)."""
+    root = tmp_path / "sub"
+    base = root / "korea"
+    for i, name in enumerate(("FOOD_1.jpg", "FOOD_2.jpg", "PEOPLE_3.jpg")):
+        write_image(base / name, 20 + i)
+    write_jsonl(base / "metadata.jsonl", [
+        row("FOOD_1.jpg", "a bowl of bibimbap with seasoned vegetables"),
+        row("FOOD_2.jpg", "a plate of spicy rice cakes", license=""),
+        row("PEOPLE_3.jpg", "a woman selling kimchi at a busy market", consent=""),
+    ])
+    return root
+
+
+# --- help, version, checks, config --------------------------------------------------------
+
+
+def test_help_lists_commands():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("validate", "checks", "config"):
+        assert command in result.output
+    sub = invoke("validate", "--help")
+    assert sub.exit_code == 0
+    for option in ("--out", "--config", "--culture", "--include-review", "--workers"):
+        assert option in sub.output
+
+
+def test_version():
+    result = invoke("--version")
+    assert result.exit_code == 0
+    assert result.output.strip() == f"ccub {__version__}"
+
+
+def test_console_script_is_installed():
+    exe = shutil.which("ccub") or str(Path(sys.executable).parent / "ccub")
+    done = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ccub {__version__}"
+
+
+def test_checks_lists_every_check_id():
+    result = invoke("checks")
+    assert result.exit_code == 0
+    ids = [spec.id for spec in all_specs()]
+    assert len(ids) == len(set(ids)) > 30
+    assert [i for i in ids if i not in result.output] == []
+    # Ids are never folded over two lines, even on a narrow terminal (grep-able).
+    narrow = CliRunner().invoke(app, ["checks"], env={"COLUMNS": "70"})
+    assert [i for i in ids if i not in narrow.output] == []
+
+
+def test_checks_vocabulary_and_config_override(tmp_path):
+    result = invoke("checks", "--vocabulary")
+    assert result.exit_code == 0
+    for word in ("cultures", "categories", "korea", "South Korea", "KOR", "FOOD", "ARCH"):
+        assert word in result.output
+    config = tmp_path / "ccub.toml"
+    config.write_text('disable = ["quality.dark"]\n[severity]\n"caption.repeated" = "error"\n',
+                      "utf-8")
+    lines = invoke("checks", "--config", config).output.splitlines()
+    assert "disabled" in next(line for line in lines if "quality.dark" in line)
+    assert "error" in next(line for line in lines if "caption.repeated" in line)
+
+
+def test_config_prints_toml_that_round_trips(tmp_path):
+    result = invoke("config")
+    assert result.exit_code == 0
+    data = tomllib.loads(result.output)
+    assert data["limits"]["max_megapixels"] == 100.0
+    assert "korea" in data["cultures"] and "FOOD" in data["categories"]
+    assert len(data["captions"]["placeholders"]) >= 3  # long lines survive unwrapped
+    saved = tmp_path / "saved.toml"
+    saved.write_text(result.output, "utf-8")
+    again = invoke("config", "--config", saved)
+    assert again.exit_code == 0
+    assert tomllib.loads(again.output) == data
+    assert str(saved) in again.output.splitlines()[0]
+
+
+def test_ccub_toml_in_working_directory_is_used(tmp_path, monkeypatch, clean_set):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ccub.toml").write_text("[limits]\nmax_caption_chars = 20\n", "utf-8")
+    monkeypatch.chdir(work)
+    shown = invoke("config")
+    assert shown.exit_code == 0
+    assert tomllib.loads(shown.output)["limits"]["max_caption_chars"] == 20
+    assert "ccub.toml" in shown.output.splitlines()[0]
+    # validate reads it too: both captions are now too long.
+    result = validate(clean_set, tmp_path / "out")
+    assert result.exit_code == 1
+    report = json.loads((tmp_path / "out" / "reports" / "report.json").read_text("utf-8"))
+    assert report["config"]["source"].endswith("ccub.toml")
+    assert report["summary"]["checks"]["caption.too_long"] == 2
+
+
+def test_invalid_ccub_toml_exits_2_naming_file_and_key(tmp_path, monkeypatch, clean_set):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ccub.toml").write_text("[limits]\nmax_caption_charz = 20\n", "utf-8")
+    monkeypatch.chdir(work)
+    for args in (("config",), ("checks",), ("validate", clean_set, "--out", tmp_path / "out")):
+        result = invoke(*args)
+        assert result.exit_code == 2, args
+        message = flat(result.output)
+        assert "ccub.toml" in message and "max_caption_charz" in message
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+    bad_severity = tmp_path / "bad.toml"
+    bad_severity.write_text('[severity]\n"caption.nope" = "error"\n', "utf-8")
+    result = invoke("checks", "--config", bad_severity)
+    assert result.exit_code == 2 and "caption.nope" in flat(result.output)
+
+
+# --- validate: exit codes -----------------------------------------------------------------
+
+
+def test_exit_0_on_a_clean_set(tmp_path, clean_set):
+    result = validate(clean_set, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    rows = read_jsonl(tmp_path / "out" / "clean" / "korea" / "train" / "metadata.jsonl")
+    assert [r["text"] for r in rows] == [c for _, c in CAPTIONS]
+
+
+def test_exit_1_when_rejected_or_held_for_review(tmp_path, mixed_set):
+    assert validate(mixed_set, tmp_path / "out").exit_code == 1
+    # Only held for review (nothing rejected) is also 1.
+    review_only = tmp_path / "review"
+    imagefolder(review_only / "korea", [("PEOPLE_1.jpg", "an old man playing the janggu drum")],
+                consent="")
+    assert validate(review_only, tmp_path / "out2").exit_code == 1
+    report = json.loads((tmp_path / "out2" / "reports" / "report.json").read_text("utf-8"))
+    assert report["summary"]["status"] == {"korea": {"review": 1}}
+
+
+def test_exit_2_for_unusable_paths(tmp_path, clean_set):
+    missing = validate(tmp_path / "nowhere", tmp_path / "out")
+    assert missing.exit_code == 2 and "not a folder" in flat(missing.output)
+    inside = validate(clean_set, clean_set / "out")
+    assert inside.exit_code == 2 and "inside the submissions folder" in flat(inside.output)
+    assert not (clean_set / "out").exists()
+    a_file = clean_set / "korea" / "metadata.jsonl"
+    given_file = validate(a_file, tmp_path / "out")
+    assert given_file.exit_code == 2 and "not a folder" in flat(given_file.output)
+    assert not (tmp_path / "out").exists()
+    assert all("Traceback" not in r.output for r in (missing, inside, given_file))
+
+
+# --- validate: outputs --------------------------------------------------------------------
+
+
+def test_validate_writes_clean_set_and_reports(tmp_path, mixed_set):
+    out = tmp_path / "out"
+    result = validate(mixed_set, out)
+    assert result.exit_code == 1
+    rows = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
+    assert [r["file_name"] for r in rows] == ["images/FOOD_1.jpg"]
+    assert (out / "clean" / "korea" / "train" / "images" / "FOOD_1.jpg").is_file()
+
+    reports = out / "reports"
+    report = json.loads((reports / "report.json").read_text("utf-8"))
+    assert report["schema"] == "ccub.validate.report" and report["schema_version"] == 1
+    assert report["config"]["limits"]["max_caption_chars"] == 2000
+    assert report["config"]["source"] == "built-in defaults"
+    assert report["summary"]["exit_code"] == 1
+    assert report["summary"]["status"]["korea"] == {"accepted": 1, "rejected": 1, "review": 1}
+    statuses = {r["image"]: r["status"] for r in report["records"]}
+    assert statuses == {"korea/FOOD_1.jpg": "accepted", "korea/FOOD_2.jpg": "rejected",
+                        "korea/PEOPLE_3.jpg": "review"}
+    assert report["issues"]
+    for issue in report["issues"]:
+        for key in ("check", "severity", "message", "fix"):
+            assert issue[key], (key, issue)
+    checks = {i["check"] for i in report["issues"]}
+    assert {"rights.license_missing", "rights.consent_missing"} <= checks
+
+    with (reports / "issues.csv").open(encoding="utf-8", newline="") as fh:
+        table = list(csv.reader(fh))
+    assert table[0] == ["contributor", "culture", "file", "record", "line", "field", "check",
+                        "severity", "message", "fixed", "fix"]
+    assert len(table) - 1 == len(report["issues"])
+    assert sorted(r[6] for r in table[1:]) == sorted(i["check"] for i in report["issues"])
+
+    md = (reports / "report.md").read_text("utf-8")
+    assert md.startswith("# ccub validate report") and "rights.license\\_missing" in md
+    html = (reports / "report.html").read_text("utf-8")
+    assert "<html" in html.lower() and "rights.license_missing" in html
+    # The summary table on the console names the culture.
+    assert "korea" in result.output
+
+
+def test_include_review_exports_review_records(tmp_path, mixed_set):
+    without = validate(mixed_set, tmp_path / "a")
+    with_review = validate(mixed_set, tmp_path / "b", "--include-review")
+    assert without.exit_code == with_review.exit_code == 1
+    names = {p: [r["file_name"] for r in read_jsonl(
+        tmp_path / p / "clean" / "korea" / "train" / "metadata.jsonl")] for p in ("a", "b")}
+    assert names == {"a": ["images/FOOD_1.jpg"],
+                     "b": ["images/FOOD_1.jpg", "images/PEOPLE_3.jpg"]}
+    report = json.loads((tmp_path / "b" / "reports" / "report.json").read_text("utf-8"))
+    assert report["output"]["include_review"] is True
+
+
+def test_workers_do_not_change_the_output(tmp_path):
+    root = tmp_path / "sub"
+    imagefolder(root / "korea", [(f"FOOD_{i}.jpg", f"a bowl of dish number {i} with rice")
+                                 for i in range(5)])
+    one = validate(root, tmp_path / "one")
+    two = invoke("validate", root, "--out", tmp_path / "two", "--workers", "2")
+    assert one.exit_code == two.exit_code == 0, two.output
+    clean_one, clean_two = tmp_path / "one" / "clean", tmp_path / "two" / "clean"
+    files = sorted(p.relative_to(clean_one) for p in clean_one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(clean_two) for p in clean_two.rglob("*") if p.is_file())
+    assert len(files) == 6
+    for rel in files:
+        assert (clean_one / rel).read_bytes() == (clean_two / rel).read_bytes(), rel
+    for name in ("one", "two"):
+        report = json.loads((tmp_path / name / "reports" / "report.json").read_text("utf-8"))
+        assert report["input"]["images_analysed"] == 5
+
+
+def test_csv_issues_parse_back_with_awkward_messages(tmp_path):
+    root = tmp_path / "sub"
+    imagefolder(root / "korea", [("x.jpg", 'rice,\n"hot"')], license="Not A Licence")
+    assert validate(root, tmp_path / "out").exit_code == 1
+    text = (tmp_path / "out" / "reports" / "issues.csv").read_text("utf-8")
+    parsed = {r["check"]: r for r in csv.DictReader(io.StringIO(text))}
+    assert "Not A Licence" in parsed["rights.license_invalid"]["message"]
+    assert 'rice, "hot"' in parsed["caption.too_short"]["message"]
+
+
+def test_licence_with_a_comma_is_a_finding_not_a_crash(tmp_path):
+    root = tmp_path / "sub"
+    imagefolder(root / "korea", [("x.jpg", "a bowl of bibimbap with vegetables")],
+                license="CC-BY-4.0, CC0-1.0")
+    result = validate(root, tmp_path / "out")
+    assert result.exit_code == 1, result.output
+    report = json.loads((tmp_path / "out" / "reports" / "report.json").read_text("utf-8"))
+    assert report["summary"]["checks"]["rights.license_invalid"] == 1

@@ -1,0 +1,386 @@
+"""Hostile and broken inputs, untouched inputs, and all-or-nothing outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import struct
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+from helpers_io import (
+    by_image,
+    checks_of,
+    imagefolder,
+    read_jsonl,
+    row,
+    run,
+    snapshot,
+    tree_bytes,
+    write_csv,
+    write_image,
+    write_jsonl,
+)
+from typer.testing import CliRunner
+
+import ccub.pipeline
+from ccub.cli import app
+from ccub.config import load_config
+from ccub.pipeline import TMP_PREFIX, recover
+
+CAPTION = "a bowl of bibimbap with seasoned vegetables"
+
+
+def temp_dirs(out: Path) -> list[str]:
+    return [p.name for p in out.glob(TMP_PREFIX + "*")]
+
+
+def findings(result, check: str):
+    return [i.finding for i in result.issues if i.finding.check == check]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A valid PNG that declares width x height but carries a few bytes of pixel data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 4096)) + chunk(b"IEND", b""))
+
+
+# --- inputs are never modified ------------------------------------------------------------
+
+
+def test_input_tree_is_untouched(tmp_path):
+    root = tmp_path / "sub"
+    imagefolder(root / "korea" / "train", [("FOOD_1.jpg", CAPTION)])
+    write_image(root / "india" / "FOOD" / "dosa.jpg", 5)
+    (root / "india" / "FOOD" / "dosa.jpg.txt").write_text("a crisp masala dosa", "utf-8")
+    (root / "india" / "submission.toml").write_text('license = "CC0-1.0"\n', "utf-8")
+    write_csv(root / "manifest.csv", [{"country_code": "NGA", "caption": "jollof rice in a pot",
+                                       "url": "https://example.org/a.jpg"}])
+    (root / "korea" / "train" / "page.jpg").write_bytes(b"<html><body>404</body></html>")
+    outside = write_image(tmp_path / "elsewhere" / "x.jpg", 7)
+    (root / "korea" / "link.jpg").symlink_to(outside)
+    os.chmod(root / "korea" / "train" / "FOOD_1.jpg", 0o444)
+    before = snapshot(root)
+    outside_before = snapshot(tmp_path / "elsewhere")
+
+    assert run(root, tmp_path / "out").exit_code == 1
+    result = CliRunner().invoke(app, ["validate", str(root), "--out", str(tmp_path / "out"),
+                                      "--workers", "2"])
+    assert result.exit_code == 1, result.output
+    assert snapshot(root) == before  # same files, bytes, mtimes and modes
+    assert snapshot(tmp_path / "elsewhere") == outside_before
+    assert sorted(before) == sorted(p.relative_to(root).as_posix() for p in root.rglob("*"))
+
+
+# --- outputs are replaced whole, or not at all ----------------------------------------------
+
+
+def test_second_run_replaces_the_output_wholly(tmp_path):
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    imagefolder(first / "korea", [("FOOD_1.jpg", CAPTION)])
+    imagefolder(first / "india", [("FOOD_2.jpg", "a plate of vegetable biryani")], seed=5)
+    imagefolder(second / "nigeria", [("FOOD_3.jpg", "a pot of smoky party jollof rice")], seed=9)
+    run(first, out)
+    assert (out / "clean" / "korea").is_dir() and (out / "clean" / "india").is_dir()
+    (out / "notes.txt").write_text("mine", "utf-8")  # not ccub's: left alone
+
+    run(second, out)
+    assert sorted(p.name for p in (out / "clean").iterdir()) == ["nigeria"]
+    assert sorted(tree_bytes(out / "clean")) == ["nigeria/train/images/FOOD_3.jpg",
+                                                 "nigeria/train/metadata.jsonl"]
+    report = json.loads((out / "reports" / "report.json").read_text("utf-8"))
+    assert report["input"]["root"] == str(second)
+    assert sorted(p.name for p in (out / "reports").iterdir()) == [
+        "issues.csv", "report.html", "report.json", "report.md"]
+    assert (out / "notes.txt").read_text("utf-8") == "mine"
+    assert temp_dirs(out) == []
+
+
+@pytest.fixture
+def previous_output(tmp_path):
+    """An output from a first run, and a different submission to run next."""
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "out"
+    imagefolder(first / "korea", [("FOOD_1.jpg", CAPTION)])
+    imagefolder(second / "india", [("FOOD_2.jpg", "a plate of vegetable biryani")], seed=5)
+    run(first, out)
+    return second, out, tree_bytes(out / "clean"), tree_bytes(out / "reports")
+
+
+def assert_unchanged(out: Path, clean: dict, reports: dict) -> None:
+    assert tree_bytes(out / "clean") == clean
+    assert tree_bytes(out / "reports") == reports
+    assert temp_dirs(out) == []
+
+
+def test_failing_report_writer_leaves_previous_output(previous_output):
+    second, out, clean, reports = previous_output
+
+    def broken(result, folder):
+        (folder / "report.json").write_text("{half", "utf-8")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        ccub.pipeline.validate(ccub.pipeline.Options(root=second, out=out, workers=1),
+                               load_config(cwd=second), None, broken)
+    assert_unchanged(out, clean, reports)
+
+
+def test_failing_publish_leaves_previous_output(previous_output, monkeypatch):
+    second, out, clean, reports = previous_output
+
+    def broken(tmp, out):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(ccub.pipeline, "_publish", broken)
+    with pytest.raises(OSError, match="rename failed"):
+        run(second, out)
+    assert_unchanged(out, clean, reports)
+
+
+def test_publish_failing_half_way_puts_previous_output_back(previous_output, monkeypatch):
+    """clean/ already swapped in when moving reports/ fails: the old clean/ comes back."""
+    second, out, clean, reports = previous_output
+    real_rename = os.rename
+
+    def rename(src, dst):
+        if Path(src).parent.name.startswith(TMP_PREFIX) and Path(dst) == out / "reports":
+            raise OSError("rename failed")
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", rename)
+    with pytest.raises(OSError, match="rename failed"):
+        run(second, out)
+    monkeypatch.undo()
+    assert_unchanged(out, clean, reports)
+
+
+def test_recover_restores_output_moved_aside(tmp_path):
+    out = tmp_path / "out"
+    previous = out / (TMP_PREFIX + "x") / "previous"
+    (previous / "clean" / "korea" / "train").mkdir(parents=True)
+    (previous / "clean" / "korea" / "train" / "metadata.jsonl").write_text("{}\n", "utf-8")
+    (previous / "reports").mkdir()
+    (previous / "reports" / "report.json").write_text("{}", "utf-8")
+    (out / "reports").mkdir()  # a newer reports/ was already published: kept
+    (out / "reports" / "report.json").write_text('{"new": 1}', "utf-8")
+
+    recover(out)
+    assert (out / "clean" / "korea" / "train" / "metadata.jsonl").read_text("utf-8") == "{}\n"
+    assert (out / "reports" / "report.json").read_text("utf-8") == '{"new": 1}'
+    assert temp_dirs(out) == []
+
+
+def test_validate_recovers_before_running(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    imagefolder(root / "korea", [("FOOD_1.jpg", CAPTION)])
+    stale = out / (TMP_PREFIX + "old") / "previous" / "clean" / "stale"
+    stale.mkdir(parents=True)
+    (stale / "x.txt").write_text("old", "utf-8")
+    assert run(root, out).exit_code == 0
+    assert sorted(p.name for p in (out / "clean").iterdir()) == ["korea"]
+    assert temp_dirs(out) == []
+
+
+# --- paths and links ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../etc/passwd", "/etc/passwd", "..\\..\\x.jpg",
+                                  "C:\\Windows\\x.jpg", "images/../../../x.jpg"])
+def test_path_traversal_in_file_name(tmp_path, name):
+    root = tmp_path / "sub"
+    write_image(tmp_path / "x.jpg", 1)  # a real image just outside the root
+    imagefolder(root / "korea", [("ok.jpg", CAPTION)], seed=2)
+    with (root / "korea" / "metadata.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row(name, "a caption pointing somewhere else")) + "\n")
+    result = run(root, tmp_path / "out")
+    bad = findings(result, "file.outside_root")
+    assert len(bad) == 1 and bad[0].line == 2 and bad[0].field == "file_name"
+    outcome = next(o for o in result.outcomes if o.record.key == "korea/metadata.jsonl:2")
+    assert outcome.status == "rejected" and outcome.output is None
+    assert outcome.record.image is None
+    assert set(result.facts) == {"korea/ok.jpg"}  # nothing outside was opened
+    assert [r["file_name"] for r in read_jsonl(
+        tmp_path / "out" / "clean" / "korea" / "train" / "metadata.jsonl")] == ["images/ok.jpg"]
+
+
+def test_symlinks_do_not_leave_the_root(tmp_path):
+    root = tmp_path / "sub"
+    outside = tmp_path / "outside"
+    write_image(outside / "secret.jpg", 1)
+    write_image(outside / "dir" / "inner.jpg", 2)
+    imagefolder(root / "korea", [("ok.jpg", CAPTION)], seed=3)
+    (root / "korea" / "link.jpg").symlink_to(outside / "secret.jpg")
+    (root / "korea" / "linkdir").symlink_to(outside / "dir", target_is_directory=True)
+    (root / "india" / "FOOD").mkdir(parents=True)
+    (root / "india" / "FOOD" / "tree_link.jpg").symlink_to(outside / "secret.jpg")
+    (root / "india" / "FOOD" / "tree_link.jpg.txt").write_text("a plate of curry", "utf-8")
+    with (root / "korea" / "metadata.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row("link.jpg", "a symlinked picture of a palace")) + "\n")
+        fh.write(json.dumps(row("linkdir/inner.jpg", "a picture behind a linked folder")) + "\n")
+
+    result = run(root, tmp_path / "out")
+    bad = findings(result, "file.outside_root")
+    assert sorted(f.line or 0 for f in bad) == [0, 2, 3]
+    assert all("symlink" in f.message for f in bad)
+    # Listed in the metadata: not also reported as an image without a row.
+    assert findings(result, "file.no_metadata") == []
+    statuses = {o.record.key: o.status for o in result.outcomes}
+    assert statuses == {"korea/ok.jpg": "accepted", "korea/metadata.jsonl:2": "rejected",
+                        "korea/metadata.jsonl:3": "rejected", "india/FOOD/tree_link.jpg": "rejected"}
+    # The linked folder is not walked, and nothing outside the root was decoded.
+    assert set(result.facts) == {"korea/ok.jpg"}
+    exported = tree_bytes(tmp_path / "out" / "clean")
+    assert sorted(exported) == ["korea/train/images/ok.jpg", "korea/train/metadata.jsonl"]
+
+
+# --- hostile files ------------------------------------------------------------------------
+
+
+def test_decompression_bombs_rejected_quickly(tmp_path):
+    root = tmp_path / "sub"
+    base = root / "korea"
+    (base).mkdir(parents=True)
+    (base / "bomb.png").write_bytes(png_header(100_000, 100_000))  # 10 gigapixels, ~100 bytes
+    (base / "big.png").write_bytes(png_header(12_000, 10_000))  # 120 MP > the 100 MP cap
+    write_jsonl(base / "metadata.jsonl", [row("bomb.png", "a bomb of a picture, do not open"),
+                                          row("big.png", "a very large panorama of a city")])
+    assert (base / "bomb.png").stat().st_size < 1000
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    result = run(root, tmp_path / "out")
+    assert time.perf_counter() - start < 5
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
+    assert grown_mb < 300
+    for key in ("korea/bomb.png", "korea/big.png"):
+        assert checks_of(result, key) >= {"file.too_many_pixels"}
+        assert by_image(result)[key].status == "rejected"
+    big = next(f for f in findings(result, "file.too_many_pixels") if f.record == "korea/big.png")
+    assert "12000x10000" in big.message and "100 MP" in big.message
+
+
+def test_html_page_named_jpg(tmp_path):
+    root = tmp_path / "sub"
+    (root / "korea").mkdir(parents=True)
+    (root / "korea" / "photo.jpg").write_bytes(
+        b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>" + b"x" * 5000
+        + b"</body></html>")
+    write_jsonl(root / "korea" / "metadata.jsonl", [row("photo.jpg", CAPTION)])
+    result = run(root, tmp_path / "out")
+    [found] = findings(result, "file.format")
+    assert "HTML" in found.message and found.record == "korea/photo.jpg"
+    assert by_image(result)["korea/photo.jpg"].status == "rejected"
+
+
+def test_invalid_utf8_in_metadata_and_sidecar(tmp_path):
+    root = tmp_path / "sub"
+    base = root / "korea"
+    for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        write_image(base / name, i)
+    lines = [json.dumps(row("a.jpg", CAPTION)).encode(),
+             json.dumps(row("b.jpg", "caption XX here")).encode().replace(b"XX", b"\xff\xfe"),
+             json.dumps(row("c.jpg", "a plate of kimchi beside steamed rice")).encode()]
+    (base / "metadata.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    write_image(root / "india" / "FOOD" / "x.jpg", 7)
+    (root / "india" / "FOOD" / "x.jpg.txt").write_bytes(b"a plate of curry caf\xe9 style")
+
+    result = run(root, tmp_path / "out")
+    encoding = findings(result, "metadata.encoding")
+    assert {(f.file, f.line) for f in encoding} == {("korea/metadata.jsonl", 2),
+                                                    ("india/FOOD/x.jpg.txt", None)}
+    assert all("UTF-8" in f.message for f in encoding)
+    statuses = {o.record.key: o.status for o in result.outcomes}
+    assert statuses["korea/a.jpg"] == statuses["korea/c.jpg"] == "accepted"  # rest still read
+    assert statuses["india/FOOD/x.jpg"] == "rejected"
+    assert "caption.missing" in checks_of(result, "india/FOOD/x.jpg")
+
+
+def test_script_in_caption_is_escaped_in_reports(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    caption = "<script>alert(1)</script> a bowl of bibimbap with vegetables"
+    imagefolder(root / "korea", [("a.jpg", caption), ("b.jpg", "<b onmouseover=x>hi</b>")])
+    run(root, out)
+    # Data stays data in the dataset.
+    rows = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
+    assert rows[0]["text"] == caption
+    html = (out / "reports" / "report.html").read_text("utf-8")
+    md = (out / "reports" / "report.md").read_text("utf-8")
+    assert "<script>alert" not in html and "<b onmouseover" not in html
+    assert "&lt;script&gt;alert(1)" in html
+    # Markdown escapes with backslashes; no unescaped tag is left for a renderer to run.
+    assert re.search(r"(?<!\\)<(script|b )", md) is None
+    assert "\\<b onmouseover=x\\>" in md  # the short caption is quoted in a finding
+
+
+def test_megabyte_caption_rejected_and_reports_stay_small(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    imagefolder(root / "korea", [("a.jpg", "word " * 200_000), ("b.jpg", CAPTION)])
+    result = run(root, out)
+    [found] = findings(result, "caption.too_long")
+    assert found.record == "korea/a.jpg" and "1,000,000" in found.message
+    assert by_image(result)["korea/a.jpg"].status == "rejected"
+    for name in ("report.md", "issues.csv", "report.html"):
+        assert (out / "reports" / name).stat().st_size < 300_000, name
+
+
+def test_megabyte_caption_keeps_report_json_small(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    imagefolder(root / "korea", [("a.jpg", "word " * 200_000)])
+    run(root, out)
+    assert (out / "reports" / "report.json").stat().st_size < 300_000
+
+
+def test_csv_fields_with_newlines_and_quotes(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    base = root / "korea"
+    for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
+        write_image(base / name, i)
+    write_csv(base / "metadata.csv", [
+        row("a.jpg", 'a "quoted" caption,\nover two lines, of rice cakes'),
+        row("b.jpg", "plain caption of spicy rice cakes", creator='Kim "Jay", Seoul'),
+        row("c.jpg", "a third caption about cold noodles"),
+    ])
+    result = run(root, out)
+    assert result.exit_code == 0, [(i.finding.check, i.finding.message) for i in result.issues]
+    rows = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
+    assert [r["text"] for r in rows] == ['a "quoted" caption, over two lines, of rice cakes',
+                                         "plain caption of spicy rice cakes",
+                                         "a third caption about cold noodles"]
+    assert rows[1]["creator"] == 'Kim "Jay", Seoul'
+    origins = [o.record.origin for o in result.outcomes]
+    assert origins == ["korea/metadata.csv:3", "korea/metadata.csv:4", "korea/metadata.csv:5"]
+
+
+def test_zero_byte_metadata_jsonl(tmp_path):
+    root = tmp_path / "sub"
+    write_image(root / "korea" / "a.jpg", 1)
+    (root / "korea" / "metadata.jsonl").write_bytes(b"")
+    imagefolder(root / "india", [("b.jpg", "a plate of vegetable biryani")], seed=4)
+    result = run(root, tmp_path / "out")
+    assert result.exit_code == 1
+    [orphan] = findings(result, "file.no_metadata")
+    assert orphan.file == "korea/a.jpg" and "korea/metadata.jsonl" in orphan.message
+    assert {o.record.key: o.status for o in result.outcomes} == {"india/b.jpg": "accepted"}
+
+
+def test_submissions_without_images(tmp_path):
+    """Chosen behaviour: nothing to check is not a failure: exit 0, empty clean/, full reports."""
+    root, out = tmp_path / "sub", tmp_path / "out"
+    (root / "notes").mkdir(parents=True)
+    (root / "notes" / "readme.txt").write_text("photos follow next week", "utf-8")
+    result = CliRunner().invoke(app, ["validate", str(root), "--out", str(out), "--workers", "1"])
+    assert result.exit_code == 0, result.output
+    assert list((out / "clean").iterdir()) == []
+    report = json.loads((out / "reports" / "report.json").read_text("utf-8"))
+    assert report["input"]["records"] == 0 and report["records"] == []
+    assert report["summary"]["exit_code"] == 0
+    assert (out / "reports" / "issues.csv").read_text("utf-8").count("\n") == 1  # header only
+    assert (out / "reports" / "report.html").stat().st_size > 0
+    assert temp_dirs(out) == []
