@@ -114,8 +114,9 @@ def show_config(config: ConfigOption = None) -> None:
 
 
 def _progress_bar() -> Progress:
+    # No auto-refresh thread: the pipeline can then fork its workers safely.
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err, transient=True)
+                    TimeRemainingColumn(), console=err, transient=True, auto_refresh=False)
 
 
 @app.command()
@@ -159,7 +160,7 @@ def validate(
         task = progress.add_task("analysing images", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
+            progress.update(task, completed=done, total=total, refresh=True)
 
         try:
             result = run_validate(options, cfg, on_progress,

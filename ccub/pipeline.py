@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +109,11 @@ def _analyze_all(root: Path, images: list[str], tmp: Path, limits: Limits, worke
     if workers <= 1 or len(tasks) < 2:
         collect(map(_analyze_task, tasks))
     else:
-        # spawn: the console's refresh thread makes fork unsafe.
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        # fork starts workers in milliseconds with everything already imported, but is only
+        # safe while this process has no other thread (the CLI's progress bar runs without one).
+        method = "fork" if threading.active_count() == 1 and "fork" in get_all_start_methods() \
+            else "spawn"
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
             collect(pool.map(_analyze_task, tasks, chunksize=max(1, min(8, len(tasks) // (
                 workers * 8) or 1))))
     return facts
