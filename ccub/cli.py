@@ -192,11 +192,16 @@ def _summary(report: dict[str, Any], out: Path) -> None:
     for column in ("check", "severity", "count"):
         issues.add_column(column)
     severity = {i["check"]: i["severity"] for i in report["issues"]}
-    for check, count in list(summary["checks"].items())[:10]:
+    # Problems first: info notes (counts, coverage) are in the report.
+    problems = [(c, n) for c, n in summary["checks"].items() if severity[c] != "info"]
+    for check, count in problems[:10]:
         style = SEVERITY_STYLE.get(severity[check], "")
         issues.add_row(check, f"[{style}]{severity[check]}[/]", str(count))
-    if summary["checks"]:
+    if problems:
         console.print(issues)
+    notes = summary["severity"].get("info", 0)
+    if notes:
+        console.print(f"{notes} info note(s) (coverage, normalisations) are in the report.")
     console.print(f"clean dataset: {out / 'clean'}\nreports: {out / 'reports'} "
                   "(report.html, report.md, report.json, issues.csv)", highlight=False)
 
