@@ -14,7 +14,7 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
-from ccub.checks.registry import Context, families, spec_index
+from ccub.checks.registry import Context, families, severity_of, spec_index
 from ccub.checks.rights import RightsChecks
 from ccub.config import Config
 from ccub.export import Exported, Exporter, write_metadata
@@ -114,13 +114,14 @@ def _analyze_all(root: Path, images: list[str], tmp: Path, limits: Limits, worke
         method = "fork" if threading.active_count() == 1 and "fork" in get_all_start_methods() \
             else "spawn"
         with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
-            collect(pool.map(_analyze_task, tasks, chunksize=max(1, min(8, len(tasks) // (
-                workers * 8) or 1))))
+            # Small chunks keep both workers busy to the end; 8 bounds the IPC overhead.
+            chunksize = max(1, min(8, len(tasks) // (workers * 8)))
+            collect(pool.map(_analyze_task, tasks, chunksize=chunksize))
     return facts
 
 
 def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[Finding]:
-    disabled, specs = set(ctx.cfg.disable), spec_index()
+    disabled = set(ctx.cfg.disable)
     findings: list[Finding] = []
 
     def note(found: Finding) -> None:
@@ -128,7 +129,7 @@ def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[F
             return
         findings.append(found)
         if found.record is not None:
-            severity = ctx.cfg.severity.get(found.check) or specs[found.check].severity
+            severity = severity_of(found.check, ctx.cfg)
             current = ctx.status.get(found.record)
             if current is None or SEVERITIES.index(severity) < SEVERITIES.index(current):
                 ctx.status[found.record] = severity
@@ -152,8 +153,7 @@ def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) ->
     issues = []
     for found in findings:
         record = records.get(found.record or "")
-        severity = cfg.severity.get(found.check) or specs[found.check].severity
-        issues.append(Issue(found, severity, specs[found.check].fix,
+        issues.append(Issue(found, severity_of(found.check, cfg), specs[found.check].fix,
                             (record.contributor if record else None) or "(unknown contributor)",
                             record.culture if record else None))
     return issues

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from functools import cached_property
+from functools import cache
 from pathlib import PurePosixPath
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
@@ -13,6 +13,17 @@ from ccub.records import Finding, Record
 from ccub.text import clip_tokens_at_least, normalize_caption, word_count
 
 MACHINE_SOURCES = {"machine", "model", "blip", "auto", "automatic", "generated", "ai"}
+
+
+@cache
+def _language_identifier():
+    """py3langid's model, loaded once per process (about a second)."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    # py3langid 0.4 renamed from_pickled_model (0.3) to from_model_file.
+    load = getattr(LanguageIdentifier, "from_model_file", None) or \
+        LanguageIdentifier.from_pickled_model
+    return load(MODEL_FILE, norm_probs=True)
 
 
 class CaptionChecks(CheckFamily):
@@ -56,15 +67,6 @@ class CaptionChecks(CheckFamily):
             self._placeholder_cache = (key, re.compile(rf"^(?:{joined})$", re.IGNORECASE))
         return self._placeholder_cache[1]
 
-    @cached_property
-    def _language_identifier(self):
-        from py3langid.langid import MODEL_FILE, LanguageIdentifier
-
-        # py3langid 0.4 renamed from_pickled_model (0.3) to from_model_file.
-        load = getattr(LanguageIdentifier, "from_model_file", None) or \
-            LanguageIdentifier.from_pickled_model
-        return load(MODEL_FILE, norm_probs=True)
-
     def check_record(self, record: Record, ctx: Context) -> Iterable[Finding]:
         c, where = ctx.cfg.captions, {"record": record.key, "file": record.image,
                                       "field": "caption"}
@@ -105,7 +107,7 @@ class CaptionChecks(CheckFamily):
     def _language(self, record: Record, text: str, ctx: Context, where: dict
                   ) -> Iterable[Finding]:
         declared = record.language.strip().lower().replace("_", "-").split("-")[0]
-        identifier = self._language_identifier
+        identifier = _language_identifier()
         if declared not in identifier.nb_classes:
             return  # not an ISO 639-1 code the model knows: no basis for a judgement
         probabilities = dict(identifier.rank(text))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -71,6 +72,7 @@ def all_specs() -> Iterator[CheckSpec]:
         yield from family.specs
 
 
+@cache
 def spec_index() -> dict[str, CheckSpec]:
     return {spec.id: spec for spec in all_specs()}
 
