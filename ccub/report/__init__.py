@@ -90,6 +90,14 @@ def build_report(result: Result) -> dict[str, Any]:
     }
 
 
+def config_toml(config: dict[str, Any]) -> str:
+    """The effective configuration as a ccub.toml, headed by where it came from."""
+    import tomli_w
+
+    body = {k: v for k, v in config.items() if k != "source"}
+    return f"# Effective configuration (from {config.get('source')}).\n\n" + tomli_w.dumps(body)
+
+
 def issues_csv(report: dict[str, Any]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ISSUE_COLUMNS, lineterminator="\n")

@@ -8,7 +8,6 @@ template autoescapes all of it, and long values are clipped so the page stays sm
 from __future__ import annotations
 
 import base64
-import json
 import posixpath
 from collections import Counter, defaultdict
 from functools import lru_cache
@@ -19,7 +18,7 @@ import jinja2
 
 from ccub.imaging.analyze import ImageFacts
 from ccub.records import SEVERITIES
-from ccub.report import plots
+from ccub.report import config_toml, plots
 
 TEMPLATE = "report.html.j2"
 CAPTION_CHARS = 300  # caption shown with each flagged record
@@ -108,18 +107,6 @@ def _plots(report: dict[str, Any]) -> list[dict[str, Any]]:
         out.append({"title": title, "alt": alt, "uri": _data_uri("image/png", png) if png else None,
                     "note": note})
     return out
-
-
-def _config_text(config: dict[str, Any]) -> tuple[str, str]:
-    """(syntax, text) of the effective configuration, as a ccub.toml when possible."""
-    body = {k: v for k, v in config.items() if k != "source"}
-    try:
-        import tomli_w
-
-        header = f"# Effective configuration (from {config.get('source', 'unknown')}).\n\n"
-        return "TOML", header + tomli_w.dumps(body)
-    except Exception:  # values TOML cannot hold (None): fall back to JSON
-        return "JSON", json.dumps(config, indent=2, ensure_ascii=False, default=str)
 
 
 class _Owners:
@@ -239,7 +226,7 @@ def _summary(report: dict[str, Any]) -> dict[str, Any]:
 def render_html(report: dict[str, Any], facts: dict[str, ImageFacts]) -> str:
     """The whole report as one HTML page."""
     contributors, dataset, thumbnails_omitted = _contributors(report, facts)
-    syntax, config_text = _config_text(report["config"])
+    config_text = config_toml(report["config"])
     return _environment().get_template(TEMPLATE).render(
         report=report,
         summary=_summary(report),
@@ -248,7 +235,6 @@ def render_html(report: dict[str, Any], facts: dict[str, ImageFacts]) -> str:
         dataset_notes=dataset,
         thumbnails_omitted=thumbnails_omitted,
         max_thumbnails=MAX_THUMBNAILS,
-        config_syntax=syntax,
         config_text=config_text,
         caption_chars=CAPTION_CHARS,
         short_caption_chars=SHORT_CAPTION_CHARS,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from ccub.report import config_toml
+
 
 def _cell(value: Any) -> str:
     text = "" if value is None else str(value)
@@ -45,6 +47,6 @@ def render_markdown(report: dict[str, Any]) -> str:
                         [[i["file"] or i["record"], i["line"], i["field"], i["severity"],
                           i["check"], i["message"] + (f" (fixed: {i['fixed']})" if i["fixed"] else ""),
                           i["fix"]] for i in issues])
-    lines += ["## Configuration", "", f"From {_cell(report['config']['source'])}; every threshold "
-              "in force is in report.json under `config`.", ""]
+    lines += ["## Configuration", "", "Every threshold and vocabulary in force (usable as a "
+              "`ccub.toml`):", "", "```toml", config_toml(report["config"]).strip(), "```", ""]
     return "\n".join(lines)
