@@ -139,6 +139,15 @@ def validate(
     = False,
     workers: Annotated[int, typer.Option(help="Processes decoding images (default: all cores).",
                                          min=1)] = os.cpu_count() or 1,
+    clip: Annotated[str | None, typer.Option(
+        help="CLIP model for semantic duplicates: MODEL:PRETRAINED (open_clip, from the local "
+             "cache), a local checkpoint path, or 'tiny' (random weights, for testing).")] = None,
+    test_fraction: Annotated[float | None, typer.Option(
+        help="Make a test split of this fraction per culture, stratified by category, keeping "
+             "duplicate groups on one side.")] = None,
+    against: Annotated[Path | None, typer.Option(
+        help="An earlier --out folder: check new submissions against its accepted images.")]
+    = None,
 ) -> None:
     """Check submissions, write the clean dataset and the report.
 
@@ -154,13 +163,15 @@ def validate(
     flags = {"culture": culture, "category": category, "license": license, "creator": creator,
              "contributor": contributor, "consent": consent, "language": language}
     options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
-                      include_review=include_review, workers=workers)
+                      include_review=include_review, workers=workers, clip=clip,
+                      test_fraction=test_fraction, against=against)
     reports: dict[str, Any] = {}
     with _progress_bar() as progress:
         task = progress.add_task("analysing images", total=None)
 
         def on_progress(stage: str, done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total, refresh=True)
+            label = "embedding images (CLIP)" if stage == "embed" else "analysing images"
+            progress.update(task, description=label, completed=done, total=total, refresh=True)
 
         try:
             result = run_validate(options, cfg, on_progress,
@@ -202,6 +213,11 @@ def _summary(report: dict[str, Any], out: Path) -> None:
     notes = summary["severity"].get("info", 0)
     if notes:
         console.print(f"{notes} info note(s) (coverage, normalisations) are in the report.")
+    for note in report["notes"]:
+        console.print(note, highlight=False, markup=False)
+    groups = report["duplicate_groups"]
+    if groups:
+        console.print(f"{len(groups)} duplicate group(s); see the report's duplicates section.")
     console.print(f"clean dataset: {out / 'clean'}\nreports: {out / 'reports'} "
                   "(report.html, report.md, report.json, issues.csv)", highlight=False)
 

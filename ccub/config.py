@@ -101,6 +101,22 @@ class Labels:
 
 
 @dataclass
+class Duplicates:
+    # pHash distances are out of 256 bits (8 rotations/mirrorings, margins trimmed). Up to
+    # near_max_distance a copy is a duplicate and all but the best member are dropped; up to
+    # review_max_distance (5% crops, heavy edits) a person decides.
+    near_max_distance: int = 16
+    review_max_distance: int = 64
+    trim_tolerance: float = 12.0
+    trim_max_fraction: float = 0.3
+    # CLIP cosine for the optional semantic tier (--clip): review only, never removal.
+    semantic_min_cosine: float = 0.95
+    semantic_size: int = 224
+    # --test-fraction: the seed of the stratified, group-preserving split.
+    split_seed: int = 1024
+
+
+@dataclass
 class Export:
     jpeg_quality: int = 95
     webp_quality: int = 95
@@ -132,6 +148,7 @@ class Config:
     captions: Captions = field(default_factory=Captions)
     rights: Rights = field(default_factory=Rights)
     labels: Labels = field(default_factory=Labels)
+    duplicates: Duplicates = field(default_factory=Duplicates)
     export: Export = field(default_factory=Export)
     # check id -> severity, overriding the check's default (like a linter's rule config).
     severity: dict[str, str] = field(default_factory=dict)
@@ -198,7 +215,8 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"{where}: unknown section(s) {', '.join(unknown)}; "
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
-    for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "export"):
+    for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "duplicates",
+                 "export"):
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:

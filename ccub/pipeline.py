@@ -12,7 +12,9 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from ccub.checks.registry import Context, families, severity_of, spec_index
 from ccub.checks.rights import RightsChecks
@@ -21,12 +23,17 @@ from ccub.export import Exported, Exporter, write_metadata
 from ccub.imaging.analyze import ImageFacts, Limits, analyze_image
 from ccub.readers import ReadResult, read_submissions
 from ccub.records import SEVERITIES, Finding, Record
+from ccub.splits import assign_test_split
 from ccub.text import normalize_caption
 from ccub.vocab import Vocabulary
 
-OUTPUT_DIRS = ("clean", "reports")
+OUTPUT_DIRS = ("clean", "index", "reports")
 TMP_PREFIX = ".ccub-validate-"
 STATUS_OF = {"error": "rejected", "review": "review"}
+
+
+if TYPE_CHECKING:
+    from ccub.dedup.accepted import AcceptedIndex
 
 
 class UsageError(ValueError):
@@ -40,6 +47,9 @@ class Options:
     flags: dict[str, str] = field(default_factory=dict)
     include_review: bool = False
     workers: int = 1
+    clip: str | None = None  # MODEL:PRETRAINED, a local checkpoint, or "tiny"
+    test_fraction: float | None = None
+    against: Path | None = None
 
 
 @dataclass
@@ -68,6 +78,8 @@ class Result:
     issues: list[Issue]
     metadata_sha256: dict[str, str]
     timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)  # what the run did or skipped, for reports
+    groups: list[dict[str, Any]] = field(default_factory=list)  # duplicate groups
 
     @property
     def exit_code(self) -> int:
@@ -77,7 +89,7 @@ class Result:
 ProgressFn = Callable[[str, int, int], None]
 
 
-def _limits(cfg: Config) -> Limits:
+def _limits(cfg: Config, semantic: bool) -> Limits:
     return Limits(
         max_bytes=int(cfg.limits.max_file_mb * 1e6),
         max_pixels=int(cfg.limits.max_megapixels * 1e6),
@@ -85,6 +97,9 @@ def _limits(cfg: Config) -> Limits:
         thumbnail_size=cfg.export.thumbnail_size,
         jpeg_quality=cfg.export.jpeg_quality,
         webp_quality=cfg.export.webp_quality,
+        trim_tolerance=cfg.duplicates.trim_tolerance,
+        trim_max_fraction=cfg.duplicates.trim_max_fraction,
+        semantic_size=cfg.duplicates.semantic_size if semantic else 0,
     )
 
 
@@ -175,7 +190,93 @@ def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
                                       license_id, ctx.facts)
         outcome.output = item.path
         exported.append(item)
+    (tmp / "clean").mkdir(exist_ok=True)
+    (tmp / "index").mkdir()
+    _write_index(exported, ctx, tmp / "index")
     return outcomes, write_metadata(tmp, exported)
+
+
+def model_cache() -> Path:
+    """Where `--clip tiny` builds its random model (CCUB_CACHE, else ~/.cache/ccub)."""
+    return Path(os.environ.get("CCUB_CACHE", Path.home() / ".cache" / "ccub"))
+
+
+def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: ProgressFn | None
+              ) -> tuple[dict[str, Any] | None, str | None, str]:
+    """(embeddings by image, model id, a note for the report) for the semantic tier."""
+    if not clip:
+        return None, None, "semantic duplicates: not checked (give --clip MODEL:PRETRAINED " \
+                           "or a local checkpoint)"
+    from ccub.models import ModelUnavailable, parse_clip
+    from ccub.semantic import embed_images
+
+    images = [k for k, f in facts.items() if f.semantic_input]
+    try:
+        spec = parse_clip(clip, model_cache())
+        vectors = embed_images([Path(facts[k].semantic_input) for k in images], spec,
+                               progress=(lambda d, t: progress("embed", d, t)) if progress
+                               else None)
+    except ModelUnavailable as exc:
+        return None, None, f"semantic duplicates: SKIPPED, {exc}"
+    model = f"{spec.model}:{spec.pretrained}"
+    note = f"semantic duplicates: CLIP {model} on {len(images)} images"
+    if spec.random_weights:
+        note += " (RANDOM WEIGHTS: similarities are meaningless; for testing the pipeline only)"
+    return dict(zip(images, vectors, strict=True)), model, note
+
+
+def _groups(ctx: Context) -> list[dict[str, Any]]:
+    """Duplicate groups (any relation) for the reports: members, kept one, edges."""
+    graph = ctx.duplicate_graph
+    if graph is None:
+        return []
+    out = []
+    for members in graph.components({e.kind for e in graph.edges}):
+        inside = set(members)
+        nodes = [graph.nodes[m] for m in members]
+        out.append({
+            "members": [{"key": n.key, "image": n.image, "culture": n.culture,
+                         "category": n.category, "split": n.split,
+                         "status": ("dropped" if m in ctx.dropped else
+                                    "already accepted" if n.record is None else "kept")}
+                        for m, n in zip(members, nodes, strict=True)],
+            "edges": [{"a": graph.nodes[e.a].key, "b": graph.nodes[e.b].key, "kind": e.kind,
+                       "value": round(e.value, 4)} for e in graph.edges
+                      if e.a in inside and e.b in inside],
+        })
+    return out
+
+
+def _split_groups(ctx: Context) -> list[list[str]]:
+    graph = ctx.duplicate_graph
+    if graph is None:
+        return []
+    return [[graph.nodes[m].key for m in members if graph.nodes[m].record is not None]
+            for members in graph.components({e.kind for e in graph.edges})]
+
+
+def _write_index(exported: list[Exported], ctx: Context, folder: Path) -> None:
+    from ccub.dedup.accepted import INDEX_NAME, AcceptedIndex
+    from ccub.imaging.phash import VARIANTS, WORDS
+
+    facts = [ctx.facts[item.record.image] for item in exported]
+    embeddings = None
+    if ctx.embeddings and all(item.record.image in ctx.embeddings for item in exported) \
+            and exported:
+        embeddings = np.stack([ctx.embeddings[item.record.image] for item in exported])
+    index = AcceptedIndex(
+        root=folder.parent / "clean",
+        images=[item.path.removeprefix("clean/") for item in exported],
+        sha256=[f.sha256 for f in facts], pixel_keys=[f.pixel_key for f in facts],
+        decode_scales=[f.decode_scale for f in facts],
+        cultures=[item.record.culture for item in exported],
+        categories=[item.record.category for item in exported],
+        splits=[item.record.split for item in exported],
+        pixels=[f.width * f.height for f in facts],
+        hashes=np.stack([np.frombuffer(f.phash, np.uint64).reshape(VARIANTS, WORDS)
+                         for f in facts]) if facts else np.zeros((0, VARIANTS, WORDS), np.uint64),
+        embeddings=embeddings, clip_model=ctx.clip_model if embeddings is not None else None)
+    index.save(folder / INDEX_NAME)
 
 
 def recover(out: Path) -> None:
@@ -218,6 +319,17 @@ def _publish(tmp: Path, out: Path) -> None:
         raise
 
 
+def _load_against(folder: Path | None) -> AcceptedIndex | None:
+    if folder is None:
+        return None
+    from ccub.dedup.accepted import AcceptedIndex, AcceptedIndexError
+
+    try:
+        return AcceptedIndex.load(folder)
+    except AcceptedIndexError as exc:
+        raise UsageError(str(exc)) from exc
+
+
 def check_paths(options: Options) -> None:
     root, out = options.root.resolve(), options.out.resolve()
     if not options.root.is_dir():
@@ -226,6 +338,13 @@ def check_paths(options: Options) -> None:
     if out == root or out.is_relative_to(root):
         raise UsageError(f"--out {options.out} is inside the submissions folder; ccub never "
                          "writes into its input: choose another folder")
+    if options.against is not None and options.against.resolve() in (
+            out, *(out / name for name in OUTPUT_DIRS)):
+        raise UsageError(f"--against {options.against} is the output folder, which this run "
+                         "replaces: write the new batch elsewhere (e.g. --out data/batch-2)")
+    if options.test_fraction is not None and not 0 < options.test_fraction < 1:
+        raise UsageError(f"--test-fraction {options.test_fraction}: give a fraction between "
+                         "0 and 1, e.g. 0.1")
     if any(root.is_relative_to(out / name) for name in OUTPUT_DIRS):
         raise UsageError(f"{options.root} is inside ccub's own output {options.out}; "
                          "move the submissions elsewhere")
@@ -236,9 +355,14 @@ def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
     check_paths(options)
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    against = _load_against(options.against)
     vocab = Vocabulary(cfg)
     read = read_submissions(options.root, vocab, options.flags)
     records = read.records
+    if options.test_fraction is not None:
+        # Splits are made after the duplicate groups are known; until then all are train.
+        for record in records:
+            record.set("split", "train", f"--test-fraction {options.test_fraction}")
     timings["read"] = time.perf_counter() - start
 
     options.out.mkdir(parents=True, exist_ok=True)
@@ -248,21 +372,37 @@ def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
         images = sorted({r.image for r in records if r.image and (options.root / r.image)
                          .is_file()} | {n for r in records for n in r.negatives})
         t = time.perf_counter()
-        facts = _analyze_all(options.root, images, tmp, _limits(cfg), options.workers, progress)
+        facts = _analyze_all(options.root, images, tmp, _limits(cfg, bool(options.clip)),
+                             options.workers, progress)
         timings["analyse"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ctx = Context(cfg=cfg, vocab=vocab, root=options.root, facts=facts)
+        embeddings, clip_model, semantic_note = _semantic(options.clip, facts, progress)
+        timings["embed"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        ctx = Context(cfg=cfg, vocab=vocab, root=options.root, facts=facts, against=against,
+                      embeddings=embeddings, clip_model=clip_model,
+                      splits_assigned_later=options.test_fraction is not None)
         findings = _run_checks(records, ctx, read)
+        notes = [semantic_note]
+        if against is not None:
+            notes.append(f"checked against {len(against)} accepted images in {against.root}")
+        if options.test_fraction is not None:
+            eligible = [r for r in records if ctx.status.get(r.key) != "error"]
+            n_test = assign_test_split(eligible, _split_groups(ctx), options.test_fraction,
+                                       cfg.duplicates.split_seed)
+            notes.append(f"--test-fraction {options.test_fraction}: {n_test} of "
+                         f"{len(eligible)} records in test, duplicate groups kept together")
         timings["check"] = time.perf_counter() - t
 
         t = time.perf_counter()
         outcomes, digests = _export(records, ctx, tmp, options.include_review)
-        (tmp / "clean").mkdir(exist_ok=True)
         timings["export"] = time.perf_counter() - t
 
         result = Result(options, cfg, read, facts, outcomes,
-                        _issues(findings, {r.key: r for r in records}, cfg), digests, timings)
+                        _issues(findings, {r.key: r for r in records}, cfg), digests, timings,
+                        notes, _groups(ctx))
         t = time.perf_counter()
         (tmp / "reports").mkdir()
         if report_writer is not None:

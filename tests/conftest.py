@@ -155,10 +155,10 @@ def config(**sections: dict[str, Any]) -> Config:
 
 
 def run(root: Path, tmp_path: Path, cfg: Config | None = None, *, include_review: bool = False,
-        flags: dict[str, str] | None = None, out: Path | None = None) -> Result:
-    """Validate `root` into `tmp_path/out` with one worker."""
+        flags: dict[str, str] | None = None, out: Path | None = None, **options: Any) -> Result:
+    """Validate `root` into `tmp_path/out` with one worker (other Options as keywords)."""
     options = Options(root=Path(root), out=out or Path(tmp_path) / "out", flags=flags or {},
-                      include_review=include_review, workers=1)
+                      include_review=include_review, workers=1, **options)
     result = validate(options, cfg or config())
     for item in result.outcomes:
         if item.output:

@@ -1,76 +1,288 @@
-"""Exact duplicates: the same bytes, or the same decoded pixels after orientation."""
+"""Duplicates and leakage: exact copies, perceptual near-duplicates, semantic look-alikes.
+
+Every relation between two images is an edge: the same bytes, the same decoded pixels, a
+pHash distance in the duplicate band, one in the review band, or (with --clip) a CLIP cosine
+above the threshold. Images of an already accepted dataset (--against) join the graph as
+nodes that are always kept. Then:
+
+- removal: groups joined by exact or duplicate-band edges keep their best member (no other
+  errors, most pixels, earliest, richest caption); the others are dropped;
+- review: review-band and semantic edges put the less preferred image in front of a person;
+- leakage: groups joined by any edge must not span cultures (error), categories (warning)
+  or train and test (error on the test side).
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
+from ccub.dedup.search import connected_groups, pairs_between, pairs_within
 from ccub.imaging.analyze import full_pixel_digest
+from ccub.imaging.phash import VARIANTS, WORDS
 from ccub.records import Finding, Record
 
+REMOVAL_KINDS = ("same_file", "same_pixels", "near")
 
-class ExactDuplicateChecks(CheckFamily):
+
+@dataclass
+class Node:
+    """An image in the duplicate graph: a record of this run, or one already accepted."""
+
+    key: str
+    image: str
+    culture: str | None
+    category: str | None
+    split: str
+    pixels: int
+    created_at: str | None
+    caption: str
+    record: Record | None = None  # None for images of the --against dataset
+
+
+@dataclass
+class Edge:
+    a: int
+    b: int
+    kind: str  # same_file, same_pixels, near, near_review, semantic
+    value: float  # Hamming distance in bits, or cosine
+
+
+@dataclass
+class Graph:
+    nodes: list[Node] = field(default_factory=list)
+    edges: list[Edge] = field(default_factory=list)
+
+    def components(self, kinds: Iterable[str]) -> list[list[int]]:
+        kinds = set(kinds)
+        chosen = [e for e in self.edges if e.kind in kinds]
+        labels = connected_groups(len(self.nodes), np.array([e.a for e in chosen], dtype=np.int64),
+                                  np.array([e.b for e in chosen], dtype=np.int64))
+        members: dict[int, list[int]] = defaultdict(list)
+        for node, label in enumerate(labels):
+            members[int(label)].append(node)
+        return [m for m in members.values() if len(m) > 1]
+
+
+def _edge_description(edge: Edge) -> str:
+    if edge.kind == "semantic":
+        return f"CLIP cosine {edge.value:.3f}"
+    if edge.kind in ("near", "near_review"):
+        return f"pHash distance {int(edge.value)}/256"
+    return "same bytes" if edge.kind == "same_file" else "same pixels"
+
+
+class DuplicateChecks(CheckFamily):
     name = "duplicates"
     specs = (
-        CheckSpec("duplicate.same_file", "error", "Byte-identical to another record's image; "
-                  "one copy is kept.", "Remove the extra copy."),
-        CheckSpec("duplicate.same_pixels", "error", "Same decoded pixels as another record's "
-                  "image (e.g. a copy with metadata stripped); one copy is kept.",
+        CheckSpec("duplicate.same_file", "error", "Byte-identical to another image; the best "
+                  "copy is kept.", "Remove the extra copy."),
+        CheckSpec("duplicate.same_pixels", "error", "Same decoded pixels as another image (e.g. "
+                  "a copy with metadata stripped); the best copy is kept.",
                   "Remove the extra copy."),
-        CheckSpec("duplicate.label_conflict", "error", "The same image is filed under two "
-                  "cultures; every copy is rejected until a person decides.",
-                  "Keep the image under the one culture it shows."),
+        CheckSpec("duplicate.near", "error", "A re-encoded, resized, rotated, mirrored, "
+                  "bordered or lightly edited copy of another image (pHash over 8 rotations "
+                  "and mirrorings, margins trimmed); the best copy is kept.",
+                  "Remove the extra copy.", ("duplicates.near_max_distance",)),
+        CheckSpec("duplicate.near_review", "review", "Probably the same photo (a crop or a "
+                  "heavier edit): pHash distance in the review band.",
+                  "Keep it only if it shows something the other image does not.",
+                  ("duplicates.review_max_distance",)),
+        CheckSpec("duplicate.semantic", "review", "Looks like another image to CLIP (--clip); "
+                  "never removed automatically: different photos of one dish are welcome.",
+                  "Keep it unless it is the same photo.", ("duplicates.semantic_min_cosine",)),
+        CheckSpec("duplicate.label_conflict", "error", "The same image (exact, near or "
+                  "semantic group) is filed under two cultures; every copy is rejected until a "
+                  "person decides.", "Keep the image under the one culture it shows."),
+        CheckSpec("duplicate.category_conflict", "warning", "The same image is filed under two "
+                  "categories of one culture.", "Choose one category for it."),
+        CheckSpec("duplicate.split_leak", "error", "A test image is a duplicate of a training "
+                  "image: the benchmark would measure memory, not culture.",
+                  "Remove it from the test split, or use --test-fraction to split by groups."),
     )
 
     def check_dataset(self, records: list[Record], ctx: Context) -> Iterable[Finding]:
-        by_bytes: dict[str, list[Record]] = defaultdict(list)
-        for record in records:
-            facts = ctx.facts.get(record.image) if record.image else None
-            if facts is not None and facts.ok and facts.sha256:
-                by_bytes[facts.sha256].append(record)
-        # One representative per distinct file, then group those by pixels.
-        by_pixels: dict[str, list[Record]] = defaultdict(list)
-        for group in by_bytes.values():
-            yield from self._group(group, "duplicate.same_file", ctx)
-            head = group[0]
-            by_pixels[ctx.facts[head.image].pixel_key].append(head)
-        for group in by_pixels.values():
-            for confirmed in _confirm(group, ctx):
-                yield from self._group(confirmed, "duplicate.same_pixels", ctx)
-
-    def _group(self, group: list[Record], check: str, ctx: Context) -> Iterable[Finding]:
-        if len(group) < 2:
-            return
-        cultures = sorted({r.culture or "?" for r in group})
-        if len(cultures) > 1:
-            for record in group:
-                others = ", ".join(r.image for r in group if r is not record)
-                yield Finding("duplicate.label_conflict", f"same image as {others}; cultures "
-                              f"{', '.join(cultures)}", record=record.key, file=record.image,
-                              field="culture")
-            return
-        keep = min(group, key=lambda r: _preference(r, ctx))
-        # Sort so the kept record comes first for the next grouping level.
-        group.sort(key=lambda r: r is not keep)
-        for record in group[1:]:
-            yield Finding(check, f"duplicate of {keep.image} (kept)", record=record.key,
-                          file=record.image)
+        graph = build_graph(records, ctx)
+        ctx.duplicate_graph = graph
+        yield from _removal(graph, ctx)
+        yield from _review(graph, ctx)
+        yield from _leakage(graph, ctx)
 
 
-def _confirm(group: list[Record], ctx: Context) -> list[list[Record]]:
+def _node(record: Record, ctx: Context) -> Node:
+    facts = ctx.facts[record.image]
+    return Node(record.key, record.image, record.culture, record.category, record.split,
+                facts.width * facts.height, record.created_at, record.caption or "", record)
+
+
+def build_graph(records: list[Record], ctx: Context) -> Graph:
+    graph = Graph()
+    for record in records:
+        facts = ctx.facts.get(record.image) if record.image else None
+        if facts is not None and facts.ok and facts.phash:
+            graph.nodes.append(_node(record, ctx))
+    own = len(graph.nodes)
+    against = ctx.against
+    if against is not None:
+        graph.nodes.extend(
+            Node(f"accepted:{image}", image, culture, category, split, pixels, None, "")
+            for image, culture, category, split, pixels in zip(
+                against.images, against.cultures, against.categories, against.splits,
+                against.pixels, strict=True))
+    _exact_edges(graph, ctx, own)
+    cfg = ctx.cfg.duplicates
+    hashes = np.stack([np.frombuffer(ctx.facts[n.image].phash, dtype=np.uint64)
+                       .reshape(VARIANTS, WORDS) for n in graph.nodes[:own]]) if own else \
+        np.zeros((0, VARIANTS, WORDS), np.uint64)
+    i, j, d = pairs_within(hashes, cfg.review_max_distance)
+    if against is not None and own:
+        ni, oj, od = pairs_between(hashes, against.hashes, cfg.review_max_distance)
+        i, j, d = np.concatenate([i, ni]), np.concatenate([j, oj + own]), np.concatenate([d, od])
+    for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist(), strict=True):
+        kind = "near" if dist <= cfg.near_max_distance else "near_review"
+        graph.edges.append(Edge(a, b, kind, dist))
+    _semantic_edges(graph, ctx, own)
+    return graph
+
+
+def _semantic_edges(graph: Graph, ctx: Context, own: int) -> None:
+    if not ctx.embeddings:
+        return
+    from ccub.semantic import similar_between, similar_pairs
+
+    threshold = ctx.cfg.duplicates.semantic_min_cosine
+    mine = [i for i in range(own) if graph.nodes[i].image in ctx.embeddings]
+    vectors = np.stack([ctx.embeddings[graph.nodes[i].image] for i in mine]) if mine else None
+    if vectors is None:
+        return
+    for a, b, cos in zip(*similar_pairs(vectors, threshold), strict=True):
+        graph.edges.append(Edge(mine[a], mine[b], "semantic", float(cos)))
+    against = ctx.against
+    if against is not None and against.embeddings is not None and \
+            against.clip_model == ctx.clip_model:
+        for a, b, cos in zip(*similar_between(vectors, against.embeddings, threshold),
+                             strict=True):
+            graph.edges.append(Edge(mine[a], own + int(b), "semantic", float(cos)))
+
+
+def _exact_edges(graph: Graph, ctx: Context, own: int) -> None:
+    by_bytes: dict[str, list[int]] = defaultdict(list)
+    by_pixels: dict[str, list[int]] = defaultdict(list)
+    for index, node in enumerate(graph.nodes):
+        if index < own:
+            facts = ctx.facts[node.image]
+            sha, pixels = facts.sha256, facts.pixel_key
+        else:
+            sha, pixels = ctx.against.sha256[index - own], ctx.against.pixel_keys[index - own]
+        by_bytes[sha].append(index)
+        by_pixels[pixels].append(index)
+    for group in by_bytes.values():
+        graph.edges += [Edge(group[0], other, "same_file", 0) for other in group[1:]]
+    same_file = {frozenset((e.a, e.b)) for e in graph.edges}
+    for group in by_pixels.values():
+        for part in _confirm(group, graph, ctx, own):
+            graph.edges += [Edge(part[0], other, "same_pixels", 0) for other in part[1:]
+                            if frozenset((part[0], other)) not in same_file]
+
+
+def _confirm(group: list[int], graph: Graph, ctx: Context, own: int) -> list[list[int]]:
     """Split a group keyed on reduced-scale JPEG decodes by full-resolution pixels."""
-    if len(group) < 2 or all(ctx.facts[r.image].decode_scale == 1 for r in group):
+    scales = [ctx.facts[graph.nodes[i].image].decode_scale if i < own
+              else ctx.against.decode_scales[i - own] for i in group]
+    if len(group) < 2 or all(scale == 1 for scale in scales):
         return [group]
-    exact: dict[str, list[Record]] = defaultdict(list)
-    for record in group:
-        exact[full_pixel_digest(ctx.root / record.image)].append(record)
+    exact: dict[str, list[int]] = defaultdict(list)
+    for index in group:
+        root = ctx.root if index < own else ctx.against.root
+        exact[full_pixel_digest(root / graph.nodes[index].image)].append(index)
     return list(exact.values())
 
 
-def _preference(record: Record, ctx: Context) -> tuple:
-    """Keep the copy with no other errors (nor review items), the most pixels, earliest, richest
+def _preference(node: Node, ctx: Context) -> tuple:
+    """Already accepted first; then no errors, no review items, most pixels, earliest, richest
     caption."""
-    facts, status = ctx.facts[record.image], ctx.status.get(record.key)
-    return (status == "error", status == "review", -(facts.width * facts.height),
-            record.created_at or "~", -len(record.caption or ""), record.key)
+    status = ctx.status.get(node.key) if node.record else None
+    return (node.record is not None, status == "error", status == "review", -node.pixels,
+            node.created_at or "~", -len(node.caption), node.key)
+
+
+def _describe(node: Node) -> str:
+    return node.image if node.record else f"{node.image} (already accepted)"
+
+
+def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
+    ctx.dropped = set()
+    rank = {kind: i for i, kind in enumerate(REMOVAL_KINDS)}
+    around: dict[int, list[Edge]] = defaultdict(list)
+    for edge in graph.edges:
+        if edge.kind in rank:
+            around[edge.a].append(edge)
+            around[edge.b].append(edge)
+    for members in graph.components(REMOVAL_KINDS):
+        nodes = [graph.nodes[m] for m in members]
+        if len({n.culture or "?" for n in nodes}) > 1:
+            continue  # a label conflict: reported by _leakage, nobody is kept
+        keep = min(members, key=lambda m: _preference(graph.nodes[m], ctx))
+        for member in members:
+            node = graph.nodes[member]
+            if member == keep or node.record is None:
+                continue
+            # The direct edge to the kept copy explains best; else the member's strongest.
+            direct = [e for e in around[member] if keep in (e.a, e.b)]
+            edge = min(direct or around[member], key=lambda e: (rank[e.kind], e.value))
+            ctx.dropped.add(member)
+            yield Finding(f"duplicate.{edge.kind}", f"duplicate of {_describe(graph.nodes[keep])} "
+                          f"(kept; {_edge_description(edge)})", record=node.key, file=node.image)
+
+
+def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
+    removal = {frozenset(m): None for m in graph.components(REMOVAL_KINDS)}
+    same_group = {node: group for group in removal for node in group}
+    seen: set[tuple[int, str]] = set()
+    for edge in sorted(graph.edges, key=lambda e: (e.kind, -e.value if e.kind == "semantic"
+                                                     else e.value)):
+        if edge.kind not in ("near_review", "semantic"):
+            continue
+        if edge.a in ctx.dropped or edge.b in ctx.dropped:
+            continue
+        if same_group.get(edge.a) is not None and same_group.get(edge.a) == same_group.get(edge.b):
+            continue
+        a, b = graph.nodes[edge.a], graph.nodes[edge.b]
+        later, other = (edge.b, a) if _preference(a, ctx) <= _preference(b, ctx) else (edge.a, b)
+        node = graph.nodes[later]
+        if node.record is None or (later, edge.kind) in seen:
+            continue
+        seen.add((later, edge.kind))
+        yield Finding(f"duplicate.{edge.kind}", f"looks like {_describe(other)} "
+                      f"({_edge_description(edge)})", record=node.key, file=node.image)
+
+
+def _leakage(graph: Graph, ctx: Context) -> Iterable[Finding]:
+    for members in graph.components(("same_file", "same_pixels", "near", "near_review",
+                                     "semantic")):
+        nodes = [graph.nodes[m] for m in members]
+        mine = [n for n in nodes if n.record is not None]
+        cultures = sorted({n.culture or "?" for n in nodes})
+        names = ", ".join(_describe(n) for n in nodes[:6]) + (" …" if len(nodes) > 6 else "")
+        if len(cultures) > 1:
+            for node in mine:
+                yield Finding("duplicate.label_conflict", f"cultures {', '.join(cultures)} in "
+                              f"one duplicate group: {names}", record=node.key, file=node.image,
+                              field="culture")
+            continue
+        if len({n.category for n in nodes if n.category}) > 1:
+            categories = sorted({n.category for n in nodes if n.category})
+            for node in mine:
+                yield Finding("duplicate.category_conflict", f"categories "
+                              f"{', '.join(categories)} in one duplicate group: {names}",
+                              record=node.key, file=node.image, field="category")
+        if not ctx.splits_assigned_later and {"train", "test"} <= {n.split for n in nodes}:
+            for node in mine:
+                if node.split == "test":
+                    yield Finding("duplicate.split_leak", f"test image in a duplicate group "
+                                  f"with training images: {names}", record=node.key,
+                                  file=node.image, field="split")

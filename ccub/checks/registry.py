@@ -11,12 +11,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ccub.records import SEVERITIES, Finding, Record
 
 if TYPE_CHECKING:
     from ccub.config import Config
+    from ccub.dedup.accepted import AcceptedIndex
     from ccub.imaging.analyze import ImageFacts
     from ccub.vocab import Vocabulary
 
@@ -39,6 +40,15 @@ class Context:
     root: Path
     facts: dict[str, ImageFacts]  # by image path relative to the root
     status: dict[str, str] = field(default_factory=dict)  # record key -> worst severity so far
+    # Duplicate search: an accepted dataset to check against (--against), CLIP embeddings by
+    # image (--clip) and the model's name, and whether --test-fraction assigns splits later.
+    against: AcceptedIndex | None = None
+    embeddings: dict[str, Any] | None = None
+    clip_model: str | None = None
+    splits_assigned_later: bool = False
+    # Filled by the duplicate checks, read by the split maker and the report.
+    duplicate_graph: Any = None
+    dropped: set[int] = field(default_factory=set)
 
 
 class CheckFamily:
@@ -63,7 +73,7 @@ def families() -> list[CheckFamily]:
         captions.CaptionChecks(),
         labels.LabelChecks(),
         rights.RightsChecks(),
-        duplicates.ExactDuplicateChecks(),
+        duplicates.DuplicateChecks(),
     ]
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
 
+from ccub.imaging.phash import dihedral_phash
 from ccub.imaging.strip import StripError, find_metadata, strip_metadata, webp_is_lossless
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
@@ -54,6 +55,9 @@ class Limits:
     thumbnail_size: int
     jpeg_quality: int
     webp_quality: int
+    trim_tolerance: float = 12.0
+    trim_max_fraction: float = 0.3
+    semantic_size: int = 0  # side of the copy kept for CLIP embeddings; 0: none
 
 
 @dataclass
@@ -81,6 +85,9 @@ class ImageFacts:
     entropy: float = 0.0
     channel_delta: float = 0.0
     pixel_key: str | None = None  # identical decoded pixels give identical keys
+    phash: bytes | None = None  # 8 dihedral variants x 256 bits (ccub.imaging.phash)
+    margins: tuple[int, int, int, int] = (0, 0, 0, 0)  # trimmed before hashing, work scale
+    semantic_input: str | None = None  # small RGB copy for CLIP, when asked for
     decode_scale: int = 1  # JPEG draft reduction used for pixel_key
     staged: str | None = None  # metadata-free export candidate
     export: str = ""  # "stripped" (lossless) or "re-encoded"
@@ -202,6 +209,12 @@ def _to_srgb_rgb(im: Image.Image, facts: ImageFacts, icc: bytes | None,
     return im
 
 
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """Size scaled so the shorter side is `side` (CLIP centre-crops the rest)."""
+    scale = side / min(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
 def _stats(facts: ImageFacts, rgb: np.ndarray) -> None:
     gray = (rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114).astype(np.float32)
     facts.mean = float(gray.mean() / 255.0)
@@ -321,6 +334,14 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
     work = rgb_im.copy()
     work.thumbnail((limits.work_size, limits.work_size), Image.Resampling.BILINEAR)
     _stats(facts, np.asarray(work))
+    hashes, facts.margins = dihedral_phash(np.asarray(work.convert("L")), limits.trim_tolerance,
+                                           limits.trim_max_fraction)
+    facts.phash = hashes.tobytes()
+    if thumb is not None and limits.semantic_size:
+        semantic = thumb.with_suffix(".clip.jpg")
+        work.resize(_fit(work.size, limits.semantic_size), Image.Resampling.BICUBIC).save(
+            semantic, "JPEG", quality=90)
+        facts.semantic_input = str(semantic)
     if thumb is not None:
         work.thumbnail((limits.thumbnail_size, limits.thumbnail_size))
         work.save(thumb, "JPEG", quality=70)
