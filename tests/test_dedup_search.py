@@ -183,6 +183,17 @@ def test_pairs_between():
     assert all(len(x) == 0 for x in empty)
 
 
+def test_pairs_between_giant_bucket():
+    rng = np.random.default_rng(8)
+    old, new = random_hashes(3000, rng), random_hashes(400, rng)
+    old[1000:1300] = old[0]  # 300 blank-like old images
+    new[100:250] = old[0]  # and 150 new ones exactly like them
+    i, j, d = pairs_between(new, old, 16, exact_limit=0)
+    assert len(i) == 150 * 301 and np.all(d == 0)
+    assert set(i.tolist()) == set(range(100, 250))
+    assert set(j.tolist()) == {0} | set(range(1000, 1300))
+
+
 def test_connected_groups():
     labels = connected_groups(7, np.array([5, 1, 6]), np.array([1, 3, 4]))
     assert labels.tolist() == [0, 1, 2, 1, 3, 1, 3]
@@ -232,6 +243,7 @@ def test_small_and_invalid_inputs():
     h = random_hashes(3, rng)
     assert all(len(x) == 0 for x in pairs_within(h[:1], 64))
     assert all(len(x) == 0 for x in pairs_within(h, -1))
+    assert all(len(x) == 0 for x in pairs_within(h, -0.5))
     i, j, d = pairs_within(h, 256)
     assert i.tolist() == [0, 0, 1] and j.tolist() == [1, 2, 2]
     assert np.array_equal(as_list(pairs_within(h.view(np.int64), 256)), as_list((i, j, d)))

@@ -18,11 +18,12 @@ Two engines answer "all pairs within ``radius``":
   Each block's temporaries are ~50 MB whatever ``n``.
 * **LSH** (large problems): bit-sampling locality-sensitive hashing. Each of ``L`` tables samples
   ``k`` bit positions (uniformly, with replacement); two hashes collide in a table when they agree
-  on every sampled bit. Per table, the identity hash of every image and all ``8 n`` variant
-  hashes are keyed, one sort brings equal keys together, and each identity is paired with every
-  variant in its bucket (``np.repeat`` expansion, in bounded chunks). A candidate is kept when the
-  Hamming distance to *that* variant is within the radius; survivors are deduplicated and scored
-  with the full min-over-variants distance.
+  on every sampled bit. Per table, all ``8 n`` variant hashes (identities included) are keyed, one
+  sort brings equal keys together, and the identity of each image ``i`` is paired with every
+  variant of every image ``j > i`` in its bucket (``np.repeat`` expansion, in bounded chunks). A
+  candidate is kept when the Hamming distance to *that* variant is within the radius; survivors
+  are deduplicated and scored with the full min-over-variants distance. ``pairs_between`` keys
+  the old images' variants and the new images' identities the same way.
 
 Recall model (LSH). For a fixed pair at distance ``d`` (reached through its best variant ``v``),
 one table makes ``hashes[i, 0]`` and ``hashes[j, v]`` collide with probability exactly
@@ -35,18 +36,24 @@ With the defaults (``k = 18``, ``L = 82``): d <= 16 is missed with probability <
 found with probability > 0.98, d = 48 ~ 0.86, d = 64 ~ 0.37 (raise ``tables`` for a
 review band that far out: recall at 64 needs ~500 tables for 0.95). The *cost* depends on the
 data: under a uniform-bit model a random pair collides in a table with probability
-``2 ** -k``, so each table expands about ``8 n**2 / 2**k`` candidates (300k at n = 100k).
+``2 ** -k``, so each table expands about ``4 n**2 / 2**k`` candidates (150k at n = 100k), on top
+of a sort of ``8 n`` keys; at n = 100k that is ~4 s on one core and ~120 MB of peak memory.
 
 Giant buckets. Correlated images (blank or near-uniform pictures all hashing alike) would make
 one bucket expand quadratically in every table. A bucket whose expansion exceeds
 ``HEAVY_BUCKET`` candidates is not expanded; its member images are instead linked together, and
 after the last table every connected set of such members is searched exactly (blocked, so memory
 stays bounded). This never loses a pair: any pair that bucket would have produced lies inside one
-such set. Time for those sets is quadratic in their size, as is the number of pairs they usually
-yield (m identical images are m (m - 1) / 2 pairs, which the caller receives in full).
+such set. Links are reduced to one per image whenever they pile up, so their memory is O(n).
+Time for those sets is quadratic in their size, as is the number of pairs they usually yield:
+m identical images are m (m - 1) / 2 pairs, which the caller receives in full (three int64
+arrays; peak memory is ~40 bytes per reported pair, e.g. ~260 MB for 6.5 million pairs). Collapse
+byte- or pixel-identical copies before searching when such clusters are expected.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -70,6 +77,8 @@ _BLOCK = 1024  # identities per exact block (and images per tile): (1024 x 8192)
 _CHUNK = 1 << 20  # LSH candidates expanded and filtered at once (~100 MB of temporaries)
 _VERIFY = 1 << 16  # pairs scored at once against all 8 variants
 _DEDUPE = 1 << 22  # accepted LSH candidates kept before an intermediate np.unique
+_DIST_BITS = 9  # distances 0..256 packed under the pair code
+_LINKS = 1 << 22  # heavy-bucket links kept before they are reduced to one per node
 
 
 def hamming(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -128,12 +137,12 @@ def pairs_within(hashes: np.ndarray, radius: int, *, exact_limit: int = EXACT_LI
     """
     h = _as_hashes(hashes)
     n = len(h)
+    radius = math.floor(radius)  # distances are integers
     if n < 2 or radius < 0:
         return _empty()
     if n <= exact_limit:
-        i, j, d = _exact(h[:, 0], h, radius, triangle=True)
-        return _sorted(i, j, d, n)
-    return _lsh_within(h, int(radius), seed, tables, bits)
+        return _unpack(_exact(h[:, 0], h, radius, n, triangle=True), n)
+    return _lsh_within(h, radius, seed, tables, bits)
 
 
 def pairs_between(new: np.ndarray, old: np.ndarray, radius: int, *, exact_limit: int = EXACT_LIMIT, seed: int = 0,
@@ -146,12 +155,12 @@ def pairs_between(new: np.ndarray, old: np.ndarray, radius: int, *, exact_limit:
     LSH otherwise.
     """
     a, b = _as_hashes(new), _as_hashes(old)
+    radius = math.floor(radius)
     if len(a) == 0 or len(b) == 0 or radius < 0:
         return _empty()
     if len(a) * len(b) <= exact_limit * (exact_limit - 1) // 2:
-        i, j, d = _exact(a[:, 0], b, radius, triangle=False)
-        return _sorted(i, j, d, len(b))
-    return _lsh_between(a, b, int(radius), seed, tables, bits)
+        return _unpack(_exact(a[:, 0], b, radius, len(b), triangle=False), len(b))
+    return _lsh_between(a, b, radius, seed, tables, bits)
 
 
 def connected_groups(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -200,9 +209,24 @@ def _empty() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return z, z.copy(), z.copy()
 
 
-def _sorted(i: np.ndarray, j: np.ndarray, d: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    order = np.argsort(i * m + j, kind="stable")
-    return i[order], j[order], d[order]
+def _pack(code: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Pair code ``i * m + j`` and distance (<= 256) in one int64, so one plain sort orders pairs."""
+    return (code << _DIST_BITS) | d
+
+
+def _unpack(packed: np.ndarray, m: int, dedupe: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sort packed pairs (in place, consumed) and split them into (i, j, d); ``dedupe`` drops
+    repeats (a pair found twice carries the same exact distance, so repeats are equal values)."""
+    packed.sort()
+    if dedupe and len(packed):
+        first = np.ones(len(packed), dtype=bool)
+        np.not_equal(packed[1:], packed[:-1], out=first[1:])
+        packed = packed[first]
+    d = packed & ((1 << _DIST_BITS) - 1)
+    packed >>= _DIST_BITS
+    i = packed // m
+    np.remainder(packed, m, out=packed)
+    return i, packed, d
 
 
 def _relabel(labels: np.ndarray) -> np.ndarray:
@@ -240,15 +264,16 @@ def _signs(h: np.ndarray) -> np.ndarray:
     return out
 
 
-def _exact(queries: np.ndarray, targets: np.ndarray, radius: int,
-           triangle: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs (q, t) with min_v Hamming(queries[q], targets[t, v]) <= radius, exactly.
+def _exact(queries: np.ndarray, targets: np.ndarray, radius: int, stride: int, triangle: bool,
+           q_ids: np.ndarray | None = None, t_ids: np.ndarray | None = None) -> np.ndarray:
+    """Pairs (q, t) with min_v Hamming(queries[q], targets[t, v]) <= radius, exactly, packed
+    (unsorted) as ``_pack(q_ids[q] * stride + t_ids[t], d)`` (ids default to the positions).
 
     ``triangle``: queries are targets[:, 0] and only q < t is wanted.
     """
     nq, nt = len(queries), len(targets)
     threshold = BITS - 2 * radius  # Hamming <= r  <=>  dot of +-1 vectors >= 256 - 2r
-    out_i, out_j, out_d = [], [], []
+    out = []
     upper = np.triu(np.ones((_BLOCK, _BLOCK), dtype=bool), k=1) if triangle else None
     for u in range(0, nt, _BLOCK):
         e = min(u + _BLOCK, nt)
@@ -265,12 +290,11 @@ def _exact(queries: np.ndarray, targets: np.ndarray, radius: int,
                 hit &= upper[: f - s, :m]
             qi, tj = np.nonzero(hit)
             if len(qi):
-                out_d.append(((BITS - best[qi, tj]) / 2).round().astype(np.int64))
-                out_i.append(qi.astype(np.int64) + s)
-                out_j.append(tj.astype(np.int64) + u)
-    if not out_i:
-        return _empty()
-    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_d)
+                d = ((BITS - best[qi, tj]) / 2).round().astype(np.int64)
+                qi = qi + s if q_ids is None else q_ids[qi + s]
+                tj = tj + u if t_ids is None else t_ids[tj + u]
+                out.append(_pack(qi.astype(np.int64) * stride + tj, d))
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def _min_distance(q: np.ndarray, t: np.ndarray, qi: np.ndarray, tj: np.ndarray) -> np.ndarray:
@@ -288,21 +312,16 @@ def _min_distance(q: np.ndarray, t: np.ndarray, qi: np.ndarray, tj: np.ndarray) 
 
 
 def _finish(codes: np.ndarray, m: int, q: np.ndarray, t: np.ndarray, radius: int,
-            exact: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score LSH survivors ``codes`` (= i * m + j), merge pairs found exactly, sort, dedupe."""
-    i, j = codes // m, codes % m
-    d = _min_distance(q, t, i, j)
+            exact: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score LSH survivors ``codes`` (= i * m + j), merge the packed pairs found exactly, sort,
+    dedupe."""
+    d = _min_distance(q, t, codes // m, codes % m)
     keep = d <= radius
-    codes, d = codes[keep], d[keep]
+    packed = _pack(codes[keep], d[keep])
     if exact:
-        codes = np.concatenate([codes] + [c for c, _ in exact])
-        d = np.concatenate([d] + [e for _, e in exact])
-        order = np.argsort(codes, kind="stable")
-        codes, d = codes[order], d[order]
-        first = np.ones(len(codes), dtype=bool)
-        np.not_equal(codes[1:], codes[:-1], out=first[1:])
-        codes, d = codes[first], d[first]
-    return codes // m, codes % m, d
+        packed = np.concatenate([packed, *exact])
+        exact.clear()  # free the parts before the sort
+    return _unpack(packed, m, dedupe=True)
 
 
 def _tables(seed: int, tables: int, bits: int) -> tuple[np.ndarray, np.ndarray]:
@@ -415,6 +434,8 @@ def _run_join(join: _Join, is_query, spans, code, heavy_nodes, masks, mults):
             members = heavy_nodes(idx[_expand(starts[hr], sizes)])
             link_a.append(np.repeat(members[np.cumsum(sizes) - sizes], sizes))
             link_b.append(members)
+            if sum(map(len, link_b)) > _LINKS:  # the same giant bucket recurs in every table
+                link_a, link_b = _forest(link_a, link_b)
         live = (counts > 0) & ~heavy[run]
         qpos, first, counts = qpos[live], first[live], counts[live]
         for part in _chunks(counts, _CHUNK):
@@ -429,20 +450,31 @@ def _run_join(join: _Join, is_query, spans, code, heavy_nodes, masks, mults):
             accepted = [_unique(np.concatenate(accepted))]
             pending = len(accepted[0])
     codes = _unique(np.concatenate(accepted)) if accepted else np.zeros(0, dtype=np.int64)
-    links = (np.concatenate(link_a), np.concatenate(link_b)) if link_a else None
-    return codes, links
+    return codes, (link_a, link_b)
 
 
-def _heavy_components(links, n_nodes: int) -> list[np.ndarray]:
-    """Node sets (sorted) of the connected groups formed by heavy-bucket links, size >= 2."""
-    if links is None:
-        return []
-    a, b = links
+def _link_groups(link_a: list[np.ndarray], link_b: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct nodes, group label per node) of the graph with edges link_a[k] - link_b[k]."""
+    a, b = np.concatenate(link_a), np.concatenate(link_b)
     nodes = _unique(np.concatenate((a, b)))
-    local = connected_groups(len(nodes), np.searchsorted(nodes, a), np.searchsorted(nodes, b))
-    order = np.argsort(local, kind="stable")
-    sizes = np.bincount(local)
-    groups = np.split(nodes[order], np.cumsum(sizes)[:-1])
+    return nodes, connected_groups(len(nodes), np.searchsorted(nodes, a), np.searchsorted(nodes, b))
+
+
+def _forest(link_a: list[np.ndarray], link_b: list[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The same grouping with one edge per node (to its group's smallest node): O(distinct nodes)."""
+    nodes, labels = _link_groups(link_a, link_b)
+    roots = np.full(labels.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(roots, labels, nodes)
+    return [roots[labels]], [nodes]
+
+
+def _heavy_components(links: tuple[list[np.ndarray], list[np.ndarray]]) -> list[np.ndarray]:
+    """Node sets (sorted) of the connected groups formed by heavy-bucket links, size >= 2."""
+    if not links[0]:
+        return []
+    nodes, labels = _link_groups(*links)
+    order = np.argsort(labels, kind="stable")
+    groups = np.split(nodes[order], np.cumsum(np.bincount(labels))[:-1])
     return [g for g in groups if len(g) >= 2]
 
 
@@ -468,15 +500,14 @@ def _lsh_within(h: np.ndarray, radius: int, seed: int, tables: int, bits: int):
 
     codes, links = _run_join(join, is_query, spans, code, heavy_nodes, masks, mults)
     exact = []
-    for members in _heavy_components(links, n):
-        si, sj, sd = _exact(h[members, 0], h[members], radius, triangle=True)
-        exact.append((members[si] * n + members[sj], sd))
+    for members in _heavy_components(links):
+        exact.append(_exact(h[members, 0], h[members], radius, n, True, members, members))
     return _finish(codes, n, h, h, radius, exact)
 
 
 def _lsh_between(a: np.ndarray, b: np.ndarray, radius: int, seed: int, tables: int, bits: int):
-    na, nb = len(a), len(b)
-    nt = nb * VARIANTS  # entries [0, nt): old variants; [nt, nt + na): new identities
+    nb = len(b)
+    nt = nb * VARIANTS  # entries [0, nt): old variants; [nt, nt + len(a)): new identities
     join = _Join(np.concatenate((b.reshape(nt, WORDS), a[:, 0])), radius)
     masks, mults = _tables(seed, tables, bits)
 
@@ -497,9 +528,8 @@ def _lsh_between(a: np.ndarray, b: np.ndarray, radius: int, seed: int, tables: i
 
     codes, links = _run_join(join, is_query, spans, code, heavy_nodes, masks, mults)
     exact = []
-    for members in _heavy_components(links, nb + na):
+    for members in _heavy_components(links):
         olds, news = members[members < nb], members[members >= nb] - nb
         if len(olds) and len(news):
-            si, sj, sd = _exact(a[news, 0], b[olds], radius, triangle=False)
-            exact.append((news[si] * nb + olds[sj], sd))
+            exact.append(_exact(a[news, 0], b[olds], radius, nb, False, news, olds))
     return _finish(codes, nb, a, b, radius, exact)
