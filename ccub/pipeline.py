@@ -234,11 +234,14 @@ def _groups(ctx: Context) -> list[dict[str, Any]]:
     for members in graph.components({e.kind for e in graph.edges}):
         inside = set(members)
         nodes = [graph.nodes[m] for m in members]
+        # A group over several cultures keeps nobody: every copy waits for a person.
+        conflict = len({n.culture or "?" for n in nodes}) > 1
         out.append({
             "members": [{"key": n.key, "image": n.image, "culture": n.culture,
                          "category": n.category, "split": n.split,
-                         "status": ("dropped" if m in ctx.dropped else
-                                    "already accepted" if n.record is None else "kept")}
+                         "status": ("already accepted" if n.record is None else
+                                    "label conflict" if conflict else
+                                    "dropped" if m in ctx.dropped else "kept")}
                         for m, n in zip(members, nodes, strict=True)],
             "edges": [{"a": graph.nodes[e.a].key, "b": graph.nodes[e.b].key, "kind": e.kind,
                        "value": round(e.value, 4)} for e in graph.edges

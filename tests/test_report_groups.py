@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from ccub.config import load_config
 from ccub.imaging.analyze import ImageFacts
 from ccub.pipeline import Options, validate
+from ccub.report import groups as groups_module
 from ccub.report import html as html_module
 from ccub.report import write_reports
 from ccub.report.html import render_html
@@ -170,7 +171,7 @@ def test_skipped_semantic_tier_is_highlighted(run):
 def test_groups_members_and_thumbnails_are_capped(run, monkeypatch):
     report, _, _ = run
     monkeypatch.setattr(html_module, "MAX_GROUP_CARDS", 2)
-    monkeypatch.setattr(html_module, "MAX_GROUP_EDGES", 1)
+    monkeypatch.setattr(groups_module, "MAX_GROUP_EDGES", 1)
     big = copy.deepcopy(report)
     big["duplicate_groups"] = [_group_of(big, K + "FOOD_1.jpg")]  # 4 members, several edges
     html = render_html(big, {})

@@ -29,7 +29,7 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
-    from ccub.report.html import RANDOM_WEIGHTS
+    from ccub.report.groups import RANDOM_WEIGHTS
 
     notes = report.get("notes") or []
     if not notes:
@@ -50,7 +50,7 @@ def _member(m: dict[str, Any] | None, fallback: Any) -> str:
 
 
 def _groups(report: dict[str, Any]) -> list[str]:
-    from ccub.report.html import duplicate_groups
+    from ccub.report.groups import duplicate_groups
 
     groups, counts = duplicate_groups(report, MAX_GROUPS)
     lines = ["## Duplicate groups", ""]
