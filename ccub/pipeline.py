@@ -275,7 +275,7 @@ def _write_index(exported: list[Exported], ctx: Context, folder: Path) -> None:
         cultures=[item.record.culture for item in exported],
         categories=[item.record.category for item in exported],
         splits=[item.record.split for item in exported],
-        pixels=[f.width * f.height for f in facts],
+        pixels=[round(f.width * f.height * f.content) for f in facts],
         hashes=np.stack([np.frombuffer(f.phash, np.uint64).reshape(VARIANTS, WORDS)
                          for f in facts]) if facts else np.zeros((0, VARIANTS, WORDS), np.uint64),
         embeddings=embeddings, clip_model=ctx.clip_model if embeddings is not None else None)

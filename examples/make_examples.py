@@ -18,7 +18,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter, ImageOps
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "submissions"
@@ -489,6 +489,12 @@ NG_PLANTED = {
         # duplicate.same_file: suya.jpg copied under another name.
         ("suya_copy.jpg", "Suya from the mallam near my house, sliced with onions and tomatoes",
          "copy:suya.jpg"),
+        # duplicate.near: egusi.jpg resized, mirrored and re-encoded by a messaging app.
+        ("egusi_whatsapp.jpg", "Egusi soup and pounded yam my aunt cooked on Sunday",
+         "near:egusi.jpg"),
+        # duplicate.near_review: moi_moi.jpg with 5% cut from the left (a crop).
+        ("moi_moi_crop.jpg", "Moi moi wrapped in uma leaves, cut open to show the egg inside",
+         "crop:moi_moi.jpg"),
         # duplicate.label_conflict: the same file as korea-k017 FOOD_12.
         ("fried_rice.jpg", "Nigerian fried rice with diced liver, carrots and green beans for "
          "Christmas", "fried_rice"),
@@ -542,6 +548,10 @@ NG_PLANTED = {
         ("IMG_1234.jpg", "IMG_1234", "clean"),
         # caption.too_short: two words.
         ("traffic.jpg", "Lagos traffic", "clean"),
+        # duplicate.near + duplicate.category_conflict: FOOD/puff_puff.jpg with a white frame,
+        # filed as a city scene.
+        ("ibadan_roadside.jpg", "A roadside stand in Ibadan selling puff-puff to passers-by",
+         "border:puff_puff.jpg"),
         # file.empty: a zero-byte upload.
         ("oshodi.jpg", "Oshodi interchange with buses and hawkers under the bridge", "empty"),
     ],
@@ -620,6 +630,15 @@ def special(name: str, how: str) -> bytes:
         return jpeg(Image.fromarray(arr.clip(0, 255).astype(np.uint8)))
     if how.startswith("copy:"):
         return (OUT / NG / "FOOD" / how[5:]).read_bytes()
+    if how.startswith(("near:", "crop:", "border:")):
+        with Image.open(OUT / NG / "FOOD" / how.split(":", 1)[1]) as source:
+            im = source.convert("RGB")
+        if how.startswith("border:"):
+            return jpeg(ImageOps.expand(im, im.width // 25, fill=(255, 255, 255)))
+        if how.startswith("near:"):
+            small = im.resize((im.width * 3 // 4, im.height * 3 // 4), Image.Resampling.BILINEAR)
+            return jpeg(small.transpose(Image.Transpose.FLIP_LEFT_RIGHT), quality=60)
+        return jpeg(im.crop((im.width // 20, 0, im.width, im.height)))
     if how == "fried_rice":
         return FRIED_RICE
     raise ValueError(how)

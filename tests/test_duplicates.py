@@ -239,3 +239,17 @@ def test_semantic_tier_without_weights_is_skipped(root, tmp_path):
     [note] = [n for n in result.notes if n.startswith("semantic")]
     assert "SKIPPED" in note and "ViT-B-32" in note
     assert outcome(result, K + "FOOD_1.jpg").status == "accepted"
+
+
+def test_trim_margins_takes_added_frames_but_not_smooth_content():
+    from ccub.imaging.phash import trim_margins
+
+    sky = np.tile(np.linspace(200, 120, 300, dtype=np.float32)[:, None], (1, 400))
+    content = np.asarray(photo((400, 300), seed=2).convert("L"), dtype=np.float32)
+    content[:60] = sky[:60]  # a smooth sky band at the top of the picture
+    gray = content.astype(np.uint8)
+    assert trim_margins(gray) == (0, 0, 0, 0)
+    framed = np.pad(gray, ((20, 20), (25, 25)), constant_values=255)
+    assert trim_margins(framed) == (20, 20, 25, 25)
+    letterboxed = np.pad(gray, ((50, 50), (0, 0)), constant_values=0)
+    assert trim_margins(letterboxed)[:2] == (50, 50)

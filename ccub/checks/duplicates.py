@@ -14,6 +14,7 @@ nodes that are always kept. Then:
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -115,8 +116,10 @@ class DuplicateChecks(CheckFamily):
 
 def _node(record: Record, ctx: Context) -> Node:
     facts = ctx.facts[record.image]
+    # Resolution of the picture itself: a copy with an added frame is not "larger".
+    pixels = round(facts.width * facts.height * facts.content)
     return Node(record.key, record.image, record.culture, record.category, record.split,
-                facts.width * facts.height, record.created_at, record.caption or "", record)
+                pixels, record.created_at, record.caption or "", record)
 
 
 def build_graph(records: list[Record], ctx: Context) -> Graph:
@@ -206,7 +209,9 @@ def _preference(node: Node, ctx: Context) -> tuple:
     """Already accepted first; then no errors, no review items, most pixels, earliest, richest
     caption."""
     status = ctx.status.get(node.key) if node.record else None
-    return (node.record is not None, status == "error", status == "review", -node.pixels,
+    # Resolutions within about 5% count as equal (margins are measured on a small copy).
+    size = -int(math.log(max(node.pixels, 1), 1.05))
+    return (node.record is not None, status == "error", status == "review", size,
             node.created_at or "~", -len(node.caption), node.key)
 
 

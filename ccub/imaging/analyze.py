@@ -87,6 +87,7 @@ class ImageFacts:
     pixel_key: str | None = None  # identical decoded pixels give identical keys
     phash: bytes | None = None  # 8 dihedral variants x 256 bits (ccub.imaging.phash)
     margins: tuple[int, int, int, int] = (0, 0, 0, 0)  # trimmed before hashing, work scale
+    content: float = 1.0  # share of the pixels inside the trimmed margins
     semantic_input: str | None = None  # small RGB copy for CLIP, when asked for
     decode_scale: int = 1  # JPEG draft reduction used for pixel_key
     staged: str | None = None  # metadata-free export candidate
@@ -334,9 +335,11 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
     work = rgb_im.copy()
     work.thumbnail((limits.work_size, limits.work_size), Image.Resampling.BILINEAR)
     _stats(facts, np.asarray(work))
-    hashes, facts.margins = dihedral_phash(np.asarray(work.convert("L")), limits.trim_tolerance,
-                                           limits.trim_max_fraction)
+    gray = np.asarray(work.convert("L"))
+    hashes, facts.margins = dihedral_phash(gray, limits.trim_tolerance, limits.trim_max_fraction)
     facts.phash = hashes.tobytes()
+    top, bottom, left, right = facts.margins
+    facts.content = (gray.shape[0] - top - bottom) * (gray.shape[1] - left - right) / gray.size
     if thumb is not None and limits.semantic_size:
         semantic = thumb.with_suffix(".clip.jpg")
         work.resize(_fit(work.size, limits.semantic_size), Image.Resampling.BICUBIC).save(

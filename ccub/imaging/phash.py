@@ -18,24 +18,34 @@ WORDS = HASH_SIZE * HASH_SIZE // 64
 _SIDE = HASH_SIZE * 4  # imagehash's default high-frequency factor
 
 
-def _uniform_run(lines: np.ndarray, tolerance: float, share: float) -> int:
-    """How many leading lines (rows of `lines`) are near-uniform in the first line's colour."""
+def _margin(lines: np.ndarray, tolerance: float, share: float) -> int:
+    """How many leading lines (rows of `lines`) form an added margin, else 0.
+
+    A margin is a run of lines in the first line's colour (within `tolerance` on `share` of
+    the pixels) that ends at a sharp edge: the next lines differ from it by at least twice
+    the tolerance on average. A sky or wall fading into the picture has no such edge, so
+    content is never trimmed as a border (the framed and unframed copy must lose the same).
+    """
     colour = np.median(lines[0])
     close = (np.abs(lines - colour) <= tolerance).mean(axis=1) >= share
-    return int(np.argmin(close)) if not close.all() else len(lines)
+    run = int(np.argmin(close)) if not close.all() else len(lines)
+    if run == 0 or run >= len(lines) - 2:
+        return 0
+    # Look past one line: resampling blends the last border line with the first content line.
+    edge = np.abs(lines[run:run + 3] - colour).mean(axis=1).max()
+    return run if edge >= 2 * tolerance else 0
 
 
 def trim_margins(gray: np.ndarray, tolerance: float = 12.0, max_fraction: float = 0.3,
                  share: float = 0.98) -> tuple[int, int, int, int]:
-    """(top, bottom, left, right) line counts of near-uniform margins, each side capped."""
+    """(top, bottom, left, right) line counts of added margins, each side capped."""
     h, w = gray.shape
     cap_h, cap_w = int(h * max_fraction), int(w * max_fraction)
     g = gray.astype(np.float32)
-    top = min(_uniform_run(g, tolerance, share), cap_h)
-    bottom = min(_uniform_run(g[::-1], tolerance, share), cap_h)
-    left = min(_uniform_run(g.T, tolerance, share), cap_w)
-    right = min(_uniform_run(g.T[::-1], tolerance, share), cap_w)
-    return top, bottom, left, right
+    return (min(_margin(g, tolerance, share), cap_h),
+            min(_margin(g[::-1], tolerance, share), cap_h),
+            min(_margin(g.T, tolerance, share), cap_w),
+            min(_margin(g.T[::-1], tolerance, share), cap_w))
 
 
 def dihedral_phash(gray: np.ndarray, tolerance: float = 12.0, max_fraction: float = 0.3
