@@ -105,7 +105,7 @@ class Duplicates:
     # pHash distances are out of 256 bits (8 rotations/mirrorings, margins trimmed). Up to
     # near_max_distance a copy is a duplicate and all but the best member are dropped; up to
     # review_max_distance (5% crops, heavy edits) a person decides.
-    near_max_distance: int = 16
+    near_max_distance: int = 20
     review_max_distance: int = 64
     trim_tolerance: float = 12.0
     trim_max_fraction: float = 0.3
