@@ -212,6 +212,11 @@ def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: Progress
 
     images = [k for k, f in facts.items() if f.semantic_input]
     try:
+        import open_clip  # noqa: F401  (only to say clearly what is missing)
+    except ImportError:
+        return None, None, "semantic duplicates: SKIPPED, --clip needs the model stack: " \
+                           "pip install 'ccub[models]'"
+    try:
         spec = parse_clip(clip, model_cache())
         vectors = embed_images([Path(facts[k].semantic_input) for k in images], spec,
                                progress=(lambda d, t: progress("embed", d, t)) if progress
