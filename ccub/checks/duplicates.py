@@ -245,8 +245,8 @@ def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
 
 
 def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
-    removal = {frozenset(m): None for m in graph.components(REMOVAL_KINDS)}
-    same_group = {node: group for group in removal for node in group}
+    same_group = {node: index for index, members in enumerate(graph.components(REMOVAL_KINDS))
+                  for node in members}
     seen: set[tuple[int, str]] = set()
     for edge in sorted(graph.edges, key=lambda e: (e.kind, -e.value if e.kind == "semantic"
                                                      else e.value)):
@@ -254,8 +254,8 @@ def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
             continue
         if edge.a in ctx.dropped or edge.b in ctx.dropped:
             continue
-        if same_group.get(edge.a) is not None and same_group.get(edge.a) == same_group.get(edge.b):
-            continue
+        if edge.a in same_group and same_group[edge.a] == same_group.get(edge.b):
+            continue  # already resolved by removal
         a, b = graph.nodes[edge.a], graph.nodes[edge.b]
         later, other = (edge.b, a) if _preference(a, ctx) <= _preference(b, ctx) else (edge.a, b)
         node = graph.nodes[later]
