@@ -148,6 +148,10 @@ def validate(
     against: Annotated[Path | None, typer.Option(
         help="An earlier --out folder: check new submissions against its accepted images.")]
     = None,
+    meta: Annotated[Path | None, typer.Option(
+        help="The steward's card.toml for the data cards (default: ./card.toml, else "
+             "SUBMISSIONS/card.toml, when present; `ccub card --init` writes a template).",
+        dir_okay=False)] = None,
 ) -> None:
     """Check submissions, write the clean dataset and the report.
 
@@ -165,7 +169,18 @@ def validate(
     options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
                       include_review=include_review, workers=workers, clip=clip,
                       test_fraction=test_fraction, against=against)
+    card_meta = meta or _default_meta(submissions)
     reports: dict[str, Any] = {}
+    cards: list[Any] = []
+
+    def write_outputs(res: Any, folder: Path) -> None:
+        from data_cards import write_cards
+
+        reports.update(write_reports(res, folder))
+        # Cards go into the temporary clean/ beside reports/: published with it, atomically.
+        if any(o.output for o in res.outcomes):  # no card for an empty dataset
+            cards.append(write_cards(reports, folder.parent, card_meta))
+
     with _progress_bar() as progress:
         task = progress.add_task("analysing images", total=None)
 
@@ -174,8 +189,7 @@ def validate(
             progress.update(task, description=label, completed=done, total=total, refresh=True)
 
         try:
-            result = run_validate(options, cfg, on_progress,
-                                  lambda res, folder: reports.update(write_reports(res, folder)))
+            result = run_validate(options, cfg, on_progress, write_outputs)
         except (UsageError, RootError) as exc:
             err.print(f"[red]error:[/] {exc}")
             raise typer.Exit(EXIT_USAGE) from exc
@@ -186,7 +200,67 @@ def validate(
                       "Please report this with the traceback above.")
             raise typer.Exit(EXIT_USAGE) from exc
     _summary(reports, out)
+    _card_summary(cards[0] if cards else None, out / "clean", card_meta)
     raise typer.Exit(result.exit_code)
+
+
+def _default_meta(submissions: Path) -> Path | None:
+    for candidate in (Path("card.toml"), submissions / "card.toml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _card_summary(card: Any, clean: Path, meta: Path | None) -> None:
+    if card is None:
+        return
+    console.print(f"data cards: {clean / 'README.md'}, {clean / 'croissant.json'}",
+                  highlight=False)
+    if card.missing:
+        where = meta or "a card.toml (`ccub card --init` writes a template)"
+        console.print(f"[yellow]card incomplete:[/] add {', '.join(card.missing)} to {where}, "
+                      "then run `ccub card`", highlight=False)
+
+
+@app.command()
+def card(
+    data_dir: Annotated[Path | None, typer.Argument(
+        help="A `ccub validate --out` folder (default: ./data).")] = None,
+    meta: Annotated[Path | None, typer.Option(help="The steward's card.toml.",
+                                              dir_okay=False)] = None,
+    init: Annotated[bool, typer.Option(
+        "--init", help="Write a commented card.toml template here and stop.")] = False,
+) -> None:
+    """Regenerate the data cards (Hugging Face README.md and Croissant JSON-LD) of a clean
+    dataset from its report and the steward's card.toml."""
+    import json
+    from importlib import resources
+
+    if init:
+        target = meta or Path("card.toml")
+        if target.exists():
+            err.print(f"[red]error:[/] {target} exists; ccub never overwrites your card file")
+            raise typer.Exit(EXIT_USAGE)
+        target.write_text(resources.files("data_cards").joinpath("card_template.toml")
+                          .read_text("utf-8"), encoding="utf-8")
+        console.print(f"wrote {target}: fill it in, then run `ccub card`", highlight=False)
+        return
+    from data_cards import write_cards
+    from data_cards.facts import CardError
+
+    data_dir = data_dir or Path("data")
+    report_path = data_dir / "reports" / "report.json"
+    if not report_path.is_file():
+        err.print(f"[red]error:[/] {report_path} not found; give the --out folder of a "
+                  "`ccub validate` run")
+        raise typer.Exit(EXIT_USAGE)
+    meta = meta or (Path("card.toml") if Path("card.toml").is_file() else None)
+    try:
+        result = write_cards(json.loads(report_path.read_text("utf-8")), data_dir, meta)
+    except CardError as exc:
+        err.print(f"[red]card error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    _card_summary(result, data_dir / "clean", meta)
 
 
 def _summary(report: dict[str, Any], out: Path) -> None:

@@ -802,6 +802,39 @@ GWANGHWAMUN = jpeg(photo("shared/gwanghwamun", (683, 512), "arch"), exif=exif_bl
 FRIED_RICE = clean_jpeg("shared/fried_rice", "food", 0)
 
 
+# The steward's card file: what no tool can know about the collection (ccub reads it from
+# the submissions folder when it writes the data cards).
+CARD = """\
+name = "ccub-examples"
+pretty_name = "ccub example submissions (synthetic)"
+description = \"\"\"Synthetic, photo-like example submissions for three cultures, made by
+examples/make_examples.py to demonstrate ccub. The images are generated, not photographs:
+do not train on them.\"\"\"
+version = "0.1.0"
+license = "CC-BY-4.0"
+publication_date = "2026-11-29"
+citation = \"\"\"@misc{ccub_examples,
+  title = {ccub example submissions},
+  author = {{ccub contributors}},
+  year = {2026}
+}\"\"\"
+creators = ["ccub contributors"]
+curators = ["ccub contributors"]
+contact = "https://github.com/ccub/ccub/issues"
+recruitment = "None: every record is synthetic; the contributor ids are invented."
+compensation = "Not applicable (synthetic data)."
+consent_wording = "Not applicable: no real person is shown."
+withdrawal = "Not applicable; regenerate the set with examples/make_examples.py."
+caption_authors = "Written by the ccub developers in the style of community captions."
+intended_uses = "Trying ccub validate and testing the tool."
+out_of_scope_uses = "Training or evaluating any model: the images are synthetic."
+known_gaps = "Tiny and synthetic; most categories have a handful of images."
+biases = "Captions were written by the tool's developers, not by members of each culture."
+maintenance = "Regenerated with each ccub release."
+tags = ["synthetic", "example"]
+"""
+
+
 def main() -> None:
     if OUT.exists():
         shutil.rmtree(OUT)
@@ -811,6 +844,7 @@ def main() -> None:
     nigeria()
     atlantis()
     india()
+    write("card.toml", CARD)
     files = [p for p in OUT.rglob("*") if p.is_file()]
     total = sum(p.stat().st_size for p in files)
     print(f"wrote {len(files)} files, {total / 1e6:.2f} MB, to {OUT}")

@@ -258,7 +258,7 @@ def test_workers_do_not_change_the_output(tmp_path):
     clean_one, clean_two = tmp_path / "one" / "clean", tmp_path / "two" / "clean"
     files = sorted(p.relative_to(clean_one) for p in clean_one.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(clean_two) for p in clean_two.rglob("*") if p.is_file())
-    assert len(files) == 6
+    assert len(files) == 11  # 5 images, metadata.jsonl, README.md, croissant.json, 3 card plots
     for rel in files:
         assert (clean_one / rel).read_bytes() == (clean_two / rel).read_bytes(), rel
     for name in ("one", "two"):
@@ -284,3 +284,38 @@ def test_licence_with_a_comma_is_a_finding_not_a_crash(tmp_path):
     assert result.exit_code == 1, result.output
     report = json.loads((tmp_path / "out" / "reports" / "report.json").read_text("utf-8"))
     assert report["summary"]["checks"]["rights.license_invalid"] == 1
+
+
+def test_card_init_writes_a_template_once(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    first = invoke("card", "--init")
+    assert first.exit_code == 0, first.output
+    template = tomllib.loads((tmp_path / "card.toml").read_text("utf-8"))
+    assert {"license", "publication_date", "citation", "creators", "version"} <= set(template)
+    again = invoke("card", "--init")
+    assert again.exit_code == 2 and "never overwrites" in flat(again.output)
+
+
+def test_validate_writes_cards_and_card_regenerates_them(clean_set, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = validate(clean_set, out)
+    assert result.exit_code == 0, result.output
+    text = flat(result.output)
+    # The licence comes from the data (every record is CC-BY-4.0); the rest must be written.
+    assert "card incomplete: add publication_date, citation, creators, version to" in text
+    readme = (out / "clean" / "README.md").read_text("utf-8")
+    assert "ccub_card_status: incomplete" in readme
+    assert json.loads((out / "clean" / "croissant.json").read_text("utf-8"))["name"]
+    (tmp_path / "card.toml").write_text(
+        'version = "1.0.0"\nlicense = "CC-BY-4.0"\npublication_date = "2026-11-29"\n'
+        'citation = "@misc{x, title={x}}"\ncreators = ["Kim Minji"]\n', "utf-8")
+    regenerated = invoke("card", out)
+    assert regenerated.exit_code == 0, regenerated.output
+    assert "incomplete" not in flat(regenerated.output)
+    assert "ccub_card_status: complete" in (out / "clean" / "README.md").read_text("utf-8")
+
+
+def test_card_needs_a_validate_output(tmp_path):
+    result = invoke("card", tmp_path / "nothing")
+    assert result.exit_code == 2 and "report.json not found" in flat(result.output)
