@@ -14,6 +14,7 @@ import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
+from functools import cache
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
         cells[culture][r.get("category") or "(none)"] += 1
         culture_split[culture][split] += 1
         splits[split] += 1
-        licenses[r.get("license") or "(none)"] += 1
+        licenses[_canonical_license(r.get("license"))] += 1
         languages[r.get("language") or "und"] += 1
         contributors[r.get("contributor") or "(unknown)"] += 1
         exports[r.get("export") or "unknown"] += 1
@@ -318,6 +319,20 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
     stats.config_sha256 = config_sha256(config)
     stats.generated = today or datetime.now(timezone.utc).date().isoformat()
     return stats
+
+
+@cache
+def _rights():
+    from ccub.checks.rights import RightsChecks
+
+    return RightsChecks()  # its SPDX licensing table loads once
+
+
+def _canonical_license(value: str | None) -> str:
+    """The SPDX id as exported (the report keeps what the contributor wrote, e.g. cc-by-4.0)."""
+    if not value:
+        return "(none)"
+    return _rights().canonical_license(value)[0] or value
 
 
 def effective_license(meta: CardMeta, stats: DatasetStats) -> str:

@@ -348,31 +348,9 @@ def render_hf_card(meta: CardMeta, stats: DatasetStats, plots: dict[str, str]) -
 # ---------------------------------------------------------------------------- plots
 
 
-def caption_histogram(lengths: list[int]) -> bytes | None:
-    """Distribution of caption lengths in characters."""
-    from matplotlib.figure import Figure
-
-    from ccub.report.plots import WIDTH_IN, _png
-
-    lengths = [int(n) for n in lengths]
-    if not lengths:
-        return None
-    fig = Figure(figsize=(WIDTH_IN, 3.0))
-    ax = fig.subplots()
-    ax.hist(lengths, bins=40, range=(0, max(lengths) * 1.05 or 1), color="#5d8aa8",
-            edgecolor="white", linewidth=0.5)
-    ax.set_xlabel("caption length (characters)", fontsize=9)
-    ax.set_ylabel("images", fontsize=9)
-    ax.set_title("Caption length", fontsize=10)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.tick_params(labelsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
-    return _png(fig)
-
-
 def render_plots(stats: DatasetStats) -> dict[str, bytes]:
     """PNG bytes by plot name (see PLOT_NAMES); plots with nothing to draw are left out."""
-    from ccub.report.plots import accepted_by_category, short_side_histogram
+    from ccub.report.plots import accepted_by_category, caption_histogram, short_side_histogram
 
     thresholds = {k: v for _, _, values in stats.checks for k, v in values.items()}
     geometry = {k.partition(".")[2]: v for k, v in thresholds.items()

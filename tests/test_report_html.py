@@ -121,7 +121,7 @@ def test_thumbnails_only_for_records_with_findings(run):
 def test_plots_are_embedded_pngs(run):
     _, _, html = run
     charts = _decoded(html, "image/png")
-    assert len(charts) == 3
+    assert len(charts) == 4  # categories, image size, caption length, findings
     for im in charts:
         assert im.format == "PNG"
         assert 200 < im.width < 1600 and 100 < im.height < 1400

@@ -103,6 +103,10 @@ def _plots(report: dict[str, Any]) -> list[dict[str, Any]]:
          "Histogram of the shorter side of each image, with the error and warning thresholds.",
          lambda: plots.short_side_histogram(sides, geometry.get("min_short_side_error"),
                                             geometry.get("min_short_side_warning"))),
+        ("Caption length",
+         "Histogram of caption lengths in characters, over every record with a caption.",
+         lambda: plots.caption_histogram([r["caption_chars"] for r in report["records"]
+                                          if r.get("caption_chars")])),
         ("Findings per culture and severity",
          "Stacked bars: findings per culture, one colour per severity.",
          lambda: plots.findings_by_severity(severity_by_culture)),

@@ -129,3 +129,21 @@ def short_side_histogram(sides: Iterable[int], error_below: int | None = None,
     if error_below or warning_below:
         ax.legend(fontsize=8, frameon=False)
     return _png(fig)
+
+
+def caption_histogram(lengths: list[int]) -> bytes | None:
+    """Distribution of caption lengths in characters."""
+    lengths = [int(n) for n in lengths]
+    if not lengths:
+        return None
+    fig = Figure(figsize=(WIDTH_IN, 3.0))
+    ax = fig.subplots()
+    ax.hist(lengths, bins=40, range=(0, max(lengths) * 1.05 or 1), color="#5d8aa8",
+            edgecolor="white", linewidth=0.5)
+    ax.set_xlabel("caption length (characters)", fontsize=9)
+    ax.set_ylabel("images", fontsize=9)
+    ax.set_title("Caption length", fontsize=10)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return _png(fig)
