@@ -104,28 +104,34 @@ def findings_by_severity(counts: Mapping[str, Mapping[str, int]]) -> bytes | Non
     return _stacked_barh(counts, severities, colors, "Findings per culture and severity", "findings")
 
 
+def _histogram(values: list[int], top: float, xlabel: str, title: str):
+    """A figure and its axes with one histogram of `values` over [0, top] in the house style."""
+    fig = Figure(figsize=(WIDTH_IN, 3.0))
+    ax = fig.subplots()
+    ax.hist(values, bins=40, range=(0, top * 1.05 or 1), color="#5d8aa8", edgecolor="white",
+            linewidth=0.5)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel("images", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    ax.yaxis.get_major_locator().set_params(integer=True)
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    return fig, ax
+
+
 def short_side_histogram(sides: Iterable[int], error_below: int | None = None,
                          warning_below: int | None = None) -> bytes | None:
     """Distribution of the images' shorter side, with the size thresholds marked."""
     sides = [int(s) for s in sides if s]
     if not sides:
         return None
-    fig = Figure(figsize=(WIDTH_IN, 3.0))
-    ax = fig.subplots()
     top = max(sides + [warning_below or 0, error_below or 0])
-    ax.hist(sides, bins=40, range=(0, top * 1.05), color="#5d8aa8", edgecolor="white",
-            linewidth=0.5)
+    fig, ax = _histogram(sides, top, "shorter side (px)", "Image size: shorter side")
     for value, color, name in ((error_below, SEVERITY_COLORS["error"], "error below"),
                                (warning_below, SEVERITY_COLORS["warning"], "warning below")):
         if value:
             ax.axvline(value, color=color, linestyle="--", linewidth=1.2,
                        label=f"{name} {value} px")
-    ax.set_xlabel("shorter side (px)", fontsize=9)
-    ax.set_ylabel("images", fontsize=9)
-    ax.set_title("Image size: shorter side", fontsize=10)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.tick_params(labelsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
     if error_below or warning_below:
         ax.legend(fontsize=8, frameon=False)
     return _png(fig)
@@ -136,14 +142,5 @@ def caption_histogram(lengths: list[int]) -> bytes | None:
     lengths = [int(n) for n in lengths]
     if not lengths:
         return None
-    fig = Figure(figsize=(WIDTH_IN, 3.0))
-    ax = fig.subplots()
-    ax.hist(lengths, bins=40, range=(0, max(lengths) * 1.05 or 1), color="#5d8aa8",
-            edgecolor="white", linewidth=0.5)
-    ax.set_xlabel("caption length (characters)", fontsize=9)
-    ax.set_ylabel("images", fontsize=9)
-    ax.set_title("Caption length", fontsize=10)
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.tick_params(labelsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
+    fig, _ = _histogram(lengths, max(lengths), "caption length (characters)", "Caption length")
     return _png(fig)
