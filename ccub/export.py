@@ -30,7 +30,7 @@ ROW_FIELDS = ("culture", "category", "license", "creator", "contributor", "conse
 
 
 class ExportError(RuntimeError):
-    pass
+    """An exported file still carries metadata: refuse to publish rather than leak it."""
 
 
 @dataclass
