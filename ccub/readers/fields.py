@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -76,11 +77,10 @@ def _negatives(value: Any) -> list[str]:
         return [str(v) for v in value if str(v).strip()]
     text = str(value).strip()
     if text.startswith("["):
-        try:
+        # A JSON list written into a CSV cell; anything else is a ';'-separated list.
+        with contextlib.suppress(json.JSONDecodeError):
             parsed = json.loads(text)
             return [str(v) for v in parsed] if isinstance(parsed, list) else [text]
-        except json.JSONDecodeError:
-            pass
     return [part.strip() for part in text.split(";") if part.strip()]
 
 
