@@ -124,6 +124,42 @@ class Export:
 
 
 @dataclass
+class Prepare:
+    """`ccub prepare`: what SCoFT needs beyond the community's own pairs.
+
+    Models are hub ids (read from the local Hugging Face cache) or local paths; `ccub prepare
+    --base tiny` swaps all four for tiny random ones.
+    """
+
+    # Generic captions (`blip_text`): "caption" runs an image-to-text model, "strip" removes
+    # the culture's lexicon terms from the community caption, "column" keeps the dataset's own.
+    captions: str = "caption"
+    captioner: str = "Salesforce/blip-image-captioning-large"
+    caption_prompt: str = ""  # a text prefix some captioners continue ("a photography of")
+    caption_max_tokens: int = 30
+    caption_batch_size: int = 16
+    # A captioner may still name the culture ("a korean woman in a hanbok"): strip its output
+    # with the same lexicon, since the generic caption must carry no cultural context.
+    strip_model_captions: bool = True
+    # Negatives (`negative_imgpath`): the base model's own rendering of each community
+    # caption, laid out like the community image by a depth ControlNet.
+    negatives_per_image: int = 3
+    base: str = "CompVis/stable-diffusion-v1-4"
+    controlnet: str = "lllyasviel/control_v11f1p_sd15_depth"
+    depth_model: str = "Intel/dpt-hybrid-midas"
+    scheduler: str = "dpm-solver"  # dpm-solver, unipc, ddim, or "model" (the base model's own)
+    steps: int = 30
+    guidance_scale: float = 7.5
+    controlnet_scale: float = 1.0
+    negative_prompt: str = ""
+    # Shorter side of a negative in pixels (aspect ratio kept, sides rounded to multiples of 8).
+    resolution: int = 512
+    seed: int = 1024
+    batch_size: int = 4  # community images per generation batch (each gives negatives_per_image)
+    dtype: str = "auto"  # auto (fp16 on GPU, fp32 on CPU), fp16, bf16, fp32
+
+
+@dataclass
 class Culture:
     name: str
     adjective: str
@@ -131,6 +167,11 @@ class Culture:
     iso2: str
     languages: list[str] = field(default_factory=list)
     aliases: list[str] = field(default_factory=list)
+    # The lexicon of `ccub prepare --captions strip`, which turns a community caption into a
+    # generic one. Place names are removed with the preposition that introduces them ("in
+    # Seoul"); `generic` maps a culture-specific term to generic wording ("" drops it).
+    places: list[str] = field(default_factory=list)
+    generic: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -150,6 +191,7 @@ class Config:
     labels: Labels = field(default_factory=Labels)
     duplicates: Duplicates = field(default_factory=Duplicates)
     export: Export = field(default_factory=Export)
+    prepare: Prepare = field(default_factory=Prepare)
     # check id -> severity, overriding the check's default (like a linter's rule config).
     severity: dict[str, str] = field(default_factory=dict)
     # check ids that do not run at all.
@@ -200,6 +242,9 @@ def _vocab_tables(cfg: Config, data: dict[str, Any], where: str) -> None:
     for slug, table in data.get("cultures", {}).items():
         base = cfg.cultures.get(slug)
         merged = (dataclasses.asdict(base) if base else {}) | table
+        if base and isinstance(table.get("generic"), dict):
+            # A user adds or corrects lexicon terms without restating the shipped ones.
+            merged["generic"] = base.generic | table["generic"]
         cfg.cultures[slug] = _build(Culture, merged, f"{where} [cultures.{slug}]")
     for code, table in data.get("categories", {}).items():
         code = code.upper()
@@ -216,7 +261,7 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
     for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "duplicates",
-                 "export"):
+                 "export", "prepare"):
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:
