@@ -296,5 +296,124 @@ def _summary(report: dict[str, Any], out: Path) -> None:
                   "(report.html, report.md, report.json, issues.csv)", highlight=False)
 
 
+
+@app.command()
+def prepare(
+    dataset: Annotated[Path | None, typer.Argument(
+        help="An imagefolder dataset (default: DATA/clean/CULTURE/, written by `ccub validate`).")] = None,
+    culture: Annotated[str | None, typer.Option(
+        help="Culture slug: picks DATA/clean/CULTURE/ and the lexicon of --captions strip.")] = None,
+    data: Annotated[Path, typer.Option(help="The `ccub validate --out` folder.")] = Path("data"),
+    base: Annotated[str | None, typer.Option(
+        help="Base Stable Diffusion (hub id or folder) drawing the negatives; 'tiny' swaps all four "
+             "models for tiny random ones (a smoke run on CPU).")] = None,
+    captions: Annotated[str | None, typer.Option(
+        help="Generic captions by: caption (an image-to-text model), strip (community caption minus "
+             "the culture lexicon), column (keep the dataset's own).")] = None,
+    captioner: Annotated[str | None, typer.Option(help="Image-to-text model (hub id or folder).")] = None,
+    depth_model: Annotated[str | None, typer.Option(help="Depth-estimation model (hub id or folder).")] = None,
+    controlnet: Annotated[str | None, typer.Option(help="Depth ControlNet (hub id or folder).")] = None,
+    negatives: Annotated[int | None, typer.Option(help="Negatives per image (0: none).", min=0)] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampling steps per negative.", min=1)] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Shorter side of a negative, pixels.", min=8)] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed; each negative's seed derives from it.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Community images per generation batch.", min=1)] = None,
+    only: Annotated[str | None, typer.Option(help="Run one stage: captions or negatives.")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Redo captions and generated negatives already there (community negatives are kept).")] = False,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, fp16, bf16 or fp32.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write generic captions (blip_text) and self-generated negatives (negative_imgpath) for SCoFT.
+
+    Resumable: rerun after an interruption and only what is missing is made. Exit codes: 0 all
+    done; 1 some images failed (listed); 2 the run could not start.
+    """
+    import dataclasses
+
+    cfg = _load(config)
+    given = {"captions": captions, "captioner": captioner, "depth_model": depth_model, "controlnet": controlnet,
+             "negatives_per_image": negatives, "steps": steps, "guidance_scale": guidance,
+             "resolution": resolution, "seed": seed, "batch_size": batch_size, "dtype": dtype}
+    given = {k: v for k, v in given.items() if v is not None}
+    from finetune.tiny import is_tiny
+
+    tiny = base if is_tiny(base) else None
+    if base and not tiny:
+        given["base"] = base
+    cfg.prepare = dataclasses.replace(cfg.prepare, **given)
+    if dataset is None:
+        if not culture:
+            err.print("[red]error:[/] give a DATASET folder or --culture (which reads DATA/clean/CULTURE/)")
+            raise typer.Exit(EXIT_USAGE)
+        dataset = data / "clean" / culture
+    _run_prepare(dataset, culture, tiny, only, force, device, cfg, set(given))
+
+
+def _quiet_model_libraries() -> None:
+    """Our progress bar is the one users watch; the libraries' own bars and notices would interleave."""
+    import diffusers
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    diffusers.utils.logging.set_verbosity_error()
+
+
+def _run_prepare(dataset: Path, culture: str | None, tiny: str | None, only: str | None, force: bool,
+                 device: str | None, cfg: Any, given: set[str]) -> None:
+    from ccub.models import ModelUnavailable
+    from finetune.dataset import DatasetError
+    from finetune.prepare import STAGES, Options, PrepareError, prepare, smoke_settings
+
+    _quiet_model_libraries()
+    if tiny:
+        cfg.prepare = smoke_settings(cfg.prepare, tiny, given)
+        err.print(f"[bold yellow]SMOKE RUN:[/] --base {tiny} uses tiny models with RANDOM WEIGHTS; the captions "
+                  "and negatives it writes mean nothing (they only test the pipeline).")
+    options = Options(root=dataset, culture=culture, tiny=tiny, stages=(only,) if only else STAGES,
+                      force=force, device=device)
+    with _progress_bar() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                label = "generic captions" if stage == "captions" else "negatives (depth + ControlNet)"
+                tasks[stage] = progress.add_task(label, total=total)
+            progress.update(tasks[stage], completed=done, total=total, refresh=True)
+
+        try:
+            result = prepare(options, cfg, on_progress)
+        except (DatasetError, PrepareError, ModelUnavailable) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from exc
+    _prepare_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _prepare_summary(result: Any) -> None:
+    table = Table(title=f"ccub prepare: {result.root}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in sorted(result.counts.items()):
+        table.add_row(what, str(count))
+    console.print(table)
+    for role, model in result.models.items():
+        console.print(f"{role}: {model}", highlight=False, markup=False)
+    if result.failures:
+        failed = Table(title=f"{len(result.failures)} image(s) failed; rerun to retry them")
+        for column in ("image", "stage", "error"):
+            failed.add_column(column, overflow="fold")
+        for f in result.failures:
+            failed.add_row(f.image, f.stage, f.message)
+        console.print(failed)
+    if result.smoke_run:
+        console.print("[bold yellow]SMOKE RUN:[/] some captions or negatives in this dataset were made with "
+                      "RANDOM WEIGHTS (see prepare.json); rerun with real models and --force before training.")
+    console.print(f"record of settings and seeds: {result.root / 'prepare.json'}", highlight=False)
+
 if __name__ == "__main__":
     app()

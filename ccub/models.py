@@ -37,10 +37,13 @@ from typing import Any
 __all__ = [
     "TINY_CLIP_PRESETS",
     "ClipSpec",
+    "atomic_write",
     "ModelUnavailable",
     "build_tiny_clip",
     "hub_offline",
+    "hub_reachable",
     "load_clip",
+    "model_cache",
     "parse_clip",
     "register_clip_config",
 ]
@@ -125,6 +128,11 @@ def _unavailable(model: str, tag: str, why: str) -> ModelUnavailable:
     return ModelUnavailable(f"open_clip model {model}:{tag} {why}; {_get_it_hint(model, tag)}")
 
 
+def model_cache() -> Path:
+    """Where tiny random models are built (CCUB_CACHE, else ~/.cache/ccub)."""
+    return Path(os.environ.get("CCUB_CACHE", Path.home() / ".cache" / "ccub"))
+
+
 def hub_offline() -> bool:
     """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE).
 
@@ -142,6 +150,11 @@ def hub_offline() -> bool:
 
 def _hub_endpoint() -> str:
     return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+
+
+def hub_reachable() -> bool:
+    """May the Hugging Face hub be asked for files now (not offline, and its host answers)?"""
+    return not hub_offline() and _reachable(_hub_endpoint())
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:
@@ -222,7 +235,8 @@ def _marker(name: str, seed: int) -> dict[str, Any]:
                                              .encode()).hexdigest()}
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary path beside `path`, then rename it into place."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -256,10 +270,10 @@ def build_tiny_clip(name: str, directory: Path, seed: int = 0) -> Path:
             model = open_clip.create_model(name, pretrained=None, device="cpu")
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     checkpoint = directory / TINY_CHECKPOINT
-    _atomic_write(checkpoint, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "ccub": "random"}))
+    atomic_write(checkpoint, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "ccub": "random"}))
     config = {"model_cfg": cfg, "preprocess_cfg": dict(model.visual.preprocess_cfg),
               MARKER_KEY: _marker(name, seed)}
-    _atomic_write(directory / CONFIG_NAME,
+    atomic_write(directory / CONFIG_NAME,
                   lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2), encoding="utf-8"))
     return checkpoint
 

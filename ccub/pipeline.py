@@ -196,18 +196,13 @@ def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
     return outcomes, write_metadata(tmp, exported)
 
 
-def model_cache() -> Path:
-    """Where `--clip tiny` builds its random model (CCUB_CACHE, else ~/.cache/ccub)."""
-    return Path(os.environ.get("CCUB_CACHE", Path.home() / ".cache" / "ccub"))
-
-
 def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: ProgressFn | None
               ) -> tuple[dict[str, Any] | None, str | None, str]:
     """(embeddings by image, model id, a note for the report) for the semantic tier."""
     if not clip:
         return None, None, "semantic duplicates: not checked (give --clip MODEL:PRETRAINED " \
                            "or a local checkpoint)"
-    from ccub.models import ModelUnavailable, parse_clip
+    from ccub.models import ModelUnavailable, model_cache, parse_clip
     from ccub.semantic import embed_images
 
     images = [k for k, f in facts.items() if f.semantic_input]
