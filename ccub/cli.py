@@ -352,10 +352,17 @@ def prepare(
     _run_prepare(dataset, culture, tiny, only, force, device, cfg, set(given))
 
 
-def _quiet_model_libraries() -> None:
-    """Our progress bar is the one users watch; the libraries' own bars and notices would interleave."""
-    import diffusers
-    import transformers
+def _model_stack() -> None:
+    """Import the model libraries, or say how to install them; then quiet them: our progress bar
+    is the one users watch, and the libraries' own bars and notices would interleave with it."""
+    try:
+        import diffusers
+        import torch  # noqa: F401
+        import transformers
+    except ImportError as exc:
+        err.print(f"[red]error:[/] this command needs the model stack ({exc.name} is not installed): "
+                  "pip install -e '.[models]'")
+        raise typer.Exit(EXIT_USAGE) from exc
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
@@ -369,7 +376,7 @@ def _run_prepare(dataset: Path, culture: str | None, tiny: str | None, only: str
     from finetune.dataset import DatasetError
     from finetune.prepare import STAGES, Options, PrepareError, prepare, smoke_settings
 
-    _quiet_model_libraries()
+    _model_stack()
     if tiny:
         cfg.prepare = smoke_settings(cfg.prepare, tiny, given)
         err.print(f"[bold yellow]SMOKE RUN:[/] --base {tiny} uses tiny models with RANDOM WEIGHTS; the captions "

@@ -404,14 +404,15 @@ class NegativeStage:
             where = f"{mf.path} (file_name {row['file_name']}): {NEGATIVES}"
             listed = listed_negatives(row)
             present = [p for p in listed if self.dataset.negative_path(p, where).is_file()]
-            if len(present) < len(listed):
+            damaged = len(present) < len(listed)
+            if damaged:
                 self.result.counts["missing negatives dropped"] += len(listed) - len(present)
             community = [p for p in present if not is_generated(p)]
             generated = [p for p in present if is_generated(p)]
             row[NEGATIVES] = present
             if community and not generated:
                 self.result.counts["negatives kept (community)"] += 1
-            elif generated and not force:
+            elif generated and not (force or damaged):  # a damaged set is redrawn whole, same seeds
                 self.result.counts["negatives kept (generated)"] += 1
             else:
                 row[NEGATIVES] = community
