@@ -273,3 +273,30 @@ def test_unavailable_models_are_named_with_the_fix(tmp_path):
     assert out.exit_code == 2
     assert "nobody/no-such-captioner" in out.output and "hf download" in out.output
     assert not (root / prep.MANIFEST).exists(), "nothing is written before the models are found"
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/submissions not generated")
+def test_readme_sequence_on_the_examples(tmp_path):
+    """`ccub validate examples/submissions` then `ccub prepare --culture korea --base tiny`."""
+    out = tmp_path / "data"
+    validated = CliRunner().invoke(app, ["validate", str(EXAMPLES), "--out", str(out), "--workers", "2"])
+    assert validated.exit_code == 1 and (out / "clean" / "korea").is_dir(), validated.output
+    before = rows(out / "clean" / "korea")
+    community = {r["file_name"]: r["negative_imgpath"] for r in before if r.get("negative_imgpath")}
+    prepared = CliRunner().invoke(app, ["prepare", "--culture", "korea", "--data", str(out), "--base", "tiny"])
+    assert prepared.exit_code == 0, prepared.output
+    after = rows(out / "clean" / "korea")
+    assert len(after) == len(before) and community
+    for r in after:
+        assert r["blip_text"] and r["blip_source"]
+        if r["file_name"] in community:  # the community's own negatives are kept, not redrawn
+            assert r["negative_imgpath"] == community[r["file_name"]]
+        else:
+            assert len(r["negative_imgpath"]) == 3 and all(p.startswith("negatives/generated/")
+                                                           for p in r["negative_imgpath"])
+    sources = {r["blip_source"] for r in after}
+    assert sources == {"dataset", "caption:tiny:captioner"}
+    assert len(scoft_examples(read_dataset(out / "clean" / "korea"))) == len(after)
