@@ -34,10 +34,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ccub.files import atomic_write
+
 __all__ = [
     "TINY_CLIP_PRESETS",
     "ClipSpec",
-    "atomic_write",
     "ModelUnavailable",
     "build_tiny_clip",
     "hub_offline",
@@ -233,18 +234,6 @@ def _marker(name: str, seed: int) -> dict[str, Any]:
     return {"random_weights": True, "preset": name, "seed": seed,
             "config_sha256": hashlib.sha256(json.dumps(TINY_CLIP_PRESETS[name], sort_keys=True)
                                              .encode()).hexdigest()}
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp)`` on a temporary path beside `path`, then rename it into place."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def build_tiny_clip(name: str, directory: Path, seed: int = 0) -> Path:

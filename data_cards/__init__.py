@@ -17,12 +17,11 @@ incomplete` in the header and a banner); `CardResult.missing` names the fields t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ccub.files import atomic_write_bytes
 from data_cards.facts import CardMeta, DatasetStats, compute_stats, load_meta, missing_fields
 
 __all__ = ["CardResult", "write_cards", "build_cards"]
@@ -34,18 +33,6 @@ PLOT_DIR = "card"
 class CardResult:
     paths: list[Path] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def build_cards(meta: CardMeta, stats: DatasetStats) -> dict[str, bytes]:
@@ -78,6 +65,6 @@ def write_cards(report: dict[str, Any], out_dir: Path, meta_path: Path | None) -
     result = CardResult(missing=missing_fields(meta, stats))
     for rel, data in build_cards(meta, stats).items():
         path = clean / rel
-        _write_atomic(path, data)
+        atomic_write_bytes(path, data)
         result.paths.append(path)
     return result

@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from ccub.files import atomic_write_text
 
 METADATA = "metadata.jsonl"
 # SCoFT's columns, in the reference code's names.
@@ -128,19 +129,6 @@ def write_metadata(dataset: Dataset) -> None:
     for mf in dataset.files:
         text = "".join(json.dumps({k: row.get(k) for k in keys}, ensure_ascii=False) + "\n" for row in mf.rows)
         atomic_write_text(mf.path, text)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------- SCoFT's view

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import posixpath
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -29,13 +27,13 @@ from typing import Any
 
 from ccub import __version__
 from ccub.config import Config, Prepare
+from ccub.files import atomic_write, atomic_write_text
 from finetune.captions import STRATEGIES
 from finetune.dataset import (
     GENERIC,
     NEGATIVES,
     Dataset,
     MetadataFile,
-    atomic_write_text,
     generic_caption,
     listed_negatives,
     read_dataset,
@@ -464,7 +462,7 @@ class NegativeStage:
                             negative_prompt=s.negative_prompt)
         paths = [[negative_name(key, k) for k in range(k_count)] for key in keys]
         for image, path in zip(outputs, (p for row_paths in paths for p in row_paths), strict=True):
-            save_atomically(image, self.dataset.root / path)
+            atomic_write(self.dataset.root / path, lambda tmp, image=image: image.save(tmp, format="PNG"))
         # Only now, with every file in place, do the rows name them.
         random = any(m.random_weights for m in (self.models.base, self.models.controlnet, self.models.depth))
         for (_, row), key, row_paths, row_seeds, prompt in zip(batch, keys, paths, seeds, prompts, strict=True):
@@ -486,15 +484,3 @@ class NegativeStage:
 def negative_name(image_key: str, k: int) -> str:
     """Where negative `k` of an image goes, relative to the dataset root (unique per image)."""
     return f"{GENERATED}/{posixpath.splitext(image_key)[0]}_{k}.png"
-
-
-def save_atomically(image: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
