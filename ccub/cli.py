@@ -349,7 +349,15 @@ def prepare(
             err.print("[red]error:[/] give a DATASET folder or --culture (which reads DATA/clean/CULTURE/)")
             raise typer.Exit(EXIT_USAGE)
         dataset = data / "clean" / culture
-    _run_prepare(dataset, culture, tiny, only, force, device, cfg, set(given))
+    _model_stack()
+    if tiny:
+        from finetune.prepare import smoke_settings
+
+        cfg.prepare = smoke_settings(cfg.prepare, tiny, set(given))
+        err.print(f"[bold yellow]SMOKE RUN:[/] --base {tiny} uses tiny models with RANDOM WEIGHTS; the captions "
+                  "and negatives it writes mean nothing (they only test the pipeline).")
+    result = _run_prepare_stages(dataset, culture, tiny, cfg, only=only, force=force, device=device)
+    raise typer.Exit(result.exit_code)
 
 
 def _model_stack() -> None:
@@ -370,17 +378,12 @@ def _model_stack() -> None:
     diffusers.utils.logging.set_verbosity_error()
 
 
-def _run_prepare(dataset: Path, culture: str | None, tiny: str | None, only: str | None, force: bool,
-                 device: str | None, cfg: Any, given: set[str]) -> None:
+def _run_prepare_stages(dataset: Path, culture: str | None, tiny: str | None, cfg: Any, only: str | None = None,
+                        force: bool = False, device: str | None = None) -> Any:
     from ccub.models import ModelUnavailable
     from finetune.dataset import DatasetError
-    from finetune.prepare import STAGES, Options, PrepareError, prepare, smoke_settings
+    from finetune.prepare import STAGES, Options, PrepareError, prepare
 
-    _model_stack()
-    if tiny:
-        cfg.prepare = smoke_settings(cfg.prepare, tiny, given)
-        err.print(f"[bold yellow]SMOKE RUN:[/] --base {tiny} uses tiny models with RANDOM WEIGHTS; the captions "
-                  "and negatives it writes mean nothing (they only test the pipeline).")
     options = Options(root=dataset, culture=culture, tiny=tiny, stages=(only,) if only else STAGES,
                       force=force, device=device)
     with _progress_bar() as progress:
@@ -398,7 +401,9 @@ def _run_prepare(dataset: Path, culture: str | None, tiny: str | None, only: str
             err.print(f"[red]error:[/] {exc}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from exc
     _prepare_summary(result)
-    raise typer.Exit(result.exit_code)
+    if result.failures:
+        raise typer.Exit(1)
+    return result
 
 
 def _prepare_summary(result: Any) -> None:
@@ -421,6 +426,141 @@ def _prepare_summary(result: Any) -> None:
         console.print("[bold yellow]SMOKE RUN:[/] some captions or negatives in this dataset were made with "
                       "RANDOM WEIGHTS (see prepare.json); rerun with real models and --force before training.")
     console.print(f"record of settings and seeds: {result.root / 'prepare.json'}", highlight=False)
+
+
+@app.command()
+def finetune(
+    culture: Annotated[str | None, typer.Option(help="Culture slug: trains on DATA/clean/CULTURE/.")] = None,
+    data: Annotated[Path, typer.Option(help="The `ccub validate --out` folder.")] = Path("data"),
+    dataset: Annotated[Path | None, typer.Option(help="A prepared imagefolder instead of DATA/clean/CULTURE/.")]
+    = None,
+    base: Annotated[str | None, typer.Option(
+        help="Base Stable Diffusion 1.x/2.x (hub id or folder; default CompVis/stable-diffusion-v1-4); 'tiny' "
+             "(or 'tiny-v', v-prediction) builds a tiny random one for a smoke run on CPU.")] = None,
+    variant: Annotated[str | None, typer.Option(help="lora, M, MP or MPC (SCoFT, the default).")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Distance of the contrastive loss: lpips, clip, dinov2, "
+                                                      "dreamsim.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps.", min=1)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (instead of --steps).", min=1)] = None,
+    config: Annotated[Path | None, typer.Option(help="SCoFT config TOML (every hyperparameter; a run's "
+                                                     "config.toml works).", dir_okay=False)] = None,
+    output: Annotated[Path | None, typer.Option(help="Run folder (default runs/CULTURE-VARIANT).")] = None,
+    resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint-N folder.")] = None,
+    export: Annotated[str | None, typer.Option(help="Also write kohya (A1111/ComfyUI) LoRA weights: kohya.")]
+    = None,
+    prepare_missing: Annotated[bool, typer.Option(
+        "--prepare/--no-prepare", help="Run `ccub prepare` first when captions or negatives are missing.")] = True,
+) -> None:
+    """Train a SCoFT LoRA for one culture (run with `accelerate launch -m ccub finetune ...` on several GPUs).
+
+    Exit codes: 0 trained; 2 the run could not start (bad options, missing data or models).
+    """
+    from ccub.config import ConfigError
+    from finetune.config import load_scoft_config
+    from finetune.tiny import TINY_PRESETS, is_tiny
+
+    _model_stack()
+    overrides = {"base": base, "variant": variant, "backbone": backbone, "max_train_steps": steps,
+                 "num_train_epochs": epochs, "export_kohya": True if export == "kohya" else None}
+    if export not in (None, "kohya"):
+        err.print(f"[red]error:[/] --export {export}: the only export format is kohya")
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        cfg = load_scoft_config(config, **overrides)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/] {exc}")
+        raise typer.Exit(EXIT_USAGE) from exc
+    tiny = cfg.base if is_tiny(cfg.base) else None
+    if tiny:
+        _smoke_training(cfg, TINY_PRESETS[tiny]["resolution"], given={k for k, v in overrides.items() if v is not None},
+                        from_file=config is not None)
+    if dataset is None:
+        if not culture:
+            err.print("[red]error:[/] give --culture (reads DATA/clean/CULTURE/) or --dataset FOLDER")
+            raise typer.Exit(EXIT_USAGE)
+        dataset = data / "clean" / culture
+    output = output or Path("runs") / f"{culture or dataset.name}-{cfg.variant}"
+    ccub_cfg = _load(None)
+    culture = culture or _dataset_culture(dataset, ccub_cfg)
+    if prepare_missing:
+        _prepare_if_missing(dataset, culture, tiny, ccub_cfg)
+    _run_training(cfg, dataset, output, culture, resume, ccub_cfg)
+
+
+def _smoke_training(cfg: Any, resolution: int, given: set[str], from_file: bool) -> None:
+    """Settings that let a tiny random model train end to end in well under a minute on a CPU."""
+    if from_file:
+        return  # a config file says exactly what it wants
+    cfg.resolution = resolution
+    if "max_train_steps" not in given and "num_train_epochs" not in given:
+        cfg.max_train_steps = 6
+    cfg.checkpointing_steps, cfg.validation_steps, cfg.validation_inference_steps = 3, 0, 4
+    err.print(f"[bold yellow]SMOKE RUN:[/] --base {cfg.base} trains a tiny model with RANDOM WEIGHTS "
+              f"({cfg.resolution} px, {cfg.max_train_steps} steps); its LoRA and samples mean nothing.")
+
+
+def _dataset_culture(dataset: Path, ccub_cfg: Any) -> str | None:
+    from finetune.dataset import DatasetError, read_dataset
+    from finetune.prepare import dataset_culture
+
+    try:
+        return dataset_culture(read_dataset(dataset), ccub_cfg)
+    except DatasetError:
+        return None
+
+
+def _prepare_if_missing(dataset: Path, culture: str | None, tiny: str | None, ccub_cfg: Any) -> None:
+    from finetune.dataset import DatasetError, missing_for_scoft, read_dataset
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # under accelerate launch, the dataset must be prepared beforehand (checked by the trainer)
+    try:
+        missing = missing_for_scoft(read_dataset(dataset))
+    except DatasetError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    if not any(missing.values()):
+        return
+    what = ", ".join(f"{n} rows without {k}" for k, n in missing.items() if n)
+    err.print(f"{dataset}: {what}; running `ccub prepare` first.", highlight=False)
+    from finetune.prepare import smoke_settings
+
+    if tiny:
+        ccub_cfg.prepare = smoke_settings(ccub_cfg.prepare, tiny, set())
+    _run_prepare_stages(dataset, culture, tiny, ccub_cfg)
+
+
+def _run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, resume: str | None,
+                  ccub_cfg: Any) -> None:
+    from ccub.models import ModelUnavailable
+    from finetune.checkpoints import ResumeError
+    from finetune.dataset import DatasetError
+    from finetune.train import RunOptions, TrainingError, train
+
+    name = ccub_cfg.cultures[culture].name if culture in ccub_cfg.cultures else None
+    options = RunOptions(dataset=dataset, output=output, culture=culture, culture_name=name, resume=resume)
+    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("training", total=None, loss="")
+
+        def on_step(step: int, total: int, record: dict[str, float]) -> None:
+            progress.update(task, completed=step, total=total, loss=f"loss {record.get('loss/total', 0.0):.4f}")
+
+        try:
+            result = train(cfg, options, on_step)
+        except (DatasetError, ModelUnavailable, ResumeError, TrainingError, ImportError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from exc
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    console.print(f"LoRA: {result.lora}" + (f" (resumed from step {result.resumed_from})" if result.resumed_from
+                                             else ""), highlight=False)
+    console.print(f"run folder: {result.output} (config.toml, train_log.jsonl, logs/, samples/, README.md, "
+                  "run.json)", highlight=False)
+    if result.skipped_steps:
+        console.print(f"[yellow]{result.skipped_steps} optimizer step(s) skipped for non-finite gradients[/]")
+    if result.smoke_run:
+        console.print("[bold yellow]SMOKE RUN:[/] made with RANDOM WEIGHTS (tiny models); do not use or report it.")
 
 if __name__ == "__main__":
     app()

@@ -214,7 +214,8 @@ class Config:
 _SECTIONS = {f.name: f.type for f in fields(Config)}
 
 
-def _build(cls: type, data: dict[str, Any], where: str) -> Any:
+def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
+    """`cls(**data)`, with unknown keys and wrong arguments reported as ConfigError naming `where`."""
     names = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
@@ -224,7 +225,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
     kwargs = {}
     for key, value in data.items():
         # TOML writes 1 for 1.0; keep float thresholds floats so reports print them alike.
-        if isinstance(value, int) and not isinstance(value, bool) and names[key].type == "float":
+        if isinstance(value, int) and not isinstance(value, bool) and names[key].type.startswith("float"):
             value = float(value)
         kwargs[key] = value
     try:
@@ -235,7 +236,7 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
 
 def _merge_section(current: Any, data: dict[str, Any], where: str) -> Any:
     merged = dataclasses.asdict(current) | data
-    return _build(type(current), merged, where)
+    return build_dataclass(type(current), merged, where)
 
 
 def _vocab_tables(cfg: Config, data: dict[str, Any], where: str) -> None:
@@ -245,12 +246,12 @@ def _vocab_tables(cfg: Config, data: dict[str, Any], where: str) -> None:
         if base and isinstance(table.get("generic"), dict):
             # A user adds or corrects lexicon terms without restating the shipped ones.
             merged["generic"] = base.generic | table["generic"]
-        cfg.cultures[slug] = _build(Culture, merged, f"{where} [cultures.{slug}]")
+        cfg.cultures[slug] = build_dataclass(Culture, merged, f"{where} [cultures.{slug}]")
     for code, table in data.get("categories", {}).items():
         code = code.upper()
         base = cfg.categories.get(code)
         merged = (dataclasses.asdict(base) if base else {}) | table
-        cfg.categories[code] = _build(Category, merged, f"{where} [categories.{code}]")
+        cfg.categories[code] = build_dataclass(Category, merged, f"{where} [categories.{code}]")
 
 
 def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:

@@ -1,0 +1,48 @@
+"""Stable Diffusion's parts for training, loaded once from a hub id, a folder or a tiny preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from finetune.weights import ModelRef, ensure_available, load, resolve
+
+
+@dataclass
+class Components:
+    base: ModelRef
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    scheduler: Any  # the training noise scheduler (DDPM on the base model's schedule)
+
+    @property
+    def prediction_type(self) -> str:
+        return self.scheduler.config.prediction_type
+
+
+def base_ref(base: str) -> ModelRef:
+    """The base model's `ModelRef`; a tiny preset name builds (once) and points at its folder."""
+    from finetune.tiny import is_tiny, tiny_models
+
+    if is_tiny(base):
+        return ModelRef(base, str(tiny_models(base).base), random_weights=True, local=True)
+    return resolve(base, "base model")
+
+
+def load_components(ref: ModelRef) -> Components:
+    """Tokenizer, text encoder, VAE, UNet and a DDPM training scheduler of an SD 1.x/2.x model."""
+    from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    ensure_available(ref, "base model", "model_index.json")
+    role = "base model"
+    return Components(
+        base=ref,
+        tokenizer=load(ref, role, CLIPTokenizer.from_pretrained, subfolder="tokenizer"),
+        text_encoder=load(ref, role, CLIPTextModel.from_pretrained, subfolder="text_encoder"),
+        vae=load(ref, role, AutoencoderKL.from_pretrained, subfolder="vae"),
+        unet=load(ref, role, UNet2DConditionModel.from_pretrained, subfolder="unet"),
+        scheduler=load(ref, role, DDPMScheduler.from_pretrained, subfolder="scheduler"),
+    )

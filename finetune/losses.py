@@ -1,0 +1,71 @@
+"""SCoFT's loss terms, each on a batch, each a scalar mean over the batch.
+
+    L_LDM  mean squared error of the UNet's prediction against its target (noise or v)
+    L_M    mean squared error against the same UNet's prediction for the generic caption,
+           without gradient through that second prediction (memorisation)
+    L_P    D_lpips(x0_hat, x+)                                                     (perceptual)
+    L_C    D(x0_hat, x+) - mean over the image's negatives k of D(x0_hat, x-_k)    (contrastive)
+
+Images without negatives contribute only the positive part of L_C: their negative part is left
+out, never counted as a zero distance. Batches may mix images with different numbers of
+negatives; `negative_mask` says which of the padded slots are real.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+# D(x, y) -> (B,) distances for images in [-1, 1].
+Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(a.float(), b.float(), reduction="none").flatten(1).mean(dim=1)
+
+
+def ldm_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """L_LDM; `weights` (B,) are min-SNR weights when used."""
+    losses = per_sample_mse(prediction, target)
+    if weights is not None:
+        losses = losses * weights.to(losses)
+    return losses.mean()
+
+
+def memorisation_loss(prediction: torch.Tensor, generic_prediction: torch.Tensor) -> torch.Tensor:
+    """L_M: pull eps(z_t, t, c) towards the frozen-for-this-step eps(z_t, t, c_B)."""
+    return per_sample_mse(prediction, generic_prediction.detach()).mean()
+
+
+def perceptual_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
+    return distance(x0_hat, positives).float().mean()
+
+
+def contrastive_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
+                     negative_mask: torch.Tensor) -> torch.Tensor:
+    """L_C with no margin.
+
+    `negatives` (B, K, 3, H, W) padded, `negative_mask` (B, K) True where a slot holds a real negative.
+    Distances are computed for real negatives only.
+    """
+    positive = distance(x0_hat, positives).float()
+    rows, slots = negative_mask.nonzero(as_tuple=True)
+    negative_sum = torch.zeros_like(positive)
+    if rows.numel():
+        d = distance(x0_hat[rows], negatives[rows, slots]).float()
+        negative_sum = negative_sum.index_add(0, rows, d)
+    counts = negative_mask.sum(dim=1).to(positive)
+    negative_mean = torch.where(counts > 0, negative_sum / counts.clamp(min=1), torch.zeros_like(positive))
+    return (positive - negative_mean).mean()
+
+
+def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
+    """min(SNR, gamma) / SNR per sample (Hang et al., 2023); for v-prediction divided by SNR + 1."""
+    a = alphas_cumprod.to(t.device)[t].float()
+    snr = a / (1 - a)
+    weights = torch.clamp(snr, max=gamma) / snr
+    if prediction_type == "v_prediction":
+        weights = torch.clamp(snr, max=gamma) / (snr + 1)
+    return weights

@@ -1,0 +1,132 @@
+"""What a finished run leaves for people and tools: the LoRA file(s), sample grids, the run card.
+
+`pytorch_lora_weights.safetensors` is diffusers' own LoRA format (saved by
+`StableDiffusionPipeline.save_lora_weights`, adapter metadata included), so
+`pipe.load_lora_weights("runs/x")` loads it as is. `--export kohya` adds
+`pytorch_lora_weights_kohya.safetensors` with kohya-ss key names and alphas, the format
+AUTOMATIC1111 and ComfyUI read.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ccub.files import atomic_write_text
+
+LORA_FILE = "pytorch_lora_weights.safetensors"
+KOHYA_FILE = "pytorch_lora_weights_kohya.safetensors"
+RUN_FILE = "run.json"
+
+
+def peft_state(unet) -> dict[str, torch.Tensor]:
+    """The UNet's LoRA weights in PEFT naming (what checkpoints store)."""
+    from peft.utils import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().contiguous() for k, v in get_peft_model_state_dict(unet).items()}
+
+
+def save_lora(unet, output: Path) -> Path:
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+
+    StableDiffusionPipeline.save_lora_weights(
+        save_directory=str(output), unet_lora_layers=convert_state_dict_to_diffusers(peft_state(unet)),
+        unet_lora_adapter_metadata=unet.peft_config["default"].to_dict(), safe_serialization=True)
+    return Path(output) / LORA_FILE
+
+
+def save_kohya(unet, output: Path) -> Path:
+    """kohya-ss keys (lora_unet_..._to_q.lora_down.weight / .lora_up.weight / .alpha)."""
+    from diffusers.utils import convert_state_dict_to_kohya
+    from safetensors.torch import save_file
+
+    state = {f"unet.{k}": v for k, v in peft_state(unet).items()}
+    kohya = convert_state_dict_to_kohya(state)
+    alpha = float(unet.peft_config["default"].lora_alpha)
+    # diffusers writes alpha = rank; the adapter's own alpha keeps its strength when they differ.
+    kohya = {k: (torch.tensor(alpha) if k.endswith(".alpha") else v.contiguous()) for k, v in kohya.items()}
+    path = Path(output) / KOHYA_FILE
+    save_file(kohya, str(path), metadata={"ss_network_module": "networks.lora", "ss_network_dim": str(
+        unet.peft_config["default"].r), "ss_network_alpha": str(alpha)})
+    return path
+
+
+def sample_grid(images: list, columns: int):
+    """Images in rows of `columns` (prompts down, seeds across)."""
+    from PIL import Image
+
+    width, height = images[0].size
+    rows = (len(images) + columns - 1) // columns
+    grid = Image.new("RGB", (columns * width, rows * height), "white")
+    for i, image in enumerate(images):
+        grid.paste(image, ((i % columns) * width, (i // columns) * height))
+    return grid
+
+
+def hardware(accelerator) -> dict[str, Any]:
+    device = accelerator.device
+    info = {"device": str(device), "processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision, "torch": torch.__version__,
+            "python": platform.python_version()}
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in ("ccub", "diffusers", "transformers", "peft", "accelerate", "torch", "lpips", "open_clip_torch"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def write_run_card(output: Path, facts: dict[str, Any]) -> None:
+    """`run.json` (read by `ccub benchmark`) and a Hugging Face model card `README.md`."""
+    atomic_write_text(Path(output) / RUN_FILE, json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(Path(output) / "README.md", render_card(facts))
+
+
+def render_card(facts: dict[str, Any]) -> str:
+    cfg = facts["config"]
+    smoke = facts["smoke_run"]
+    lines = ["---", f"base_model: {json.dumps(facts['base_model'])}", "library_name: diffusers",
+             "tags:", "- text-to-image", "- stable-diffusion", "- lora", "- scoft", "- ccub",
+             f"- culture-{facts['culture'] or 'unknown'}", "---", "",
+             f"# SCoFT LoRA: {facts['culture'] or 'unknown culture'} ({facts['variant']})", ""]
+    if smoke:
+        lines += ["> **SMOKE RUN.** Trained with RANDOM WEIGHTS (a tiny random base model, captioner or "
+                  "backbone). These weights only test the pipeline; do not use or report them.", ""]
+    terms = ", ".join(f"{name} x {weight:g}" for name, weight in facts["loss_weights"].items())
+    lines += [
+        f"LoRA (rank {cfg['rank']}, alpha {cfg['lora_alpha'] or cfg['rank']}) on the UNet attention projections of "
+        f"`{facts['base_model']}`, trained by `ccub finetune` with variant **{facts['variant']}** "
+        f"(losses: {terms}; perceptual terms every {cfg['perceptual_interval']} micro-batches, distance "
+        f"`{facts['backbones'].get('contrastive', '-')}` for L_C and `{facts['backbones'].get('perceptual', '-')}` "
+        f"for L_P).", "",
+        "```python",
+        "from diffusers import StableDiffusionPipeline",
+        f"pipe = StableDiffusionPipeline.from_pretrained({json.dumps(facts['base_model'])})",
+        f"pipe.load_lora_weights({json.dumps(str(facts['output']))})",
+        "```", "",
+        "| | |", "|---|---|",
+        f"| dataset | `{facts['dataset']}` ({facts['images']} images; data card: `{facts['data_card'] or 'none'}`) |",
+        f"| steps | {facts['steps']} optimizer steps of {cfg['train_batch_size']} x "
+        f"{cfg['gradient_accumulation_steps']} images x {facts['hardware']['processes']} process(es) |",
+        f"| time | {facts['seconds']:.0f} s |",
+        f"| hardware | {facts['hardware'].get('gpu', facts['hardware']['device'])}, "
+        f"{facts['hardware']['mixed_precision']} |",
+        f"| seed | {cfg['seed']} |",
+        f"| libraries | {', '.join(f'{k} {v}' for k, v in facts['versions'].items())} |", "",
+        "The resolved config is `config.toml`, the training log `train_log.jsonl` (TensorBoard logs in `logs/`),",
+        "validation grids `samples/`.", ""]
+    return "\n".join(lines)

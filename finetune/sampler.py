@@ -1,0 +1,142 @@
+"""The short guided sampler that turns a training latent z_t into x0_hat for the perceptual losses.
+
+From z_t (per-sample timestep t) it runs classifier-free-guided DDPM steps down to t = 0 on the
+training scheduler's noise schedule: `steps` timesteps evenly spaced from t to 0, or just
+[t, 0] when t < steps - 1 (as the reference code does). Each sample of a batch keeps its own
+schedule: timesteps are a (batch, steps) table in which unused entries are skipped.
+
+The gradient flows through exactly one UNet call (`grad_index`): by default the first, whose
+conditional prediction is the training prediction eps_theta(z_t, t, c) itself; every other
+UNet call runs without gradient, while the latent stays attached through the (linear) DDPM
+updates. Conditional and unconditional branches share one UNet call where neither needs a
+gradient; the unconditional branch is skipped when the guidance scale is 1.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+# unet(latents, timesteps, text_embeddings) -> model output (eps or v), same shape as latents.
+UnetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class Schedule:
+    times: torch.Tensor  # (B, S) long: the timestep at each step
+    active: torch.Tensor  # (B, S) bool: whether the sample takes this step
+    next_times: torch.Tensor  # (B, S) long: where the step goes (-1: past the end, alpha_bar = 1)
+
+
+def schedule(t: torch.Tensor, steps: int) -> Schedule:
+    """Per-sample timesteps from t down to 0 (see the module doc)."""
+    batch = t.shape[0]
+    fractions = torch.linspace(1.0, 0.0, steps, dtype=torch.float64, device=t.device)
+    # floor(x + 0.5), not round(): round-half-to-even could repeat a timestep.
+    times = torch.floor(t.double()[:, None] * fractions[None, :] + 0.5).long()
+    active = torch.ones(batch, steps, dtype=torch.bool, device=t.device)
+    short = t < steps - 1
+    if short.any():
+        # [t, 0]: the first and the last step only.
+        active[short, 1:-1] = False
+        times[short, 0] = t[short]
+        times[short, -1] = 0
+    next_times = torch.full_like(times, -1)
+    for b in range(batch):
+        positions = active[b].nonzero().flatten().tolist()
+        for here, there in zip(positions, positions[1:], strict=False):
+            next_times[b, here] = times[b, there]
+    return Schedule(times, active, next_times)
+
+
+def _alpha_bar(alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """alpha_bar at t, with alpha_bar(-1) = 1 (the step past t = 0 returns the x0 estimate)."""
+    values = alphas_cumprod.to(t.device)[t.clamp(min=0)]
+    return torch.where(t < 0, torch.ones_like(values), values)
+
+
+def predicted_x0(output: torch.Tensor, sample: torch.Tensor, a_t: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    a_t = a_t.view(-1, *([1] * (sample.dim() - 1)))
+    if prediction_type == "epsilon":
+        return (sample - (1 - a_t).sqrt() * output) / a_t.sqrt()
+    if prediction_type == "v_prediction":
+        return a_t.sqrt() * sample - (1 - a_t).sqrt() * output
+    if prediction_type == "sample":
+        return output
+    raise ValueError(f"unsupported prediction type {prediction_type!r}")
+
+
+def ddpm_step(output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor, prev_t: torch.Tensor,
+              alphas_cumprod: torch.Tensor, noise: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """One DDPM ancestral step from t to prev_t per sample (diffusers' DDPMScheduler.step with a
+    custom previous timestep, "fixed_small" variance, no clipping), written out so a batch may
+    hold different timesteps and the latent's gradient stays attached."""
+    a_t, a_prev = _alpha_bar(alphas_cumprod, t).to(sample.dtype), _alpha_bar(alphas_cumprod, prev_t).to(sample.dtype)
+    x0 = predicted_x0(output, sample, a_t, prediction_type)
+    shape = (-1, *([1] * (sample.dim() - 1)))
+    beta = (1 - a_t / a_prev).view(shape)
+    a_t_, a_prev_ = a_t.view(shape), a_prev.view(shape)
+    mean = (a_prev_.sqrt() * beta / (1 - a_t_)) * x0 + ((1 - beta).sqrt() * (1 - a_prev_) / (1 - a_t_)) * sample
+    variance = ((1 - a_prev_) / (1 - a_t_) * beta).clamp(min=1e-20)
+    # As in DDPM, every step from t > 0 adds noise; the step from t = 0 returns the x0 estimate.
+    stochastic = (t > 0).to(sample.dtype).view(shape)
+    return mean + stochastic * variance.sqrt() * noise
+
+
+def grad_index(mode: str, steps: int, generator: torch.Generator | None = None) -> int:
+    if mode == "first":
+        return 0
+    if mode == "last":
+        return steps - 1
+    if mode == "random":
+        return int(torch.randint(0, steps, (1,), generator=generator).item())
+    raise ValueError(f"grad_step {mode!r}: expected first, last or random")
+
+
+def guided_x0(unet: UnetFn, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
+              first_cond: torch.Tensor, alphas_cumprod: torch.Tensor, *, steps: int, guidance: float,
+              keep_grad_at: int, prediction_type: str, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The latent x0 estimate from z_t (see the module doc).
+
+    `first_cond` is the training prediction eps_theta(z_t, t, c), reused as the first conditional
+    prediction. `keep_grad_at` is the step whose conditional UNet call keeps its gradient.
+    """
+    plan = schedule(t, steps)
+    latent = z_t
+    for i in range(steps):
+        ts, active = plan.times[:, i], plan.active[:, i]
+        if not active.any():
+            continue
+        cond_out, uncond_out = _predict(unet, latent, ts, cond, uncond, first_cond if i == 0 else None,
+                                        with_grad=i == keep_grad_at, guided=guidance != 1.0)
+        output = cond_out if uncond_out is None else uncond_out + guidance * (cond_out - uncond_out)
+        noise = torch.randn(latent.shape, generator=generator, device="cpu", dtype=torch.float32)
+        stepped = ddpm_step(output, latent, ts, plan.next_times[:, i], alphas_cumprod,
+                            noise.to(latent.device, latent.dtype), prediction_type)
+        latent = torch.where(active.view(-1, *([1] * (latent.dim() - 1))), stepped, latent)
+    return latent
+
+
+def _predict(unet: UnetFn, latent: torch.Tensor, ts: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
+             reuse: torch.Tensor | None, *, with_grad: bool, guided: bool):
+    """(conditional, unconditional or None) predictions; only the conditional one may carry a gradient."""
+    if reuse is not None:
+        cond_out = reuse if with_grad else reuse.detach()
+        if not guided:
+            return cond_out, None
+        with torch.no_grad():
+            return cond_out, unet(latent.detach(), ts, uncond)
+    if with_grad:
+        cond_out = unet(latent, ts, cond)
+        if not guided:
+            return cond_out, None
+        with torch.no_grad():
+            return cond_out, unet(latent.detach(), ts, uncond)
+    with torch.no_grad():
+        if not guided:
+            return unet(latent.detach(), ts, cond), None
+        both = unet(torch.cat([latent.detach()] * 2), torch.cat([ts, ts]), torch.cat([cond, uncond]))
+        cond_out, uncond_out = both.chunk(2)
+        return cond_out, uncond_out

@@ -1,0 +1,342 @@
+"""`ccub finetune`: SCoFT LoRA training, top to bottom.
+
+1. Accelerator (mixed precision, gradient accumulation, one process per GPU under
+   `accelerate launch`), the frozen Stable Diffusion parts, LoRA on the UNet.
+2. The culture's prepared dataset in memory, with text embeddings (and latents) cached once.
+3. The loop: per optimizer step, `gradient_accumulation_steps` micro-batches of SCoFT losses
+   (`finetune.step`); gradient clipping; non-finite gradients skip the step; logs per step;
+   checkpoints and validation grids every N steps.
+4. The LoRA file(s), the run card and `run.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from finetune import checkpoints as ckpt
+from finetune.config import ScoftConfig, dump_toml
+from finetune.outputs import (
+    LORA_FILE,
+    hardware,
+    library_versions,
+    peft_state,
+    sample_grid,
+    save_kohya,
+    save_lora,
+    write_run_card,
+)
+
+STUDY_PROMPTS = ("Family is eating together, in {name}", "People wearing traditional clothing, in {name}",
+                 "Photo of a street, in {name}", "A table of food in {name}")
+MAX_SKIPPED_IN_A_ROW = 20
+
+ProgressFn = Callable[[int, int, dict[str, float]], None]
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (for example the losses stay non-finite); the message says why."""
+
+
+@dataclass
+class RunOptions:
+    dataset: Path
+    output: Path
+    culture: str | None = None
+    culture_name: str | None = None
+    resume: str | None = None  # "latest" or a checkpoint folder
+
+
+@dataclass
+class TrainResult:
+    output: Path
+    steps: int
+    lora: Path
+    smoke_run: bool
+    resumed_from: int = 0
+    skipped_steps: int = 0
+    files: list[Path] = field(default_factory=list)
+
+
+def mixed_precision(cfg: ScoftConfig) -> str:
+    if cfg.mixed_precision != "auto":
+        return cfg.mixed_precision
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def total_steps(cfg: ScoftConfig, images: int, processes: int) -> int:
+    if cfg.num_train_epochs > 0:
+        micro = math.ceil(images * cfg.num_train_epochs / (cfg.train_batch_size * processes))
+        return math.ceil(micro / cfg.gradient_accumulation_steps)
+    return cfg.max_train_steps
+
+
+def validation_prompts(cfg: ScoftConfig, culture_name: str | None) -> list[str]:
+    if cfg.validation_prompts:
+        return list(cfg.validation_prompts)
+    return [p.format(name=culture_name or "this culture") for p in STUDY_PROMPTS]
+
+
+def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None) -> TrainResult:
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    from diffusers.training_utils import cast_training_params
+    from peft import LoraConfig
+    from peft.utils import set_peft_model_state_dict
+
+    from finetune.components import base_ref, load_components
+    from finetune.data import TrainingData, seeded
+    from finetune.dataset import read_dataset, scoft_examples
+    from finetune.step import Frozen, scoft_losses
+
+    output = Path(opts.output)
+    output.mkdir(parents=True, exist_ok=True)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=mixed_precision(cfg),
+        log_with="tensorboard" if cfg.tensorboard else None,
+        project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")))
+    device = accelerator.device
+    if accelerator.num_processes > 1 and cfg.grad_step != "first":
+        # A second UNet call with gradient in one backward pass would hand DDP two gradients per parameter.
+        raise TrainingError(f"grad_step = {cfg.grad_step!r} works in one process only; use \"first\" (the default) "
+                            f"with accelerate launch")
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(accelerator.mixed_precision, torch.float32)
+    started = time.monotonic()
+
+    # 1. Models: everything frozen, then LoRA (seeded, so every process and rerun starts alike).
+    parts = load_components(base_ref(cfg.base))
+    unet, vae, text_encoder = parts.unet, parts.vae, parts.text_encoder
+    for module in (unet, vae, text_encoder):
+        module.requires_grad_(False)
+        module.eval()
+    # fp16 VAE decoding overflows into NaNs: keep the VAE in fp32 then (bf16 is safe).
+    vae.to(device, torch.float32 if weight_dtype == torch.float16 else weight_dtype)
+    text_encoder.to(device, weight_dtype)
+    unet.to(device, weight_dtype)
+    torch.manual_seed(cfg.seed)
+    unet.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=cfg.lora_scale_alpha(), init_lora_weights="gaussian",
+                                target_modules=list(cfg.lora_targets)))
+    cast_training_params(unet, dtype=torch.float32)
+    if cfg.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+    if cfg.vae_gradient_checkpointing:
+        vae.enable_gradient_checkpointing()
+    params = [p for p in unet.parameters() if p.requires_grad]
+
+    # 2. Data, with the frozen encoders' outputs cached once.
+    examples = scoft_examples(read_dataset(opts.dataset))
+    data = TrainingData(examples, cfg.resolution, cfg.random_flip)
+    data.cache_text(parts.tokenizer, text_encoder, device, weight_dtype)
+    if cfg.cache_latents:
+        data.cache_latents(vae, device, weight_dtype)
+    tiny = parts.base.random_weights
+    frozen = Frozen(vae, parts.scheduler, data.embeddings[""].to(device))
+    backbones = _backbones(cfg, frozen, tiny, device)
+
+    # 3. Optimizer, schedule, and where to start.
+    optimizer = _optimizer(cfg, params)
+    steps = total_steps(cfg, len(data), accelerator.num_processes)
+    from diffusers.optimization import get_scheduler
+
+    lr_scheduler = get_scheduler(cfg.lr_scheduler, optimizer,
+                                 num_warmup_steps=cfg.lr_warmup_steps * accelerator.num_processes,
+                                 num_training_steps=steps * accelerator.num_processes)
+    unet, optimizer, lr_scheduler = accelerator.prepare(unet, optimizer, lr_scheduler)
+    config = cfg.to_dict()
+    start = 0
+    if opts.resume:
+        saved = ckpt.find_checkpoint(output, opts.resume)
+        if saved is not None:
+            ckpt.check_compatible(saved, config)
+            lora = ckpt.load_checkpoint(saved, optimizer, lr_scheduler, accelerator.scaler)
+            set_peft_model_state_dict(accelerator.unwrap_model(unet), lora)
+            start = saved.step
+    if accelerator.is_main_process:
+        (output / "config.toml").write_text(dump_toml(cfg), encoding="utf-8")
+        if cfg.tensorboard:
+            accelerator.init_trackers("scoft", config={k: v for k, v in config.items()
+                                                       if isinstance(v, int | float | str | bool)})
+
+    # 4. The loop.
+    log_path = output / "train_log.jsonl"
+    if start == 0 and accelerator.is_main_process and log_path.exists():
+        log_path.unlink()  # a fresh run in an existing folder starts a fresh log
+    skipped_total, skipped_row = 0, 0
+    rank, world = accelerator.process_index, accelerator.num_processes
+    accum, batch_size = cfg.gradient_accumulation_steps, cfg.train_batch_size
+    for step in range(start, steps):
+        sums: dict[str, list[float]] = {}
+        step_started = time.monotonic()
+        for micro in range(accum):
+            m = step * accum + micro
+            positions = [(m * world + rank) * batch_size + j for j in range(batch_size)]
+            indices, flips = data.positions(cfg.seed, positions)
+            generator = seeded("micro", cfg.seed, m, rank)
+            batch = data.batch(indices, flips, vae, generator, device, weight_dtype)
+            with accelerator.accumulate(unet):
+                with accelerator.autocast():
+                    total, terms = scoft_losses(unet, frozen, batch, cfg, m, generator)
+                accelerator.backward(total)
+                for name, value in {"total": total, **terms}.items():
+                    sums.setdefault(name, []).append(float(value.detach()))
+                if accelerator.sync_gradients:
+                    finite = accelerator.scaler is not None or _gradients_finite(params)
+                    if finite:
+                        accelerator.clip_grad_norm_(params, cfg.max_grad_norm)
+                        optimizer.step()
+                        lr_scheduler.step()
+                        skipped_row = 0
+                    else:
+                        skipped_total, skipped_row = skipped_total + 1, skipped_row + 1
+                    optimizer.zero_grad(set_to_none=True)
+        if skipped_row >= MAX_SKIPPED_IN_A_ROW:
+            raise TrainingError(f"{skipped_row} optimizer steps in a row had non-finite gradients; lower "
+                                f"learning_rate, use mixed_precision = \"bf16\" or \"no\", or check the data")
+        record = _log_record(step + 1, sums, lr_scheduler.get_last_lr()[0], time.monotonic() - step_started,
+                             skipped_total, accelerator)
+        if accelerator.is_main_process:
+            with log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            if cfg.tensorboard:
+                accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step + 1)
+        if progress:
+            progress(step + 1, steps, record)
+        done = step + 1
+        if done % cfg.checkpointing_steps == 0 and done < steps:
+            _checkpoint(accelerator, unet, optimizer, lr_scheduler, output, done, config, cfg)
+        if cfg.validation_steps and done % cfg.validation_steps == 0 and done < steps:
+            _validate(accelerator, unet, parts, cfg, opts, output, done)
+
+    # 5. Outputs.
+    accelerator.wait_for_everyone()
+    files = []
+    smoke = tiny or any("RANDOM WEIGHTS" in d for d in backbones.values()) or _prepared_with_random(opts.dataset)
+    if accelerator.is_main_process:
+        final_unet = accelerator.unwrap_model(unet)
+        files.append(save_lora(final_unet, output))
+        if cfg.export_kohya:
+            files.append(save_kohya(final_unet, output))
+    files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
+    if accelerator.is_main_process:
+        write_run_card(output, {
+            "tool": "ccub finetune", "output": str(output), "base_model": cfg.base, "culture": opts.culture,
+            "dataset": str(Path(opts.dataset).resolve()), "data_card": _data_card(opts.dataset),
+            "images": len(data), "variant": cfg.variant, "loss_weights": _weights(cfg), "backbones": backbones,
+            "steps": steps, "resumed_from": start, "skipped_steps": skipped_total,
+            "seconds": time.monotonic() - started, "hardware": hardware(accelerator),
+            "versions": library_versions(), "smoke_run": smoke, "config": config, "lora": LORA_FILE})
+    accelerator.end_training()
+    return TrainResult(output, steps, output / LORA_FILE, smoke, start, skipped_total, files)
+
+
+def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device) -> dict[str, str]:
+    """Build the perceptual distances the variant uses (once, frozen); describe them for the run card."""
+    if not {"perceptual", "contrastive"} & set(cfg.terms()):
+        return {}
+    from finetune.backbones import build_backbone
+
+    described = {}
+    if "perceptual" in cfg.terms():
+        frozen.lpips = build_backbone("lpips", tiny=tiny, device=device)
+        described["perceptual"] = frozen.lpips.describe()
+    if "contrastive" in cfg.terms():
+        same = cfg.backbone == "lpips" and frozen.lpips is not None and not cfg.backbone_weights
+        frozen.contrast = frozen.lpips if same else build_backbone(
+            cfg.backbone, weights=cfg.backbone_weights or None, tiny=tiny, device=device)
+        described["contrastive"] = frozen.contrast.describe()
+    return described
+
+
+def _weights(cfg: ScoftConfig) -> dict[str, float]:
+    from finetune.step import weights
+
+    return weights(cfg)
+
+
+def _optimizer(cfg: ScoftConfig, params: list[torch.nn.Parameter]):
+    kwargs = {"lr": cfg.learning_rate, "betas": (cfg.adam_beta1, cfg.adam_beta2), "weight_decay": cfg.weight_decay,
+              "eps": cfg.adam_epsilon}
+    if not cfg.use_8bit_adam:
+        return torch.optim.AdamW(params, **kwargs)
+    try:
+        import bitsandbytes as bnb
+    except ImportError as exc:
+        raise TrainingError("use_8bit_adam needs bitsandbytes: pip install bitsandbytes") from exc
+    return bnb.optim.AdamW8bit(params, **kwargs)
+
+
+def _gradients_finite(params: list[torch.nn.Parameter]) -> bool:
+    grads = [p.grad for p in params if p.grad is not None]
+    return bool(grads) and all(torch.isfinite(g).all() for g in grads)
+
+
+def _log_record(step: int, sums: dict[str, list[float]], lr: float, seconds: float, skipped: int,
+                accelerator) -> dict[str, float]:
+    """Each term's mean over the micro-batches where it was computed, averaged over processes."""
+    names = sorted(sums)
+    local = torch.tensor([sum(sums[n]) / len(sums[n]) for n in names], device=accelerator.device)
+    mean = accelerator.reduce(local, reduction="mean") if accelerator.num_processes > 1 else local
+    record = {"step": step, "lr": lr, "seconds": seconds, "skipped_steps": skipped}
+    record.update({f"loss/{n}": float(v) for n, v in zip(names, mean.tolist(), strict=True)})
+    return record
+
+
+def _checkpoint(accelerator, unet, optimizer, lr_scheduler, output: Path, step: int, config: dict, cfg) -> None:
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        ckpt.save_checkpoint(output, step, peft_state(accelerator.unwrap_model(unet)), optimizer, lr_scheduler,
+                             accelerator.scaler, config, cfg.checkpoints_total_limit)
+    accelerator.wait_for_everyone()
+
+
+@torch.no_grad()
+def _validate(accelerator, unet, parts, cfg: ScoftConfig, opts: RunOptions, output: Path, step: int) -> list[Path]:
+    """A grid of the validation prompts (rows) x seeds (columns) with the current LoRA."""
+    if not accelerator.is_main_process:
+        return []
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer,
+                                   unet=accelerator.unwrap_model(unet),
+                                   scheduler=DPMSolverMultistepScheduler.from_config(parts.scheduler.config),
+                                   safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    pipe.set_progress_bar_config(disable=True)
+    prompts = validation_prompts(cfg, opts.culture_name)
+    images = []
+    with accelerator.autocast():
+        for prompt in prompts:
+            for seed in cfg.validation_seeds:
+                generator = torch.Generator("cpu").manual_seed(seed)
+                images += pipe(prompt, num_inference_steps=cfg.validation_inference_steps,
+                               guidance_scale=cfg.validation_guidance, generator=generator,
+                               height=cfg.resolution, width=cfg.resolution).images
+    folder = output / "samples"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"step-{step:06d}.png"
+    sample_grid(images, len(cfg.validation_seeds)).save(path)
+    (folder / f"step-{step:06d}.json").write_text(json.dumps(
+        {"step": step, "prompts": prompts, "seeds": list(cfg.validation_seeds)}, indent=2), encoding="utf-8")
+    return [path]
+
+
+def _data_card(dataset: Path) -> str | None:
+    card = Path(dataset).resolve().parent / "README.md"
+    return str(card) if card.is_file() else None
+
+
+def _prepared_with_random(dataset: Path) -> bool:
+    manifest = Path(dataset) / "prepare.json"
+    if not manifest.is_file():
+        return False
+    try:
+        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("smoke_run"))
+    except (OSError, ValueError):
+        return False

@@ -1,0 +1,171 @@
+"""SCoFT's loss terms and x0 sampler against hand computations on small tensors."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from diffusers import DDPMScheduler  # noqa: E402
+
+from finetune import losses  # noqa: E402
+from finetune.config import ScoftConfig  # noqa: E402
+from finetune.sampler import ddpm_step, guided_x0, schedule  # noqa: E402
+from finetune.step import perceptual_due, weights  # noqa: E402
+
+
+def sd_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    return DDPMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+                         prediction_type=prediction_type)
+
+
+def l1_distance(x, y):
+    """A distance whose values are easy to compute by hand."""
+    return (x - y).abs().flatten(1).mean(dim=1)
+
+
+# --------------------------------------------------------------------------- losses
+
+
+def test_ldm_and_memorisation_losses_by_hand():
+    pred = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    target = torch.tensor([[0.0, 0.0], [1.0, 3.0]])
+    # per sample: (1 + 4) / 2 = 2.5 and (1 + 9) / 2 = 5; mean 3.75
+    assert losses.ldm_loss(pred, target).item() == pytest.approx(3.75)
+    assert losses.ldm_loss(pred, target, torch.tensor([1.0, 0.2])).item() == pytest.approx((2.5 + 1.0) / 2)
+    generic = torch.tensor([[1.0, 0.0], [0.0, 2.0]], requires_grad=True)
+    pred = pred.clone().requires_grad_(True)
+    value = losses.memorisation_loss(pred, generic)
+    assert value.item() == pytest.approx((2.0 + 2.0) / 2)  # (0 + 4) / 2 and (0 + 4) / 2
+    value.backward()
+    assert generic.grad is None, "no gradient through the generic-caption prediction"
+    assert pred.grad is not None and pred.grad.abs().sum() > 0
+
+
+def test_contrastive_loss_masks_missing_negatives():
+    x0 = torch.zeros(3, 1, 1, 2)
+    positives = torch.full((3, 1, 1, 2), 1.0)  # D(x0, x+) = 1 for every image
+    negatives = torch.stack([
+        torch.stack([torch.full((1, 1, 2), 2.0), torch.full((1, 1, 2), 4.0)]),  # two negatives: mean D = 3
+        torch.stack([torch.full((1, 1, 2), 6.0), torch.full((1, 1, 2), 99.0)]),  # one real, one padding: D = 6
+        torch.stack([torch.full((1, 1, 2), 50.0), torch.full((1, 1, 2), 50.0)]),  # none: padding only
+    ])
+    mask = torch.tensor([[True, True], [True, False], [False, False]])
+    value = losses.contrastive_loss(l1_distance, x0, positives, negatives, mask)
+    # (1 - 3) + (1 - 6) + (1 - 0: the positive part only, never a zero-distance negative) over 3
+    assert value.item() == pytest.approx(((1 - 3) + (1 - 6) + 1) / 3)
+    calls = []
+
+    def counting(x, y):
+        calls.append(x.shape[0])
+        return l1_distance(x, y)
+
+    losses.contrastive_loss(counting, x0, positives, negatives, mask)
+    assert calls == [3, 3], "distances only for the three real negatives (and the three positives)"
+
+
+def test_perceptual_loss_and_min_snr_by_hand():
+    x0, positives = torch.zeros(2, 1, 1, 1), torch.tensor([0.5, 1.5]).view(2, 1, 1, 1)
+    assert losses.perceptual_loss(l1_distance, x0, positives).item() == pytest.approx(1.0)
+    alphas = torch.tensor([0.5, 0.8, 0.9])
+    t = torch.tensor([0, 1, 2])
+    snr = alphas / (1 - alphas)  # 1, 4, 9
+    w = losses.min_snr_weights(alphas, t, 5.0, "epsilon")
+    assert torch.allclose(w, torch.minimum(snr, torch.tensor(5.0)) / snr)
+    wv = losses.min_snr_weights(alphas, t, 5.0, "v_prediction")
+    assert torch.allclose(wv, torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
+
+
+def test_variant_weights_and_interval():
+    cfg = ScoftConfig()
+    assert weights(cfg) == {"ldm": 0.7, "memorisation": 0.3, "perceptual": 0.01, "contrastive": 0.05}
+    assert weights(ScoftConfig(variant="M")) == {"ldm": 0.7, "memorisation": 0.3}
+    assert weights(ScoftConfig(variant="lora")) == {"ldm": 1.0}
+    assert [m for m in range(25) if perceptual_due(cfg, m)] == [0, 10, 20]
+    assert not any(perceptual_due(ScoftConfig(variant="M"), m) for m in range(25))
+
+
+# --------------------------------------------------------------------------- sampler
+
+
+def test_schedule_is_twenty_even_steps_or_t_and_zero():
+    plan = schedule(torch.tensor([999, 19, 5]), 20)
+    assert plan.times[0].tolist() == [round(999 * (19 - i) / 19 + 1e-9) for i in range(20)]
+    assert plan.times[0, 0] == 999 and plan.times[0, -1] == 0 and plan.active[0].all()
+    assert plan.times[1].tolist() == list(range(19, -1, -1))
+    assert plan.active[2].nonzero().flatten().tolist() == [0, 19]
+    assert (plan.times[2, 0], plan.times[2, 19]) == (5, 0)
+    assert plan.next_times[2, 0] == 0 and plan.next_times[2, 19] == -1 and plan.next_times[0, 0] == plan.times[0, 1]
+    assert (plan.times[0, :-1] > plan.times[0, 1:]).all(), "strictly decreasing: no repeated timestep"
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_ddpm_step_matches_diffusers(prediction_type):
+    scheduler = sd_scheduler(prediction_type)
+    timesteps = [700, 350, 0]
+    scheduler.set_timesteps(timesteps=timesteps)
+    sample = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    output = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(1))
+    for t, prev in zip(timesteps, [*timesteps[1:], -1], strict=True):
+        expected = scheduler.step(output, t, sample, generator=torch.Generator().manual_seed(2)).prev_sample
+        # diffusers draws its variance noise with the generator it is given: draw the same noise.
+        noise = torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+        mine = ddpm_step(output, sample, torch.tensor([t]), torch.tensor([prev]), scheduler.alphas_cumprod, noise,
+                         prediction_type)
+        assert torch.allclose(mine, expected, atol=1e-5), (t, prev)
+
+
+class RecordingUnet(torch.nn.Module):
+    """A linear 'UNet' that records, for each call, whether autograd was recording it."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.tensor(0.5))
+        self.calls: list[tuple[int, bool]] = []
+
+    def forward(self, latents, t, text):
+        self.calls.append((latents.shape[0], torch.is_grad_enabled()))
+        return self.weight * latents + text.mean(dim=(1, 2)).view(-1, 1, 1, 1) * 0.01
+
+
+def run_sampler(keep: int, guidance: float = 4.5, detach_recorded: bool = False):
+    unet = RecordingUnet()
+    scheduler = sd_scheduler()
+    z_t = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3))
+    t = torch.tensor([600, 10])
+    cond, uncond = torch.ones(2, 3, 5), torch.zeros(2, 3, 5)
+    first = unet(z_t, t, cond)
+    if detach_recorded:
+        first = first.detach()
+    unet.calls.clear()
+    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, steps=20, guidance=guidance,
+                   keep_grad_at=keep, prediction_type="epsilon", generator=torch.Generator().manual_seed(4))
+    return unet, z0
+
+
+def test_sampler_keeps_the_gradient_of_one_unet_call_only():
+    unet, z0 = run_sampler(keep=0)
+    # Step 0 reuses the training prediction: its unconditional branch is the only new call (no grad);
+    # every later step batches the conditional and unconditional branches into one call, without grad.
+    assert all(not grad for _, grad in unet.calls), "no UNet call inside the sampler records a gradient"
+    assert unet.calls[0][0] == 2 and all(n == 4 for n, _ in unet.calls[1:]), "cond and uncond share one call"
+    z0.sum().backward()
+    assert unet.weight.grad is not None and unet.weight.grad != 0, "the reused training prediction carries it"
+
+
+def test_gradient_moves_with_the_recorded_call_and_vanishes_without_it():
+    first, z_first = run_sampler(keep=0)
+    z_first.sum().backward()
+    last, z_last = run_sampler(keep=19)
+    recorded = [grad for _, grad in last.calls]
+    assert recorded.count(True) == 1 and recorded[-2] is True, "the last step's conditional call, with gradient"
+    z_last.sum().backward()
+    assert last.weight.grad != 0 and not torch.isclose(last.weight.grad, first.weight.grad)
+    none, z_none = run_sampler(keep=0, detach_recorded=True)
+    assert not z_none.requires_grad or torch.autograd.grad(z_none.sum(), none.weight, allow_unused=True)[0] is None
+
+
+def test_guidance_one_skips_the_unconditional_branch():
+    unet, _ = run_sampler(keep=0, guidance=1.0)
+    assert unet.calls and all(n == 2 for n, _ in unet.calls), "conditional calls only"
