@@ -19,7 +19,7 @@ Distances (per image pair; f are features of the normalised, resized images):
   resized [0, 1] image with ``normalize=True`` (it maps back to [-1, 1]) and then applies its
   own scaling layer. The linear layers ship inside the package; the ImageNet VGG16 trunk comes
   from torchvision's checkpoint in the torch hub cache (or ``weights=PATH``), loaded here: the
-  network is never asked for it.
+  network is never asked for it. Not in float16: its 1e-10 epsilon is 0 there.
 * ``clip``: an open_clip image tower (default ViT-B/32, OpenAI weights): outputs of every
   residual block, all tokens; D = mean over blocks and tokens of 1 - cos(f_x, f_y).
   The paper compares CLIP features "with augmented views"; here that is an optional,
@@ -199,23 +199,33 @@ def vgg16_checkpoint() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
-def _load_vgg16_trunk(trunk: nn.Module, path: Path) -> None:
-    """Copy torchvision VGG16 weights (``features.N.*``) into lpips's trunk (``sliceK.N.*``).
+# Indices of the 13 convolutions in torchvision's vgg16().features; lpips uses all of them.
+VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 
-    lpips keeps torchvision's layer indices inside its five slices, so the names map one to one.
-    """
+
+def _read_vgg16(path: Path) -> dict[str, Tensor]:
+    """The torchvision VGG16 state dict in `path`, checked before anything is built."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelUnavailable(f"cannot read the VGG16 checkpoint {path} ({type(exc).__name__}: {exc}); "
                                f"{_vgg16_hint(path)}") from exc
-    wanted = {name: "features." + name.split(".", 1)[1] for name in trunk.state_dict()}
-    missing = [key for key in wanted.values() if key not in state]
+    wanted = [f"features.{i}.{kind}" for i in VGG16_CONVS for kind in ("weight", "bias")]
+    missing = [key for key in wanted if not isinstance(state, dict) or key not in state]
     if missing:
         raise ModelUnavailable(f"{path} is not a torchvision VGG16 checkpoint (no {', '.join(missing[:3])}); "
                                f"{_vgg16_hint(path)}")
+    return state
+
+
+def _load_vgg16_trunk(trunk: nn.Module, state: dict[str, Tensor], path: Path) -> None:
+    """Copy torchvision VGG16 weights (``features.N.*``) into lpips's trunk (``sliceK.N.*``).
+
+    lpips keeps torchvision's layer indices inside its five slices, so the names map one to one.
+    """
+    mapped = {name: state["features." + name.split(".", 1)[1]] for name in trunk.state_dict()}
     try:
-        trunk.load_state_dict({name: state[key] for name, key in wanted.items()}, strict=True)
+        trunk.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:  # shapes differ: another VGG
         raise ModelUnavailable(f"{path} does not hold VGG16 weights ({exc}); {_vgg16_hint(path)}") from exc
 
@@ -227,9 +237,14 @@ def _vgg16_hint(path: Path) -> str:
             f"here (or set TORCH_HOME to a copy), or pass the file as the backbone weights")
 
 
-def _build_lpips(weights: str | None, tiny: bool, **_: Any) -> Backbone:
+def _build_lpips(weights: str | None, tiny: bool, dtype: torch.dtype, **_: Any) -> Backbone:
+    if dtype == torch.float16:
+        # lpips divides by (norm + 1e-10); 1e-10 is 0 in float16, so an all-zero feature gives 0/0.
+        raise ValueError("the lpips backbone cannot run in float16 (its normalisation divides by zero); "
+                         "use float32 or bfloat16")
     import lpips
 
+    state = None
     if tiny:
         path, source = None, "random VGG16 trunk"
     else:
@@ -238,13 +253,14 @@ def _build_lpips(weights: str | None, tiny: bool, **_: Any) -> Backbone:
             # Checked here, before lpips runs: torchvision would try to download it and hang offline.
             raise ModelUnavailable(f"the lpips backbone needs torchvision's ImageNet VGG16 weights, "
                                    f"{path} does not exist; {_vgg16_hint(path)}")
+        state = _read_vgg16(path)
         source = f"VGG16 trunk from {path}"
     # pnet_rand=True: torchvision builds the trunk without looking for weights (never downloads);
     # pretrained=True: the calibrated linear layers, which ship inside the lpips package.
     with _quiet(), _seeded():
         model = lpips.LPIPS(net="vgg", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-    if path is not None:
-        _load_vgg16_trunk(model.net, path)
+    if state is not None:
+        _load_vgg16_trunk(model.net, state, path)
     return LpipsBackbone(model, source=source, input_size=TINY_SIZE if tiny else INPUT_SIZE, random_weights=tiny)
 
 
@@ -293,10 +309,10 @@ class ClipBackbone(Backbone):
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         n, batch = self.views, x.shape[0]
-        total = x.new_zeros(n * batch)
+        total = x.new_zeros(n * batch, dtype=torch.float32)
         outputs = self.block_outputs(torch.cat([_views(x, n), _views(y, n)]))  # one pass for x and y
         for out in outputs:
-            fx, fy = out.chunk(2)
+            fx, fy = out.float().chunk(2)  # float32 arithmetic: in bfloat16, 1 - cos(f, f) is off by 1e-3
             total = total + (1 - F.cosine_similarity(fx, fy, dim=-1)).mean(dim=1)
         return (total / len(outputs)).view(n, batch).mean(dim=0)
 
@@ -328,7 +344,7 @@ class DinoV2Backbone(Backbone):
 
     def distance(self, x: Tensor, y: Tensor) -> Tensor:
         hidden = self.model(pixel_values=torch.cat([x, y])).last_hidden_state  # one pass for x and y
-        hx, hy = hidden.chunk(2)
+        hx, hy = hidden.float().chunk(2)  # the squared differences in float32 whatever the model's dtype
         return (hx - hy).pow(2).mean(dim=(1, 2))
 
 
