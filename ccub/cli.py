@@ -495,8 +495,9 @@ def _smoke_training(cfg: Any, resolution: int, given: set[str], from_file: bool)
     if "max_train_steps" not in given and "num_train_epochs" not in given:
         cfg.max_train_steps = 6
     cfg.checkpointing_steps, cfg.validation_steps, cfg.validation_inference_steps = 3, 0, 4
-    err.print(f"[bold yellow]SMOKE RUN:[/] --base {cfg.base} trains a tiny model with RANDOM WEIGHTS "
-              f"({cfg.resolution} px, {cfg.max_train_steps} steps); its LoRA and samples mean nothing.")
+    if int(os.environ.get("RANK", "0")) == 0:
+        err.print(f"[bold yellow]SMOKE RUN:[/] --base {cfg.base} trains a tiny model with RANDOM WEIGHTS "
+                  f"({cfg.resolution} px, {cfg.max_train_steps} steps); its LoRA and samples mean nothing.")
 
 
 def _dataset_culture(dataset: Path, ccub_cfg: Any) -> str | None:

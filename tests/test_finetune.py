@@ -1,0 +1,222 @@
+"""`ccub finetune` on tiny random models: a run's outputs, LoRA loading, kohya export, exact resume,
+two processes, and the config round trip."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("diffusers")
+
+from conftest import make_image, write_jsonl  # noqa: E402
+from safetensors.torch import load_file  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from ccub.cli import app  # noqa: E402
+from finetune import checkpoints  # noqa: E402
+from finetune import prepare as prep  # noqa: E402
+from finetune.config import ScoftConfig, dump_toml, load_scoft_config  # noqa: E402
+from finetune.tiny import tiny_models  # noqa: E402
+from finetune.train import RunOptions, train  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def shared_tiny_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("CCUB_CACHE", str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache"))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """Four images, one without negatives (masked out of L_C), prepared with the tiny models."""
+    os.environ.setdefault("CCUB_CACHE", str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache"))
+    root = tmp_path_factory.mktemp("scoft") / "korea"
+    rows = []
+    for i in range(4):
+        name = f"images/FOOD_{i}.jpg"
+        make_image(root / "train" / name, size=(80, 64), seed=40 + i)
+        rows.append({"file_name": name, "text": f"A bowl of kimchi stew number {i} in Seoul", "culture": "korea"})
+    write_jsonl(root / "train" / "metadata.jsonl", rows)
+    from conftest import config
+
+    cfg = config()
+    cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
+    cfg.prepare.negatives_per_image = 2
+    prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
+    meta = root / "train" / "metadata.jsonl"
+    rows = [json.loads(line) for line in meta.read_text().splitlines()]
+    rows[3]["negative_imgpath"] = []
+    write_jsonl(meta, rows)
+    return root
+
+
+def smoke(**changes) -> ScoftConfig:
+    values = {"base": "tiny", "resolution": 32, "max_train_steps": 4, "checkpointing_steps": 2,
+              "validation_steps": 0, "validation_inference_steps": 2, "perceptual_interval": 2,
+              "sampler_steps": 4, "rank": 4, "tensorboard": False} | changes
+    return load_scoft_config(None, **values)
+
+
+def run(prepared: Path, out: Path, cfg: ScoftConfig, resume: str | None = None):
+    return train(cfg, RunOptions(dataset=prepared, output=out, culture="korea", culture_name="South Korea",
+                                 resume=resume))
+
+
+def lora_of(out: Path) -> dict[str, torch.Tensor]:
+    return load_file(str(out / "pytorch_lora_weights.safetensors"))
+
+
+# --------------------------------------------------------------------------- the run and its outputs
+
+
+def test_scoft_run_writes_every_output(prepared, tmp_path):
+    out = tmp_path / "runs" / "korea-MPC"
+    result = run(prepared, out, smoke(tensorboard=True, export_kohya=True))
+    assert result.smoke_run and result.steps == 4
+    for name in ("pytorch_lora_weights.safetensors", "pytorch_lora_weights_kohya.safetensors", "config.toml",
+                 "train_log.jsonl", "README.md", "run.json", "checkpoint-2", "samples/step-000004.png"):
+        assert (out / name).exists(), name
+    assert list((out / "logs").rglob("events.out.tfevents.*")), "TensorBoard logs"
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    for record in log:
+        assert {"lr", "loss/total", "loss/ldm", "loss/memorisation", "loss/perceptual", "loss/contrastive"} <= set(record)
+        assert all(v == v and abs(v) != float("inf") for k, v in record.items() if k.startswith("loss/"))
+    facts = json.loads((out / "run.json").read_text())
+    assert facts["smoke_run"] is True and facts["variant"] == "MPC" and facts["culture"] == "korea"
+    assert facts["base_model"] == "tiny" and facts["images"] == 4
+    assert "RANDOM WEIGHTS" in (out / "README.md").read_text()
+    assert load_scoft_config(out / "config.toml") == smoke(tensorboard=True, export_kohya=True)
+
+
+def test_lora_loads_into_a_fresh_pipeline_and_changes_its_output(prepared, tmp_path):
+    from diffusers import StableDiffusionPipeline
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft.utils import get_peft_model_state_dict
+
+    out = tmp_path / "run"
+    run(prepared, out, smoke(variant="M", learning_rate=1e-2))
+    pipe = StableDiffusionPipeline.from_pretrained(str(tiny_models().base), safety_checker=None)
+    pipe.set_progress_bar_config(disable=True)
+
+    def generate():
+        return pipe("A table of food in South Korea", num_inference_steps=2, height=32, width=32,
+                    generator=torch.Generator().manual_seed(0), output_type="np").images
+
+    before = generate()
+    pipe.load_lora_weights(str(out))
+    [adapter] = pipe.unet.peft_config
+    loaded = convert_state_dict_to_diffusers(get_peft_model_state_dict(pipe.unet, adapter_name=adapter))
+    saved = lora_of(out)
+    assert len(loaded) == len(saved) > 0
+    assert all(torch.equal(loaded[k.removeprefix("unet.")].float(), v.float()) for k, v in saved.items())
+    after = generate()
+    assert not (before == after).all(), "the LoRA changes what the pipeline draws"
+    # The kohya file loads into diffusers too, and draws the same images.
+    kohya_out = tmp_path / "kohya"
+    run(prepared, kohya_out, smoke(variant="M", learning_rate=1e-2, export_kohya=True))
+    pipe.unload_lora_weights()
+    pipe.load_lora_weights(str(kohya_out), weight_name="pytorch_lora_weights_kohya.safetensors")
+    assert (abs(generate() - after) < 1e-4).all()
+
+
+def test_kohya_keys(prepared, tmp_path):
+    out = tmp_path / "run"
+    run(prepared, out, smoke(variant="lora", max_train_steps=1, export_kohya=True))
+    kohya = load_file(str(out / "pytorch_lora_weights_kohya.safetensors"))
+    pattern = re.compile(r"lora_unet_(down|mid|up)_blocks?_[a-z0-9_]+_(to_q|to_k|to_v|to_out_0)"
+                         r"\.(lora_down\.weight|lora_up\.weight|alpha)")
+    assert kohya and all(pattern.fullmatch(k) for k in kohya), [k for k in kohya if not pattern.fullmatch(k)][:3]
+    modules = {k.split(".")[0] for k in kohya}
+    assert len(kohya) == 3 * len(modules) == 3 * len(lora_of(out)) // 2
+    assert all(float(v) == 4.0 for k, v in kohya.items() if k.endswith(".alpha")), "alpha = rank: strength 1"
+    down = next(v for k, v in kohya.items() if k.endswith("lora_down.weight"))
+    assert down.shape[0] == 4
+
+
+def test_resumed_run_ends_with_identical_weights(prepared, tmp_path, monkeypatch):
+    cfg = smoke(max_train_steps=4, checkpointing_steps=2)
+    straight = tmp_path / "straight"
+    run(prepared, straight, cfg)
+    interrupted = tmp_path / "interrupted"
+    real_save = checkpoints.save_checkpoint
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        raise KeyboardInterrupt  # the job is killed right after its first checkpoint
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run(prepared, interrupted, cfg)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", real_save)
+    assert [s.step for s in checkpoints.list_checkpoints(interrupted)] == [2]
+    assert not (interrupted / "pytorch_lora_weights.safetensors").exists()
+    result = run(prepared, interrupted, cfg, resume="latest")
+    assert result.resumed_from == 2
+    a, b = lora_of(straight), lora_of(interrupted)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "bitwise identical"
+    log = [json.loads(line) for line in (interrupted / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+
+
+def test_resume_refuses_changed_settings(prepared, tmp_path):
+    out = tmp_path / "run"
+    run(prepared, out, smoke(max_train_steps=2, checkpointing_steps=1))
+    with pytest.raises(checkpoints.ResumeError, match="learning_rate"):
+        run(prepared, out, smoke(max_train_steps=3, checkpointing_steps=1, learning_rate=5e-4), resume="latest")
+
+
+def test_checkpoints_are_pruned_to_the_limit(prepared, tmp_path):
+    out = tmp_path / "run"
+    run(prepared, out, smoke(variant="lora", max_train_steps=5, checkpointing_steps=1, checkpoints_total_limit=2))
+    assert [s.step for s in checkpoints.list_checkpoints(out)] == [3, 4]
+    assert not list(out.glob(".checkpoint-*")), "no half-written checkpoint left"
+
+
+# --------------------------------------------------------------------------- config and CLI
+
+
+def test_config_round_trip_and_errors(tmp_path):
+    cfg = ScoftConfig(variant="MP", rank=16, validation_prompts=["a", "b"], learning_rate=3e-4)
+    path = tmp_path / "scoft.toml"
+    path.write_text(dump_toml(cfg))
+    assert load_scoft_config(path) == cfg
+    assert load_scoft_config(path, rank=8).rank == 8
+    (tmp_path / "bad.toml").write_text("ranc = 4\n")
+    from ccub.config import ConfigError
+
+    with pytest.raises(ConfigError, match="ranc"):
+        load_scoft_config(tmp_path / "bad.toml")
+    with pytest.raises(ConfigError, match="variant"):
+        load_scoft_config(None, variant="XYZ")
+    assert ScoftConfig().lora_scale_alpha() == 64 and ScoftConfig().weight_contrastive == 0.05
+
+
+def test_cli_tiny_run_and_missing_base(prepared, tmp_path):
+    out = tmp_path / "runs" / "cli"
+    result = CliRunner().invoke(app, ["finetune", "--dataset", str(prepared), "--base", "tiny", "--variant", "M",
+                                      "--steps", "2", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "SMOKE RUN" in result.output and (out / "pytorch_lora_weights.safetensors").is_file()
+    missing = CliRunner().invoke(app, ["finetune", "--dataset", str(prepared), "--base", "nobody/no-such-model",
+                                       "--output", str(tmp_path / "x"), "--no-prepare"])
+    assert missing.exit_code == 2
+    assert "nobody/no-such-model" in missing.output and "hf download" in missing.output
+
+
+def test_two_processes_with_accelerate_launch(prepared, tmp_path):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ccub", "finetune",
+               "--dataset", str(prepared), "--base", "tiny", "--variant", "M", "--steps", "2", "--output", str(out)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    facts = json.loads((out / "run.json").read_text())
+    assert facts["hardware"]["processes"] == 2
+    assert (out / "pytorch_lora_weights.safetensors").is_file()
