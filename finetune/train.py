@@ -103,7 +103,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     # Several processes without a GPU (`accelerate launch --multi_gpu` on a CPU machine) talk over gloo.
     multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
     accelerator = Accelerator(
-        cpu=multi_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps, mixed_precision=mixed_precision(cfg),
+        cpu=multi_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        mixed_precision=mixed_precision(cfg),
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")))
     device = accelerator.device

@@ -86,7 +86,8 @@ def test_scoft_run_writes_every_output(prepared, tmp_path):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]
     for record in log:
-        assert {"lr", "loss/total", "loss/ldm", "loss/memorisation", "loss/perceptual", "loss/contrastive"} <= set(record)
+        terms = {"loss/total", "loss/ldm", "loss/memorisation", "loss/perceptual", "loss/contrastive"}
+        assert {"lr", *terms} <= set(record)
         assert all(v == v and abs(v) != float("inf") for k, v in record.items() if k.startswith("loss/"))
     facts = json.loads((out / "run.json").read_text())
     assert facts["smoke_run"] is True and facts["variant"] == "MPC" and facts["culture"] == "korea"
