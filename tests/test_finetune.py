@@ -221,3 +221,15 @@ def test_two_processes_with_accelerate_launch(prepared, tmp_path):
     facts = json.loads((out / "run.json").read_text())
     assert facts["hardware"]["processes"] == 2
     assert (out / "pytorch_lora_weights.safetensors").is_file()
+
+
+def test_v_prediction_batches_and_memory_options(prepared, tmp_path):
+    """SD 2.x style (v-prediction), batches of 2 with 2 or 0 negatives, min-SNR, checkpointing, random step."""
+    out = tmp_path / "v"
+    result = run(prepared, out, smoke(base="tiny-v", train_batch_size=2, gradient_accumulation_steps=2,
+                                      max_train_steps=2, perceptual_interval=1, snr_gamma=5.0, grad_step="random",
+                                      gradient_checkpointing=True, vae_gradient_checkpointing=True))
+    assert result.steps == 2 and result.skipped_steps == 0
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert all(abs(r["loss/contrastive"]) < float("inf") and r["loss/perceptual"] >= 0 for r in log)
+    assert json.loads((out / "run.json").read_text())["base_model"] == "tiny-v"
