@@ -214,6 +214,15 @@ class Config:
 _SECTIONS = {f.name: f.type for f in fields(Config)}
 
 
+def setting_problems(settings: Any, choices: dict[str, Any], minimums: dict[str, int]) -> list[str]:
+    """One line per field of `settings` outside its allowed `choices` or below its minimum."""
+    problems = [f"{name} = {getattr(settings, name)!r}: expected one of {', '.join(allowed)}"
+                for name, allowed in choices.items() if getattr(settings, name) not in allowed]
+    problems += [f"{name} = {getattr(settings, name)}: must be at least {least}"
+                 for name, least in minimums.items() if getattr(settings, name) < least]
+    return problems
+
+
 def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
     """`cls(**data)`, with unknown keys and wrong arguments reported as ConfigError naming `where`."""
     names = {f.name: f for f in fields(cls)}

@@ -16,7 +16,7 @@ from typing import Any
 
 import tomllib
 
-from ccub.config import ConfigError, build_dataclass
+from ccub.config import ConfigError, build_dataclass, setting_problems
 
 # The study's ablations: which loss terms are on. "lora" is plain LoRA fine-tuning.
 VARIANTS: dict[str, tuple[str, ...]] = {
@@ -101,19 +101,12 @@ class ScoftConfig:
 
 def check(cfg: ScoftConfig) -> ScoftConfig:
     """Raise ConfigError naming every setting that cannot work; return `cfg` otherwise."""
-    problems = []
-    if cfg.variant not in VARIANTS:
-        problems.append(f"variant = {cfg.variant!r}: expected one of {', '.join(VARIANTS)}")
-    if cfg.grad_step not in GRAD_STEPS:
-        problems.append(f"grad_step = {cfg.grad_step!r}: expected one of {', '.join(GRAD_STEPS)}")
-    if cfg.mixed_precision not in MIXED_PRECISION:
-        problems.append(f"mixed_precision = {cfg.mixed_precision!r}: expected one of {', '.join(MIXED_PRECISION)}")
+    problems = setting_problems(
+        cfg, {"variant": VARIANTS, "grad_step": GRAD_STEPS, "mixed_precision": MIXED_PRECISION},
+        dict.fromkeys(("rank", "train_batch_size", "gradient_accumulation_steps", "perceptual_interval",
+                       "sampler_steps", "resolution", "checkpointing_steps", "validation_inference_steps"), 1))
     if not 1 <= cfg.min_timestep <= cfg.max_timestep:
         problems.append(f"timesteps [{cfg.min_timestep}, {cfg.max_timestep}]: need 1 <= min_timestep <= max_timestep")
-    for name in ("rank", "train_batch_size", "gradient_accumulation_steps", "perceptual_interval", "sampler_steps",
-                 "resolution", "checkpointing_steps", "validation_inference_steps"):
-        if getattr(cfg, name) < 1:
-            problems.append(f"{name} = {getattr(cfg, name)}: must be at least 1")
     if cfg.max_train_steps < 1 and cfg.num_train_epochs < 1:
         problems.append("set max_train_steps or num_train_epochs to at least 1")
     if problems:

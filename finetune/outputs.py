@@ -99,6 +99,7 @@ def write_run_card(output: Path, facts: dict[str, Any]) -> None:
 def render_card(facts: dict[str, Any]) -> str:
     cfg = facts["config"]
     smoke = facts["smoke_run"]
+    base = facts["base_path"] if facts["base_model"] != facts["base_path"] and smoke else facts["base_model"]
     lines = ["---", f"base_model: {json.dumps(facts['base_model'])}", "library_name: diffusers",
              "tags:", "- text-to-image", "- stable-diffusion", "- lora", "- scoft", "- ccub",
              f"- culture-{facts['culture'] or 'unknown'}", "---", "",
@@ -115,7 +116,7 @@ def render_card(facts: dict[str, Any]) -> str:
         f"for L_P).", "",
         "```python",
         "from diffusers import StableDiffusionPipeline",
-        f"pipe = StableDiffusionPipeline.from_pretrained({json.dumps(facts['base_model'])})",
+        f"pipe = StableDiffusionPipeline.from_pretrained({json.dumps(base)})",
         f"pipe.load_lora_weights({json.dumps(str(facts['output']))})",
         "```", "",
         "| | |", "|---|---|",

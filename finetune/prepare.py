@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ccub import __version__
-from ccub.config import Config, Prepare
+from ccub.config import Config, Prepare, setting_problems
 from ccub.files import atomic_write, atomic_write_text
 from finetune.captions import STRATEGIES
 from finetune.dataset import (
@@ -90,17 +90,10 @@ class Result:
 
 
 def check_settings(s: Prepare) -> None:
-    problems = []
-    if s.captions not in STRATEGIES:
-        problems.append(f"captions = {s.captions!r}: expected one of {', '.join(STRATEGIES)}")
-    if s.scheduler not in SCHEDULERS:
-        problems.append(f"scheduler = {s.scheduler!r}: expected one of {', '.join(SCHEDULERS)}")
-    if s.dtype not in DTYPES:
-        problems.append(f"dtype = {s.dtype!r}: expected one of {', '.join(DTYPES)}")
-    for name in ("negatives_per_image", "steps", "resolution", "batch_size", "caption_batch_size",
-                 "caption_max_tokens"):
-        if getattr(s, name) < (0 if name == "negatives_per_image" else 1):
-            problems.append(f"{name} = {getattr(s, name)} is too small")
+    problems = setting_problems(
+        s, {"captions": STRATEGIES, "scheduler": SCHEDULERS, "dtype": DTYPES},
+        {"negatives_per_image": 0, "steps": 1, "resolution": 1, "batch_size": 1, "caption_batch_size": 1,
+         "caption_max_tokens": 1})
     if problems:
         raise PrepareError("[prepare] settings: " + "; ".join(problems))
 

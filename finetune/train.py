@@ -231,7 +231,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
     if accelerator.is_main_process:
         write_run_card(output, {
-            "tool": "ccub finetune", "output": str(output), "base_model": cfg.base, "culture": opts.culture,
+            "tool": "ccub finetune", "output": str(output), "base_model": cfg.base, "base_path": parts.base.source,
+            "culture": opts.culture,
             "dataset": str(Path(opts.dataset).resolve()), "data_card": _data_card(opts.dataset),
             "images": len(data), "variant": cfg.variant, "loss_weights": _weights(cfg), "backbones": backbones,
             "steps": steps, "resumed_from": start, "skipped_steps": skipped_total,

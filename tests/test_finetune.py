@@ -233,3 +233,23 @@ def test_v_prediction_batches_and_memory_options(prepared, tmp_path):
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert all(abs(r["loss/contrastive"]) < float("inf") and r["loss/perceptual"] >= 0 for r in log)
     assert json.loads((out / "run.json").read_text())["base_model"] == "tiny-v"
+
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
+
+
+@pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/submissions not generated")
+def test_readme_sequence_validate_then_finetune(tmp_path, monkeypatch):
+    """`ccub validate examples/submissions && ccub finetune --culture india --base tiny`, from an empty folder."""
+    monkeypatch.chdir(tmp_path)
+    validated = CliRunner().invoke(app, ["validate", str(EXAMPLES), "--workers", "2"])
+    assert validated.exit_code == 1 and Path("data/clean/india").is_dir(), validated.output
+    trained = CliRunner().invoke(app, ["finetune", "--culture", "india", "--base", "tiny"])
+    assert trained.exit_code == 0, trained.output
+    run_dir = Path("runs/india-MPC")
+    assert (run_dir / "pytorch_lora_weights.safetensors").is_file()
+    facts = json.loads((run_dir / "run.json").read_text())
+    assert facts["smoke_run"] and facts["images"] == 6 and facts["culture"] == "india"
+    assert "South Korea" not in (run_dir / "samples" / "step-000006.json").read_text()
+    assert "India" in (run_dir / "samples" / "step-000006.json").read_text()
+    assert json.loads(Path("data/clean/india/prepare.json").read_text())["smoke_run"] is True
