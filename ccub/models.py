@@ -25,6 +25,7 @@ downloadable raises `ModelUnavailable`, whose message says how to get it. With
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -154,8 +155,17 @@ def _hub_endpoint() -> str:
 
 
 def hub_reachable() -> bool:
-    """May the Hugging Face hub be asked for files now (not offline, and its host answers)?"""
-    return not hub_offline() and _reachable(_hub_endpoint())
+    """May the Hugging Face hub be asked for files now (not offline, and its host answers)?
+
+    The probe's answer is kept for the process: one run loads many model parts, and without
+    network each probe could wait for its timeout.
+    """
+    return not hub_offline() and _reachable_once(_hub_endpoint())
+
+
+@functools.lru_cache(maxsize=8)
+def _reachable_once(url: str) -> bool:
+    return _reachable(url)
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:

@@ -19,7 +19,6 @@ import hashlib
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from finetune.dataset import ScoftExample
 
@@ -157,6 +156,3 @@ class TrainingData:
         noise = torch.randn(mean.shape, generator=generator, dtype=torch.float32).to(mean.device, mean.dtype)
         return ((mean + std * noise) * vae.config.scaling_factor).to(device, dtype)
 
-
-def resize_like(x: torch.Tensor, size: int) -> torch.Tensor:
-    return x if x.shape[-1] == size else F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
