@@ -160,6 +160,28 @@ class Prepare:
 
 
 @dataclass
+class Benchmark:
+    """`ccub benchmark`: generation settings (the study's), the CLIP model, and the statistics."""
+
+    seeds: int = 4  # images per prompt and model
+    scheduler: str = "dpm-solver"
+    steps: int = 50
+    guidance: float = 4.5
+    lora_scale: float = 1.0
+    resolution: int = 0  # 0: the run's training resolution
+    batch_size: int = 8
+    dtype: str = "auto"
+    clip: str = "ViT-B-32:openai"  # MODEL:PRETRAINED, a local checkpoint, or tiny
+    logit_scale: float = 100.0  # zero-shot identification softmax temperature (CLIP's)
+    copy_threshold: float = 0.95  # CLIP cosine at which a generated image counts as a copy of a training image
+    lpips: bool = True  # LPIPS diversity and memorisation (needs the VGG16 weights)
+    kid_subset_size: int = 1000
+    bootstrap: int = 10000
+    confidence: float = 0.95
+    correction: str = "holm"  # holm or bh, across the whole table
+
+
+@dataclass
 class Culture:
     name: str
     adjective: str
@@ -192,6 +214,7 @@ class Config:
     duplicates: Duplicates = field(default_factory=Duplicates)
     export: Export = field(default_factory=Export)
     prepare: Prepare = field(default_factory=Prepare)
+    benchmark: Benchmark = field(default_factory=Benchmark)
     # check id -> severity, overriding the check's default (like a linter's rule config).
     severity: dict[str, str] = field(default_factory=dict)
     # check ids that do not run at all.
@@ -271,7 +294,7 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
     for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "duplicates",
-                 "export", "prepare"):
+                 "export", "prepare", "benchmark"):
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:

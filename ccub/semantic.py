@@ -16,7 +16,7 @@ import numpy as np
 
 from ccub.models import ClipSpec, load_clip
 
-__all__ = ["embed_images", "similar_between", "similar_pairs"]
+__all__ = ["embed_images", "embed_texts", "similar_between", "similar_pairs"]
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 
@@ -91,6 +91,36 @@ def embed_images(paths: list[Path], spec: ClipSpec, batch_size: int = 32, device
     norms = np.linalg.norm(out, axis=1, keepdims=True)
     np.divide(out, np.maximum(norms, 1e-12), out=out)
     return out
+
+
+def embed_texts(texts: list[str], spec: ClipSpec, batch_size: int = 256, device: str | None = None) -> np.ndarray:
+    """CLIP text embeddings of `texts`: float32 (n, d), each row L2-normalised, with the model's own tokenizer."""
+    import open_clip
+    import torch
+
+    device = device or _default_device()
+    model, _ = _model(spec, device)
+    tokenizer = open_clip.get_tokenizer(_architecture(spec))
+    rows = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            tokens = tokenizer(list(texts[start:start + batch_size])).to(device)
+            rows.append(model.encode_text(tokens, normalize=True).float().cpu().numpy())
+    if not rows:
+        return np.empty((0, _embed_dim(model, device)), dtype=np.float32)
+    return np.concatenate(rows).astype(np.float32)
+
+
+def _architecture(spec: ClipSpec) -> str:
+    """The name open_clip knows the spec's architecture by (local folders are registered by `load_clip`)."""
+    if spec.model.startswith("local-dir:"):
+        import json
+
+        from ccub.models import CONFIG_NAME, _config_name
+
+        config = json.loads((Path(spec.model[len("local-dir:"):]) / CONFIG_NAME).read_text(encoding="utf-8"))
+        return _config_name(config.get("model_cfg", config))
+    return spec.model
 
 
 def _embed_dim(model, device: str) -> int:

@@ -1,0 +1,197 @@
+"""`ccub benchmark`: generate (paired, cached), score, compare with the base model, write the outputs.
+
+    runs/x/run.json --> models (base + LoRAs) --> images cache --> metrics --> paired statistics
+                    --> runs/x/benchmark/{results.csv, summary.csv, summary.md, report.html}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.generate import ImageCache, Model, Settings, generate
+from benchmark.runs import load_run, models_for
+from ccub.config import Config
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class BenchmarkError(ValueError):
+    """Options the benchmark cannot work with; the message says what to change."""
+
+
+@dataclass
+class Options:
+    run: Path
+    compare: list[Path] = field(default_factory=list)
+    culture: str | None = None
+    prompts: Path | None = None
+    seeds: int | None = None
+    clip: str | None = None
+    cache: Path | None = None
+    device: str | None = None
+
+
+@dataclass
+class Outcome:
+    output: Path
+    comparisons: list  # benchmark.stats.Comparison
+    sets: dict[str, dict[str, float]]
+    notes: list[str]
+    smoke_run: bool
+    files: list[Path]
+    generated: int
+    counts: dict[str, int]
+
+
+def _dataset_images(dataset: Path, split: str) -> list[Path]:
+    from finetune.dataset import DatasetError, read_dataset
+
+    try:
+        data = read_dataset(dataset)
+    except DatasetError:
+        return []
+    return [data.image_path(mf, row) for mf, row in data.rows()
+            if mf.split == split and data.image_path(mf, row).is_file()]
+
+
+def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None) -> Outcome:
+    from accelerate import PartialState
+
+    from benchmark.prompts import framing_texts, identification_classes, identification_texts, suite_for
+    from finetune.runtime import pick_device
+
+    report = progress or (lambda stage, done, total: None)
+    started = time.monotonic()
+    b = cfg.benchmark
+    runs = [load_run(opts.run), *(load_run(r) for r in opts.compare)]
+    models = models_for(runs)
+    culture = opts.culture or runs[0].culture
+    if not culture:
+        raise BenchmarkError(f"{runs[0].folder}: the run does not say its culture; pass --culture")
+    prompts = suite_for(culture, opts.prompts, cfg)
+    if not prompts:
+        raise BenchmarkError(f"no prompts for culture {culture!r} in {opts.prompts}")
+    seeds = list(range(opts.seeds or b.seeds))
+    settings = Settings(scheduler=b.scheduler, steps=b.steps, guidance=b.guidance,
+                        resolution=b.resolution or runs[0].resolution, lora_scale=b.lora_scale, dtype=b.dtype,
+                        batch_size=b.batch_size)
+    cache = ImageCache(opts.cache or Path(runs[0].folder).resolve().parent / ".ccub-benchmark-cache", settings)
+    state = PartialState()
+    device = opts.device or (str(state.device) if state.num_processes > 1 else pick_device())
+
+    # Generation: each process draws its share into the shared cache.
+    pairs = [(p.text, s) for p in prompts for s in seeds]
+    generated = 0
+    for model in models:
+        with state.split_between_processes(pairs) as share:
+            done = 0
+
+            def tick(n: int, model=model) -> None:
+                nonlocal done
+                done += n
+                report(f"generating: {model.name}", done, len(share))
+
+            generated += generate(model, list(share), cache, device, tick)
+    state.wait_for_everyone()
+    if not state.is_main_process:
+        return Outcome(Path(), [], {}, [], False, [], generated, {})
+
+    # Scoring, on the main process.
+    from benchmark.evaluate import Inputs, evaluate
+    from ccub.models import model_cache, parse_clip
+    from ccub.semantic import embed_images, embed_texts
+
+    report("scoring", 0, 1)
+    spec = parse_clip(opts.clip or b.clip, model_cache())
+    classes = identification_classes(culture, cfg)
+    inputs = Inputs(
+        models=[m.name for m in models], prompts=prompts, seeds=seeds,
+        images={(m.name, p.id, s): cache.path(m, p.text, s) for m in models for p in prompts for s in seeds},
+        culture_classes=classes, class_texts=identification_texts(classes, cfg),
+        framings={p.id: framing_texts(p.generic) for p in prompts},
+        reference=_dataset_images(runs[0].dataset, "test"), training=_dataset_images(runs[0].dataset, "train"))
+    lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device)
+    scores = evaluate(inputs, lambda paths: embed_images(paths, spec, device=device),
+                      lambda texts: embed_texts(texts, spec, device=device), lpips[0],
+                      logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size)
+    scores.notes += lpips[1]
+    comparisons = _compare(scores, models, b)
+    smoke = spec.random_weights or any(m.random_weights for m in models)
+    from benchmark.report import write_outputs
+
+    context = {"culture": culture, "runs": runs, "models": models, "prompts": prompts, "seeds": seeds,
+               "settings": settings, "clip": spec.describe(), "suite": str(opts.prompts or "built-in"),
+               "reference": f"{len(inputs.reference)} held-out community images ({runs[0].dataset}/test)",
+               "training": len(inputs.training), "smoke_run": smoke, "images": inputs.images,
+               "seconds": time.monotonic() - started, "config": b, "classes": classes}
+    output = Path(runs[0].folder) / "benchmark"
+    files = write_outputs(output, scores, comparisons, context)
+    report("scoring", 1, 1)
+    counts = {"models": len(models), "prompts": len(prompts), "seeds": len(seeds), "images": len(inputs.images),
+              "reference images": len(inputs.reference), "training images": len(inputs.training)}
+    return Outcome(output, comparisons, scores.sets, scores.notes, smoke, files, generated, counts)
+
+
+def _compare(scores, models: list[Model], b) -> list:
+    from benchmark import stats
+    from benchmark.evaluate import METRICS
+
+    by_metric: dict[str, dict[str, dict[tuple[str, int | None], float]]] = {}
+    for row in scores.rows:
+        by_metric.setdefault(row["metric"], {}).setdefault(row["model"], {})[(row["prompt"], row["seed"])] = \
+            row["value"]
+    comparisons = []
+    for metric, per_model in by_metric.items():
+        base = per_model.get("base", {})
+        keys = sorted(base, key=lambda k: (k[0], -1 if k[1] is None else k[1]))
+        for model in models[1:]:
+            values = per_model.get(model.name, {})
+            shared = [k for k in keys if k in values]
+            comparisons.append(stats.compare(
+                metric, model.name, "base", [k[0] for k in shared], [k[1] if k[1] is not None else 0 for k in shared],
+                [base[k] for k in shared], [values[k] for k in shared], n_boot=b.bootstrap,
+                confidence=b.confidence, higher_is_better=METRICS[metric][1]))
+    return stats.adjust(comparisons, method=b.correction)
+
+
+def _lpips(enabled: bool, tiny: bool, device: str) -> tuple[Callable | None, list[str]]:
+    """A function (paths_a, paths_b) -> LPIPS distance matrix, or None and the reason."""
+    if not enabled:
+        return None, []
+    from ccub.models import ModelUnavailable
+    from finetune.backbones import build_backbone
+
+    try:
+        backbone = build_backbone("lpips", tiny=tiny, device=device)
+    except ModelUnavailable as exc:
+        return None, [f"LPIPS metrics: not computed ({exc})"]
+    return _distance_matrix(backbone, device), []
+
+
+def _distance_matrix(backbone, device: str) -> Callable:
+    import numpy as np
+    import torch
+
+    from finetune.data import load_square, to_unit
+
+    size = 256
+    cache: dict[Path, torch.Tensor] = {}
+
+    def tensor(path: Path) -> torch.Tensor:
+        if path not in cache:
+            cache[path] = to_unit(load_square(path, size))
+        return cache[path]
+
+    @torch.no_grad()
+    def matrix(a: list[Path], b: list[Path]) -> np.ndarray:
+        out = np.zeros((len(a), len(b)))
+        right = torch.stack([tensor(p) for p in b]).to(device)
+        for i, path in enumerate(a):
+            left = tensor(path).to(device)[None].expand_as(right)
+            out[i] = backbone(left, right).float().cpu().numpy()
+        return out
+
+    return matrix
