@@ -43,7 +43,8 @@ def load_run(folder: Path) -> Run:
                   dataset=Path(facts["dataset"]), resolution=int(facts["config"]["resolution"]), lora=lora,
                   smoke_run=bool(facts.get("smoke_run")), variant=facts.get("variant", "?"))
     except (ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"{path}: unreadable or incomplete ({type(exc).__name__}: {exc}); rerun `ccub finetune`") from exc
+        raise RunError(f"{path}: unreadable or incomplete ({type(exc).__name__}: {exc}); "
+                       f"rerun `ccub finetune`") from exc
     if not lora.is_file():
         raise RunError(f"{folder}: {lora.name} is missing; the run did not finish (`ccub finetune --resume latest`)")
     return run
