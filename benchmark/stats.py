@@ -1,0 +1,286 @@
+"""Paired statistics for the benchmark: a fine-tuned model against its base model.
+
+Both models generate images for the same prompts with the same seeds, so every image
+of the fine-tuned model has a twin from the base model: the pair is keyed by
+(prompt, seed). The unit of replication is the prompt, not the image: images of one
+prompt share its content and are correlated, so treating them as independent would
+make intervals too narrow. Everything below therefore works on per-prompt means of
+the paired differences, and every prompt weighs the same whatever its number of seeds.
+
+Per-image metrics (e.g. CLIPScore) give one value per (prompt, seed); per-prompt
+metrics (e.g. the diversity of a prompt's images) give one value per prompt: pass any
+constant seed (or ``seeds=None``) and each prompt then has a single pair.
+
+- ``difference``: mean over prompts of the per-prompt mean of (model - base).
+- Confidence interval: percentile bootstrap resampling prompts with replacement (a
+  cluster bootstrap: a resampled prompt brings all its pairs). As the statistic is a
+  mean of per-prompt means, this is resampling the per-prompt means themselves.
+- p-value: two-sided sign-flip permutation test over prompts. Under the null that each
+  prompt's mean difference is symmetric about zero, flipping its sign leaves the
+  distribution unchanged, so the test is valid (exact when enumerated) without any
+  normality assumption. The bootstrap is only used for the interval: a bootstrap
+  "p-value" has no such finite-sample guarantee.
+- Multiple comparisons: ``adjust`` applies Holm (family-wise error) or
+  Benjamini-Hochberg (false discovery rate) across the whole table passed to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Up to this many prompts the sign-flip test enumerates all 2**n sign patterns (65,536 at 16).
+EXACT_MAX_PROMPTS = 16
+# Resampling draws are generated in blocks of about this many numbers, to bound memory.
+_BLOCK = 1 << 20
+
+__all__ = [
+    "Comparison",
+    "EXACT_MAX_PROMPTS",
+    "adjust",
+    "benjamini_hochberg",
+    "compare",
+    "holm",
+    "paired_differences",
+    "to_rows",
+]
+
+
+@dataclass
+class Comparison:
+    """One cell of the results table: one metric, one fine-tuned model against the baseline.
+
+    ``difference``, ``win_rate`` and the interval are always model minus base in the metric's
+    own units; ``higher_is_better`` is only carried through so tables can say which way is good.
+    """
+
+    metric: str
+    model: str
+    baseline: str
+    n_prompts: int  # prompts with at least one usable pair
+    n_pairs: int  # usable (prompt, seed) pairs
+    base_mean: float  # mean over prompts of the per-prompt base mean (same weighting as difference)
+    model_mean: float
+    difference: float  # model_mean - base_mean: mean over prompts of the per-prompt mean paired difference
+    ci_low: float
+    ci_high: float
+    confidence: float
+    win_rate: float  # share of prompts whose mean paired difference is > 0; exact ties count 0.5
+    p_value: float  # two-sided sign-flip permutation test over prompts
+    p_adjusted: float | None = None  # filled by adjust()
+    higher_is_better: bool | None = None
+
+
+def _pairs(
+    prompts: Sequence[str],
+    seeds: Sequence[Hashable] | None,
+    base: Sequence[float],
+    model: Sequence[float],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per prompt (sorted), the base and model values of its usable pairs, ordered by seed."""
+    base = np.asarray(base, dtype=float).ravel()
+    model = np.asarray(model, dtype=float).ravel()
+    if seeds is None:
+        seeds = [0] * len(prompts)
+    lengths = {len(prompts), len(seeds), len(base), len(model)}
+    if len(lengths) != 1:
+        raise ValueError(
+            f"prompts, seeds, base and model must have the same length, got "
+            f"{len(prompts)}, {len(seeds)}, {len(base)}, {len(model)}"
+        )
+    rows: dict[str, list[tuple[Hashable, float, float]]] = {}
+    seen: set[tuple[str, Hashable]] = set()
+    for prompt, seed, b, m in zip(prompts, seeds, base, model, strict=True):
+        key = (prompt, seed)
+        # A duplicated key means the pairing is ambiguous: refuse rather than guess.
+        if key in seen:
+            raise ValueError(f"duplicated (prompt, seed) pair: {key!r}")
+        seen.add(key)
+        if np.isnan(b) or np.isnan(m):  # a failed generation or metric on either side: the pair is unusable
+            continue
+        rows.setdefault(prompt, []).append((seed, b, m))
+    out = {}
+    # Sorting makes the result, and so the bootstrap draws, independent of the input row order.
+    for prompt in sorted(rows):
+        ordered = sorted(rows[prompt], key=lambda r: r[0])
+        out[prompt] = (np.array([r[1] for r in ordered]), np.array([r[2] for r in ordered]))
+    return out
+
+
+def paired_differences(
+    prompts: Sequence[str],
+    seeds: Sequence[Hashable] | None,
+    base: Sequence[float],
+    model: Sequence[float],
+) -> dict[str, np.ndarray]:
+    """Model minus base per (prompt, seed) pair, grouped by prompt.
+
+    Row i of the four inputs is the pair (prompts[i], seeds[i]) with its base and model
+    values; rows may come in any order. Pairs with a NaN on either side are dropped, and a
+    prompt left without pairs is absent from the result. Prompts are returned sorted, each
+    with its differences ordered by seed. ``seeds=None`` means one value per prompt.
+
+    Raises ValueError if the lengths differ or a (prompt, seed) key appears twice.
+    """
+    return {p: m - b for p, (b, m) in _pairs(prompts, seeds, base, model).items()}
+
+
+def _bootstrap_means(d: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Means of n_boot resamples (with replacement) of the per-prompt means d, vectorised in blocks."""
+    n = len(d)
+    rows = max(1, _BLOCK // n)
+    out = np.empty(n_boot)
+    for start in range(0, n_boot, rows):
+        stop = min(n_boot, start + rows)
+        out[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return out
+
+
+def _sign_flip_p(d: np.ndarray, n_flips: int, rng: np.random.Generator) -> float:
+    """Two-sided sign-flip p-value for the mean of d (exact up to EXACT_MAX_PROMPTS values)."""
+    n = len(d)
+    observed = abs(d.sum())  # the sum orders sign patterns exactly as the mean does
+    # Sign patterns that reproduce |sum| up to rounding must count as "as extreme".
+    tol = 1e-9 * max(np.abs(d).sum(), np.finfo(float).tiny)
+    if n <= EXACT_MAX_PROMPTS:
+        bits = (np.arange(2**n)[:, None] >> np.arange(n)) & 1
+        sums = (1 - 2 * bits) @ d  # row 0 is the observed pattern, so the p-value is at least 2**-n
+        return float(np.mean(np.abs(sums) >= observed - tol))
+    count = 0
+    rows = max(1, _BLOCK // n)
+    for start in range(0, n_flips, rows):
+        k = min(n_flips, start + rows) - start
+        signs = 1 - 2 * rng.integers(0, 2, size=(k, n))
+        count += int(np.count_nonzero(np.abs(signs @ d) >= observed - tol))
+    # +1 counts the observed pattern itself: a valid (never zero) Monte Carlo p-value.
+    return (1 + count) / (1 + n_flips)
+
+
+def compare(
+    metric: str,
+    model: str,
+    baseline: str,
+    prompts: Sequence[str],
+    seeds: Sequence[Hashable] | None,
+    base_values: Sequence[float],
+    model_values: Sequence[float],
+    *,
+    n_boot: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    higher_is_better: bool | None = None,
+) -> Comparison:
+    """Paired comparison of ``model`` against ``baseline`` on one metric.
+
+    Rows are pairs as in ``paired_differences``. With no usable prompt the means, the
+    difference and the win rate are NaN; with fewer than 2 prompts the interval and the
+    p-value are NaN (one prompt says nothing about prompt-to-prompt variation). No
+    exception is raised for either case. ``n_boot`` is both the number of bootstrap
+    resamples and, above EXACT_MAX_PROMPTS prompts, the number of random sign flips.
+    Results are reproducible for a given ``seed``.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    pairs = _pairs(prompts, seeds, base_values, model_values)
+    n_prompts = len(pairs)
+    n_pairs = sum(len(b) for b, _ in pairs.values())
+    nan = float("nan")
+    base_mean = model_mean = difference = win_rate = ci_low = ci_high = p_value = nan
+    if n_prompts:
+        base_by_prompt = np.array([b.mean() for b, _ in pairs.values()])
+        model_by_prompt = np.array([m.mean() for _, m in pairs.values()])
+        d = np.array([(m - b).mean() for b, m in pairs.values()])
+        base_mean, model_mean = float(base_by_prompt.mean()), float(model_by_prompt.mean())
+        difference = float(d.mean())
+        win_rate = float(np.mean((d > 0) + 0.5 * (d == 0)))
+    if n_prompts >= 2:
+        # Independent streams, so the flip test does not depend on how many bootstrap draws came first.
+        boot_rng, flip_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        alpha = 1 - confidence
+        boot = _bootstrap_means(d, n_boot, boot_rng)
+        ci_low, ci_high = (float(q) for q in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+        p_value = _sign_flip_p(d, n_boot, flip_rng)
+    return Comparison(
+        metric=metric,
+        model=model,
+        baseline=baseline,
+        n_prompts=n_prompts,
+        n_pairs=n_pairs,
+        base_mean=base_mean,
+        model_mean=model_mean,
+        difference=difference,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        confidence=confidence,
+        win_rate=win_rate,
+        p_value=p_value,
+        higher_is_better=higher_is_better,
+    )
+
+
+def holm(p: Sequence[float]) -> np.ndarray:
+    """Holm step-down adjusted p-values (controls the family-wise error rate).
+
+    Sorted ascending, the i-th smallest of m p-values (i from 1) becomes (m - i + 1) * p(i),
+    made non-decreasing along the sorted order and clipped to 1. NaN entries stay NaN and
+    are not counted in m.
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m:
+        order = np.argsort(p[ok], kind="stable")
+        scaled = (m - np.arange(m)) * p[ok][order]
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
+        out[ok] = adjusted
+    return out
+
+
+def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
+    """Benjamini-Hochberg step-up adjusted p-values (controls the false discovery rate).
+
+    Sorted ascending, the i-th smallest of m p-values becomes m / i * p(i), made
+    non-decreasing along the sorted order by a running minimum from the largest down, and
+    clipped to 1. NaN entries stay NaN and are not counted in m.
+    """
+    p = np.asarray(p, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = ~np.isnan(p)
+    m = int(ok.sum())
+    if m:
+        order = np.argsort(p[ok], kind="stable")
+        scaled = m / np.arange(1, m + 1) * p[ok][order]
+        adjusted = np.empty(m)
+        adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+        out[ok] = adjusted
+    return out
+
+
+_METHODS = {"holm": holm, "bh": benjamini_hochberg}
+
+
+def adjust(comparisons: Sequence[Comparison], method: str = "holm") -> list[Comparison]:
+    """Multiple-comparison adjustment across all the comparisons given (pass the whole table).
+
+    ``method`` is "holm" or "bh". Returns new Comparison objects with ``p_adjusted`` filled,
+    in the same order; the inputs are not modified. A NaN p-value gets a NaN adjusted
+    p-value and does not count in the family size.
+    """
+    try:
+        fn = _METHODS[method.lower()]
+    except KeyError:
+        raise ValueError(f"method must be one of {sorted(_METHODS)}, got {method!r}") from None
+    adjusted = fn([c.p_value for c in comparisons])
+    return [dataclasses.replace(c, p_adjusted=float(a)) for c, a in zip(comparisons, adjusted, strict=True)]
+
+
+def to_rows(comparisons: Sequence[Comparison]) -> list[dict]:
+    """Flat dicts (field order = column order) for CSV or Markdown tables."""
+    return [dataclasses.asdict(c) for c in comparisons]
