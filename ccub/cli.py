@@ -563,5 +563,74 @@ def _run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, re
     if result.smoke_run:
         console.print("[bold yellow]SMOKE RUN:[/] made with RANDOM WEIGHTS (tiny models); do not use or report it.")
 
+
+@app.command()
+def benchmark(
+    model: Annotated[Path, typer.Option("--model", help="A `ccub finetune` run folder (runs/NAME).")],
+    compare: Annotated[list[Path] | None, typer.Option(help="More runs in the same table (repeat the option).")]
+    = None,
+    culture: Annotated[str | None, typer.Option(help="Culture to benchmark (default: the run's).")] = None,
+    prompts: Annotated[Path | None, typer.Option(help="A prompt suite (TOML or CSV) instead of the built-in one.",
+                                                 dir_okay=False)] = None,
+    seeds: Annotated[int | None, typer.Option(help="Images per prompt and model.", min=1)] = None,
+    clip: Annotated[str | None, typer.Option(help="CLIP scorer: MODEL:PRETRAINED (open_clip, local cache), a "
+                                                  "checkpoint path, or 'tiny' (random weights).")] = None,
+    cache: Annotated[Path | None, typer.Option(help="Image cache (default: .ccub-benchmark-cache beside the run).")]
+    = None,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Compare a fine-tuned run with its base model on the culture's prompts (paired, with intervals).
+
+    Exit codes: 0 done; 2 the run could not start.
+    """
+    from benchmark.run import BenchmarkError, Options, run_benchmark
+    from benchmark.runs import RunError
+    from ccub.models import ModelUnavailable
+
+    cfg = _load(config)
+    _model_stack()
+    options = Options(run=model, compare=list(compare or []), culture=culture, prompts=prompts, seeds=seeds,
+                      clip=clip, cache=cache, device=device)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        try:
+            outcome = run_benchmark(options, cfg, on_progress)
+        except (BenchmarkError, RunError, ModelUnavailable, ValueError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from exc
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
+    _benchmark_summary(outcome)
+
+
+def _benchmark_summary(outcome: Any) -> None:
+    from benchmark.report import HEADER, PROXY, SMOKE, table_rows
+
+    if outcome.smoke_run:
+        console.print(f"[bold yellow]{SMOKE}[/]", highlight=False)
+    table = Table(title="fine-tuned minus base (paired by prompt and seed)")
+    for column in HEADER:
+        table.add_column(column, overflow="fold")
+    for row in table_rows(outcome.comparisons):
+        table.add_row(*row)
+    console.print(table)
+    for metric, per_model in outcome.sets.items():
+        values = ", ".join(f"{m} {v:.4f}" for m, v in per_model.items())
+        console.print(f"{metric}: {values}", highlight=False)
+    for note in outcome.notes:
+        console.print(note, highlight=False, markup=False)
+    counts = ", ".join(f"{v} {k}" for k, v in outcome.counts.items())
+    console.print(f"{counts}; {outcome.generated} image(s) generated now, the rest from the cache.", highlight=False)
+    console.print(PROXY, highlight=False)
+    console.print(f"outputs: {outcome.output} (results.csv, summary.csv, summary.md, report.html)", highlight=False)
+
 if __name__ == "__main__":
     app()

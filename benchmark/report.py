@@ -1,0 +1,206 @@
+"""The benchmark's outputs: results.csv, summary.csv, summary.md and a self-contained report.html.
+
+Every output says when any model or the CLIP scorer has random weights (a smoke run): the
+numbers then mean nothing, and the files say so in their first lines (CSV: a column).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmark.evaluate import METRICS
+from ccub.files import atomic_write_bytes, atomic_write_text
+
+SMOKE = ("SMOKE RUN: made with RANDOM WEIGHTS (tiny models or a random CLIP); these numbers mean nothing "
+         "and must not be reported.")
+PROXY = ("All scores are CLIP-based proxies without published human validation: read them side by side, "
+         "and check them against people (`ccub study`).")
+
+
+def write_outputs(output: Path, scores, comparisons: list, context: dict[str, Any]) -> list[Path]:
+    from benchmark.stats import to_rows
+
+    output.mkdir(parents=True, exist_ok=True)
+    smoke = context["smoke_run"]
+    files = [output / "results.csv", output / "summary.csv", output / "summary.md", output / "report.html"]
+    prompt_text = {p.id: p.text for p in context["prompts"]}
+    results = [{**r, "prompt_text": prompt_text[r["prompt"]], "seed": "" if r["seed"] is None else r["seed"],
+                "random_weights": smoke} for r in scores.rows]
+    atomic_write_text(files[0], _csv(results, ["model", "prompt", "prompt_text", "seed", "metric", "value",
+                                               "random_weights"]))
+    summary = [dict(r, level=METRICS[r["metric"]][0], random_weights=smoke) for r in to_rows(comparisons)]
+    summary += _set_rows(scores.sets, smoke)
+    atomic_write_text(files[1], _csv(summary, ["level", *to_rows_header(), "random_weights"]))
+    atomic_write_text(files[2], markdown(comparisons, scores, context))
+    atomic_write_bytes(files[3], html(comparisons, scores, context).encode("utf-8"))
+    return files
+
+
+def to_rows_header() -> list[str]:
+    return ["metric", "model", "baseline", "n_prompts", "n_pairs", "base_mean", "model_mean", "difference",
+            "ci_low", "ci_high", "confidence", "win_rate", "p_value", "p_adjusted", "higher_is_better"]
+
+
+def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
+    rows = []
+    for metric, per_model in sets.items():
+        base = per_model.get("base", math.nan)
+        for model, value in per_model.items():
+            if model != "base":
+                rows.append({"level": "set", "metric": metric, "model": model, "baseline": "base",
+                             "base_mean": base, "model_mean": value, "difference": value - base,
+                             "higher_is_better": METRICS[metric][1], "random_weights": smoke})
+    return rows
+
+
+def _csv(rows: list[dict], columns: list[str]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def arrow(metric: str) -> str:
+    return "higher" if METRICS[metric][1] else "lower"
+
+
+def table_rows(comparisons: list) -> list[list[str]]:
+    """Rows shared by the Markdown, HTML and console tables."""
+    rows = []
+    for c in comparisons:
+        rows.append([c.metric, arrow(c.metric), c.model, f"{c.n_prompts} / {c.n_pairs}", fmt(c.base_mean),
+                     fmt(c.model_mean), f"{fmt(c.difference)} [{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
+                     fmt(c.win_rate, 2), fmt(c.p_value), fmt(c.p_adjusted)])
+    return rows
+
+
+HEADER = ["metric", "better", "model", "prompts / pairs", "base", "model", "difference [95% CI]", "win rate",
+          "p", "p (adjusted)"]
+
+
+def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
+    lines = [f"# ccub benchmark: {context['culture']}", ""]
+    if context["smoke_run"]:
+        lines += [f"> **{SMOKE}**", ""]
+    lines += [PROXY, "", "Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% "
+              "bootstrap intervals over prompts; p-values are sign-flip tests over prompts, adjusted "
+              f"({context['config'].correction}) across the table.", ""]
+    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows(comparisons)]
+    if scores.sets:
+        lines += ["", "Set-level metrics (one value per model; no interval):", "",
+                  "| metric | better | " + " | ".join(m.name for m in context["models"]) + " |",
+                  "|---|---|" + "---|" * len(context["models"])]
+        for metric, per_model in scores.sets.items():
+            lines.append(f"| {metric} | {arrow(metric)} | " + " | ".join(
+                fmt(per_model.get(m.name)) for m in context["models"]) + " |")
+    lines += ["", *(f"- {note}" for note in scores.notes), "", footer_text(context), ""]
+    return "\n".join(lines)
+
+
+def footer_text(context: dict[str, Any]) -> str:
+    from finetune.outputs import library_versions
+
+    s = context["settings"]
+    versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    return (f"Models: {', '.join(m.name for m in context['models'])}. Prompts: {len(context['prompts'])} "
+            f"({context['suite']}); seeds: {', '.join(map(str, context['seeds']))}. Generation: {s.scheduler}, "
+            f"{s.steps} steps, guidance {s.guidance}, {s.resolution} px, LoRA scale {s.lora_scale}. CLIP: "
+            f"{context['clip']}. Identification among: {', '.join(context['classes'])}. Reference set: "
+            f"{context['reference']}; training images: {context['training']}. Libraries: {versions}.")
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def _png(figure) -> str:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def forest_plot(comparisons: list) -> str | None:
+    """Differences with their intervals, one panel per metric (their scales differ)."""
+    shown = [c for c in comparisons if not math.isnan(c.difference)]
+    if not shown:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = list(dict.fromkeys(c.metric for c in shown))
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 0.9 + 0.55 * len(shown)), squeeze=False)
+    for ax, metric in zip(axes[:, 0], metrics, strict=True):
+        rows = [c for c in shown if c.metric == metric]
+        for y, c in enumerate(rows):
+            low = c.difference if math.isnan(c.ci_low) else c.ci_low
+            high = c.difference if math.isnan(c.ci_high) else c.ci_high
+            ax.errorbar(c.difference, y, xerr=[[c.difference - low], [high - c.difference]], fmt="o", color="#1f5fa8")
+        ax.axvline(0, color="#999", lw=1)
+        ax.set_yticks(range(len(rows)), [c.model for c in rows])
+        ax.set_title(f"{metric} ({arrow(metric)} is better)", fontsize=9, loc="left")
+        ax.tick_params(labelsize=8)
+    fig.tight_layout()
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def _thumbnail(path: Path, size: int = 192) -> str:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((size, size))
+        buffer = io.BytesIO()
+        im.save(buffer, format="JPEG", quality=85)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ccub benchmark: {{ culture }}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}
+td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}.smoke{background:#fff3cd;border:2px solid #d39e00;
+padding:1em;font-weight:bold}.grid img{width:128px;height:128px;object-fit:cover;margin:1px}
+.grid td{vertical-align:top}footer{color:#555;font-size:12px;margin-top:2em}</style></head><body>
+<h1>ccub benchmark: {{ culture }}</h1>
+{% if smoke %}<p class="smoke">{{ smoke_text }}</p>{% endif %}
+<p>{{ proxy }}</p>
+<h2>Fine-tuned minus base</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if forest %}<p><img alt="forest plot of the differences" src="data:image/png;base64,{{ forest }}"></p>{% endif %}
+{% if sets %}<h2>Set-level metrics</h2><table><tr><th>metric</th><th>better</th>
+{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>{% for metric, better, values in sets %}<tr><td>{{ metric }}</td>
+<td>{{ better }}</td>{% for v in values %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% if notes %}<ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+<h2>Images, same seed side by side</h2>
+{% for p in grids %}<h3>{{ p.text }}</h3><table class="grid"><tr>{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>
+{% for seed_row in p.rows %}<tr>{% for img in seed_row %}<td><img alt="" src="data:image/jpeg;base64,{{ img }}">
+</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
+<footer>{{ footer }}</footer></body></html>"""
+
+
+def html(comparisons: list, scores, context: dict[str, Any]) -> str:
+    import jinja2
+
+    models = [m.name for m in context["models"]]
+    grids = [{"text": p.text, "rows": [[_thumbnail(context["images"][(m, p.id, s)]) for m in models]
+                                       for s in context["seeds"]]} for p in context["prompts"]]
+    sets = [(metric, arrow(metric), [fmt(per.get(m)) for m in models]) for metric, per in scores.sets.items()]
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(TEMPLATE).render(
+        culture=context["culture"], smoke=context["smoke_run"], smoke_text=SMOKE, proxy=PROXY, header=HEADER,
+        rows=table_rows(comparisons), forest=forest_plot(comparisons), sets=sets, models=models,
+        notes=scores.notes, grids=grids, footer=footer_text(context))

@@ -1,0 +1,162 @@
+"""`ccub benchmark` end to end on tiny random models: outputs, labels, cache reuse and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("diffusers")
+
+from conftest import config, make_image, write_jsonl  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from benchmark import generate as gen  # noqa: E402
+from benchmark.run import Options, run_benchmark  # noqa: E402
+from ccub.cli import app  # noqa: E402
+from finetune import prepare as prep  # noqa: E402
+from finetune.config import load_scoft_config  # noqa: E402
+from finetune.train import RunOptions, train  # noqa: E402
+
+SUITE = """
+[[prompt]]
+culture = "korea"
+category = "FOOD"
+text = "A table of food in South Korea"
+generic = "A table of food"
+
+[[prompt]]
+culture = "korea"
+category = "CLOTH"
+text = "People wearing traditional clothing, in South Korea"
+generic = "People wearing traditional clothing"
+
+[[prompt]]
+culture = "korea"
+category = "CITIES"
+text = "Photo of a street, in South Korea"
+generic = "Photo of a street"
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    """Two tiny runs (M and plain LoRA) on a prepared Korean set with a held-out test split."""
+    os.environ["CCUB_CACHE"] = str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache")
+    top = tmp_path_factory.mktemp("bench")
+    root = top / "data" / "korea"
+    for split, count in (("train", 4), ("test", 3)):
+        rows = []
+        for i in range(count):
+            name = f"images/{split}_{i}.jpg"
+            make_image(root / split / name, size=(72, 64), seed=60 + i + 10 * len(split))
+            rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
+        write_jsonl(root / split / "metadata.jsonl", rows)
+    cfg = config()
+    cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
+    cfg.prepare.negatives_per_image = 1
+    prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
+    found = {}
+    for variant in ("M", "lora"):
+        scoft = load_scoft_config(None, base="tiny", variant=variant, resolution=32, max_train_steps=2, rank=4,
+                                  checkpointing_steps=100, validation_steps=0, validation_inference_steps=1,
+                                  validation_seeds=[0], tensorboard=False, learning_rate=1e-2)
+        out = top / "runs" / f"korea-{variant}"
+        train(scoft, RunOptions(dataset=root, output=out, culture="korea", culture_name="South Korea"))
+        found[variant] = out
+    (top / "suite.toml").write_text(SUITE)
+    found["suite"] = top / "suite.toml"
+    return found
+
+
+def bench_config():
+    cfg = config()
+    cfg.benchmark.steps = 3
+    cfg.benchmark.clip = "tiny"
+    cfg.benchmark.bootstrap = 500
+    return cfg
+
+
+def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):
+    cache = tmp_path / "cache"
+    outcome = run_benchmark(Options(run=runs["M"], compare=[runs["lora"]], prompts=runs["suite"], seeds=2,
+                                    cache=cache, device="cpu"), bench_config())
+    assert outcome.smoke_run and outcome.generated == 3 * 3 * 2  # base + two runs, 3 prompts x 2 seeds
+    out = runs["M"] / "benchmark"
+    assert outcome.output == out
+    for name in ("results.csv", "summary.csv", "summary.md", "report.html"):
+        assert (out / name).is_file(), name
+    results = list(csv.DictReader((out / "results.csv").open()))
+    assert {r["model"] for r in results} == {"base", "korea-M", "korea-lora"}
+    assert all(r["random_weights"] == "True" for r in results)
+    per_image = [r for r in results if r["metric"] == "clip_score"]
+    assert len(per_image) == 3 * 3 * 2
+    summary = list(csv.DictReader((out / "summary.csv").open()))
+    metrics = {r["metric"] for r in summary}
+    assert {"clip_score", "relevance_margin", "target_probability", "identified", "confused", "framing_margin",
+            "homogeneity", "vendi", "nearest_training_clip", "cmmd", "kid", "copy_rate"} <= metrics
+    paired = [r for r in summary if r["level"] != "set"]
+    assert all(r["p_adjusted"] != "" and r["n_prompts"] == "3" for r in paired)
+    assert {r["model"] for r in paired} == {"korea-M", "korea-lora"}
+    md = (out / "summary.md").read_text()
+    assert "SMOKE RUN" in md and "RANDOM WEIGHTS" in md and "| clip_score |" in md
+    html = (out / "report.html").read_text()
+    assert "SMOKE RUN" in html and html.count("data:image/jpeg;base64") == 3 * 3 * 2
+    assert "data:image/png;base64" in html, "forest plot"
+
+
+def test_cache_reuse_and_resume(runs, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    real = gen.ImageCache.store
+    stored = []
+
+    def store_then_die(self, model, prompt, seed, image):
+        path = real(self, model, prompt, seed, image)
+        stored.append(path)
+        if len(stored) == 4:
+            raise KeyboardInterrupt  # the benchmark is killed while the base model draws
+        return path
+
+    monkeypatch.setattr(gen.ImageCache, "store", store_then_die)
+    options = Options(run=runs["M"], prompts=runs["suite"], seeds=2, cache=cache, device="cpu")
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(options, bench_config())
+    monkeypatch.setattr(gen.ImageCache, "store", real)
+    resumed = run_benchmark(options, bench_config())
+    assert resumed.generated == 2 * 3 * 2 - 4, "only what was missing"
+    again = run_benchmark(options, bench_config())
+    assert again.generated == 0
+    # A benchmark of another run against the same base reuses the base model's images.
+    other = run_benchmark(Options(run=runs["lora"], prompts=runs["suite"], seeds=2, cache=cache, device="cpu"),
+                          bench_config())
+    assert other.generated == 3 * 2
+
+
+def test_paired_generation_uses_the_same_latents(runs, tmp_path):
+    """Same seed, same latent for every model: the base model redrawn gives the same pixels."""
+    from PIL import Image
+
+    options = Options(run=runs["M"], prompts=runs["suite"], seeds=1, cache=tmp_path / "a", device="cpu")
+    run_benchmark(options, bench_config())
+    run_benchmark(Options(run=runs["M"], prompts=runs["suite"], seeds=1, cache=tmp_path / "b", device="cpu"),
+                  bench_config())
+    first = sorted((tmp_path / "a").rglob("*.png"))
+    second = sorted((tmp_path / "b").rglob("*.png"))
+    assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in second]
+    assert all((Image.open(a).tobytes() == Image.open(b).tobytes()) for a, b in zip(first, second, strict=True))
+
+
+def test_cli_benchmark(runs, tmp_path):
+    toml = tmp_path / "ccub.toml"
+    toml.write_text("[benchmark]\nsteps = 2\nclip = \"tiny\"\nbootstrap = 200\n")
+    result = CliRunner().invoke(app, ["benchmark", "--model", str(runs["M"]), "--prompts", str(runs["suite"]),
+                                      "--seeds", "2", "--cache", str(tmp_path / "cache"), "--config", str(toml),
+                                      "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert "SMOKE RUN" in result.output and "clip_score" in result.output
+    missing = CliRunner().invoke(app, ["benchmark", "--model", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "run.json" in missing.output
+    assert json.loads((runs["M"] / "run.json").read_text())["culture"] == "korea"
