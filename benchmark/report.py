@@ -19,7 +19,7 @@ from ccub.files import atomic_write_bytes, atomic_write_text
 SMOKE = ("SMOKE RUN: made with RANDOM WEIGHTS (tiny models or a random CLIP); these numbers mean nothing "
          "and must not be reported.")
 PROXY = ("All scores are CLIP-based proxies without published human validation: read them side by side, "
-         "and check them against people (`ccub study`).")
+         "and check them against people's rankings.")
 
 
 def write_outputs(output: Path, scores, comparisons: list, context: dict[str, Any]) -> list[Path]:

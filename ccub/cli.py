@@ -612,15 +612,18 @@ def benchmark(
 
 
 def _benchmark_summary(outcome: Any) -> None:
-    from benchmark.report import HEADER, PROXY, SMOKE, table_rows
+    from benchmark.report import PROXY, SMOKE
 
     if outcome.smoke_run:
         console.print(f"[bold yellow]{SMOKE}[/]", highlight=False)
-    table = Table(title="fine-tuned minus base (paired by prompt and seed)")
-    for column in HEADER:
-        table.add_column(column, overflow="fold")
-    for row in table_rows(outcome.comparisons):
-        table.add_row(*row)
+    table = Table(title="fine-tuned minus base, paired by (prompt, seed); 95% bootstrap CI over prompts")
+    for column in ("metric", "model", "n", "base", "fine-tuned", "difference [95% CI]", "win", "p adj."):
+        table.add_column(column, no_wrap=column in ("metric", "model", "difference [95% CI]"))
+    for c in outcome.comparisons:
+        sign = "↑" if c.higher_is_better else "↓"
+        table.add_row(f"{c.metric} {sign}", c.model, f"{c.n_prompts}/{c.n_pairs}", f"{c.base_mean:.3g}",
+                      f"{c.model_mean:.3g}", f"{c.difference:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
+                      f"{c.win_rate:.2f}", f"{c.p_adjusted:.3g}")
     console.print(table)
     for metric, per_model in outcome.sets.items():
         values = ", ".join(f"{m} {v:.4f}" for m, v in per_model.items())
