@@ -142,7 +142,9 @@ def forest_plot(comparisons: list) -> str | None:
     import matplotlib.pyplot as plt
 
     metrics = list(dict.fromkeys(c.metric for c in shown))
-    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, 0.9 + 0.55 * len(shown)), squeeze=False)
+    per_metric = [sum(c.metric == m for c in shown) for m in metrics]
+    fig, axes = plt.subplots(len(metrics), 1, figsize=(7, sum(0.7 + 0.3 * n for n in per_metric)), squeeze=False,
+                             gridspec_kw={"height_ratios": per_metric}, layout="constrained")
     for ax, metric in zip(axes[:, 0], metrics, strict=True):
         rows = [c for c in shown if c.metric == metric]
         for y, c in enumerate(rows):
@@ -153,7 +155,6 @@ def forest_plot(comparisons: list) -> str | None:
         ax.set_yticks(range(len(rows)), [c.model for c in rows])
         ax.set_title(f"{metric} ({arrow(metric)} is better)", fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
-    fig.tight_layout()
     data = _png(fig)
     plt.close(fig)
     return data

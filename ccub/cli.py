@@ -590,6 +590,12 @@ def benchmark(
 
     cfg = _load(config)
     _model_stack()
+    if config is None and _is_smoke_run(model):
+        # A smoke run only tests the pipeline: a few steps and seeds say as much as the study's 50 x 4.
+        cfg.benchmark.steps = 4
+        seeds = seeds or 2
+        err.print(f"[bold yellow]SMOKE RUN:[/] {model} was trained with RANDOM WEIGHTS; benchmarking it with "
+                  f"{cfg.benchmark.steps} steps and {seeds} seeds (a --config file sets them exactly).")
     options = Options(run=model, compare=list(compare or []), culture=culture, prompts=prompts, seeds=seeds,
                       clip=clip, cache=cache, device=device)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
@@ -611,19 +617,28 @@ def benchmark(
     _benchmark_summary(outcome)
 
 
+def _is_smoke_run(run: Path) -> bool:
+    from benchmark.runs import RunError, load_run
+
+    try:
+        return load_run(run).smoke_run
+    except RunError:
+        return False  # the benchmark itself reports what is wrong with the folder
+
+
 def _benchmark_summary(outcome: Any) -> None:
     from benchmark.report import PROXY, SMOKE
 
     if outcome.smoke_run:
         console.print(f"[bold yellow]{SMOKE}[/]", highlight=False)
-    table = Table(title="fine-tuned minus base, paired by (prompt, seed); 95% bootstrap CI over prompts")
-    for column in ("metric", "model", "n", "base", "fine-tuned", "difference [95% CI]", "win", "p adj."):
-        table.add_column(column, no_wrap=column in ("metric", "model", "difference [95% CI]"))
+    # Means per model and sample sizes are in summary.md; the console keeps what fits 80 columns.
+    table = Table(title="fine-tuned minus base, paired by (prompt, seed)")
+    for column in ("metric", "model", "difference [95% CI]", "win", "p adj."):
+        table.add_column(column, no_wrap=True)
     for c in outcome.comparisons:
         sign = "↑" if c.higher_is_better else "↓"
-        table.add_row(f"{c.metric} {sign}", c.model, f"{c.n_prompts}/{c.n_pairs}", f"{c.base_mean:.3g}",
-                      f"{c.model_mean:.3g}", f"{c.difference:+.3g} [{c.ci_low:+.3g}, {c.ci_high:+.3g}]",
-                      f"{c.win_rate:.2f}", f"{c.p_adjusted:.3g}")
+        table.add_row(f"{c.metric} {sign}", c.model, f"{c.difference:+.2g} [{c.ci_low:+.2g}, {c.ci_high:+.2g}]",
+                      f"{c.win_rate:.2f}", f"{c.p_adjusted:.2g}")
     console.print(table)
     for metric, per_model in outcome.sets.items():
         values = ", ".join(f"{m} {v:.4f}" for m, v in per_model.items())
