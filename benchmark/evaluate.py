@@ -71,7 +71,7 @@ def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
     classes = M.class_embeddings_from_templates(
         np.stack([embed_texts(texts) for texts in inputs.class_texts]))
     training_emb = embed_images(inputs.training) if inputs.training else None
-    framing_emb = {pid: (embed_texts(deg), embed_texts(neu)) for pid, (deg, neu) in inputs.framings.items()}
+    framing_emb = _embed_framings(inputs.framings, embed_texts)
     for pi, prompt in enumerate(inputs.prompts):
         for model in inputs.models:
             rows = [row_of[(model, prompt.id, s)] for s in inputs.seeds]
@@ -87,6 +87,14 @@ def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
         scores.notes.append("LPIPS diversity and memorisation: not computed (lpips disabled or its VGG16 weights "
                             "are not available)")
     return scores
+
+
+def _embed_framings(framings: dict[str, tuple[list[str], list[str]]], embed_texts) -> dict:
+    """Every prompt's degrading and neutral framings, embedded in one call."""
+    texts = list(dict.fromkeys(t for deg, neu in framings.values() for t in (*deg, *neu)))
+    emb = embed_texts(texts)
+    at = {t: i for i, t in enumerate(texts)}
+    return {pid: (emb[[at[t] for t in deg]], emb[[at[t] for t in neu]]) for pid, (deg, neu) in framings.items()}
 
 
 def _image_metrics(scores: Scores, model: str, prompt, seeds: list[int], emb: np.ndarray, prompt_emb, generic_emb,

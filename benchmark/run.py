@@ -171,7 +171,9 @@ def _lpips(enabled: bool, tiny: bool, device: str) -> tuple[Callable | None, lis
     return _distance_matrix(backbone, device), []
 
 
-def _distance_matrix(backbone, device: str) -> Callable:
+def _distance_matrix(backbone, device: str, chunk: int = 64) -> Callable:
+    """(paths_a, paths_b) -> LPIPS matrix. When a is b, only the upper triangle is computed (the
+    diagonal is 0 and LPIPS is symmetric); pairs go through the backbone `chunk` at a time."""
     import numpy as np
     import torch
 
@@ -187,11 +189,18 @@ def _distance_matrix(backbone, device: str) -> Callable:
 
     @torch.no_grad()
     def matrix(a: list[Path], b: list[Path]) -> np.ndarray:
+        same = a == b
+        pairs = [(i, j) for i in range(len(a)) for j in range(len(b)) if not same or i < j]
         out = np.zeros((len(a), len(b)))
-        right = torch.stack([tensor(p) for p in b]).to(device)
-        for i, path in enumerate(a):
-            left = tensor(path).to(device)[None].expand_as(right)
-            out[i] = backbone(left, right).float().cpu().numpy()
+        for start in range(0, len(pairs), chunk):
+            block = pairs[start:start + chunk]
+            left = torch.stack([tensor(a[i]) for i, _ in block]).to(device)
+            right = torch.stack([tensor(b[j]) for _, j in block]).to(device)
+            values = backbone(left, right).float().cpu().numpy()
+            for (i, j), value in zip(block, values, strict=True):
+                out[i, j] = value
+                if same:
+                    out[j, i] = value
         return out
 
     return matrix

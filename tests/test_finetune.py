@@ -239,8 +239,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 
 
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/submissions not generated")
-def test_readme_sequence_validate_then_finetune(tmp_path, monkeypatch):
-    """`ccub validate examples/submissions && ccub finetune --culture india --base tiny`, from an empty folder."""
+def test_readme_sequence_validate_finetune_benchmark(tmp_path, monkeypatch):
+    """The README's three commands on tiny models, from an empty folder:
+    `ccub validate examples/submissions`, `ccub finetune --culture india --base tiny`,
+    `ccub benchmark --model runs/india-MPC --clip tiny`."""
     monkeypatch.chdir(tmp_path)
     validated = CliRunner().invoke(app, ["validate", str(EXAMPLES), "--workers", "2"])
     assert validated.exit_code == 1 and Path("data/clean/india").is_dir(), validated.output
@@ -253,3 +255,8 @@ def test_readme_sequence_validate_then_finetune(tmp_path, monkeypatch):
     assert "South Korea" not in (run_dir / "samples" / "step-000006.json").read_text()
     assert "India" in (run_dir / "samples" / "step-000006.json").read_text()
     assert json.loads(Path("data/clean/india/prepare.json").read_text())["smoke_run"] is True
+    benchmarked = CliRunner().invoke(app, ["benchmark", "--model", str(run_dir), "--clip", "tiny", "--seeds", "1"])
+    assert benchmarked.exit_code == 0, benchmarked.output
+    assert "SMOKE RUN" in benchmarked.output and "relevance_margin" in benchmarked.output
+    for name in ("results.csv", "summary.csv", "summary.md", "report.html"):
+        assert (run_dir / "benchmark" / name).is_file(), name
