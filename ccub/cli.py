@@ -567,8 +567,10 @@ def _run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, re
 @app.command()
 def benchmark(
     model: Annotated[Path, typer.Option("--model", help="A `ccub finetune` run folder (runs/NAME).")],
-    compare: Annotated[list[Path] | None, typer.Option(help="More runs in the same table (repeat the option).")]
-    = None,
+    compare: Annotated[list[Path] | None, typer.Option(
+        help="More runs in the same table: --compare runs/y runs/z (or repeat the option).")] = None,
+    more: Annotated[list[Path] | None, typer.Argument(
+        help="Further runs to compare (what follows --compare runs/y).", show_default=False)] = None,
     culture: Annotated[str | None, typer.Option(help="Culture to benchmark (default: the run's).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="A prompt suite (TOML or CSV) instead of the built-in one.",
                                                  dir_okay=False)] = None,
@@ -596,8 +598,8 @@ def benchmark(
         seeds = seeds or 2
         err.print(f"[bold yellow]SMOKE RUN:[/] {model} was trained with RANDOM WEIGHTS; benchmarking it with "
                   f"{cfg.benchmark.steps} steps and {seeds} seeds (a --config file sets them exactly).")
-    options = Options(run=model, compare=list(compare or []), culture=culture, prompts=prompts, seeds=seeds,
-                      clip=clip, cache=cache, device=device)
+    options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
+                      seeds=seeds, clip=clip, cache=cache, device=device)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   console=err, transient=True) as progress:
         tasks: dict[str, Any] = {}

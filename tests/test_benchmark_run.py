@@ -152,11 +152,16 @@ def test_paired_generation_uses_the_same_latents(runs, tmp_path):
 def test_cli_benchmark(runs, tmp_path):
     toml = tmp_path / "ccub.toml"
     toml.write_text("[benchmark]\nsteps = 2\nclip = \"tiny\"\nbootstrap = 200\n")
+    # `--compare runs/y runs/z`: the spelling (the second run is read as a positional argument).
     result = CliRunner().invoke(app, ["benchmark", "--model", str(runs["M"]), "--prompts", str(runs["suite"]),
                                       "--seeds", "2", "--cache", str(tmp_path / "cache"), "--config", str(toml),
-                                      "--device", "cpu"])
+                                      "--device", "cpu", "--compare", str(runs["lora"]), str(runs["M"])])
+    assert result.exit_code == 2 and "share the folder name" in result.output, result.output
+    result = CliRunner().invoke(app, ["benchmark", "--model", str(runs["M"]), "--prompts", str(runs["suite"]),
+                                      "--seeds", "2", "--cache", str(tmp_path / "cache"), "--config", str(toml),
+                                      "--device", "cpu", "--compare", str(runs["lora"])])
     assert result.exit_code == 0, result.output
-    assert "SMOKE RUN" in result.output and "clip_score" in result.output
+    assert "SMOKE RUN" in result.output and "clip_score" in result.output and "korea-lora" in result.output
     missing = CliRunner().invoke(app, ["benchmark", "--model", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "run.json" in missing.output
     assert json.loads((runs["M"] / "run.json").read_text())["culture"] == "korea"
