@@ -42,7 +42,8 @@ def test_each_metric_ranks_the_planted_models(tmp_path):
     vectors = {path: planted_image("generic" if m == "base" else m, s) for (m, _, s), path in images.items()}
     training = [tmp_path / "train0.png", tmp_path / "train1.png"]
     vectors.update({training[0]: unit(("train0", 1.0)), training[1]: unit(("train1", 1.0))})
-    texts = {**{p.text: unit(("culture", 1.0)) for p in prompts}, **{p.generic: unit(("generic", 1.0)) for p in prompts}}
+    texts = {**{p.text: unit(("culture", 1.0)) for p in prompts},
+             **{p.generic: unit(("generic", 1.0)) for p in prompts}}
 
     def embed_images(paths: list[Path]) -> np.ndarray:
         return np.stack([vectors[Path(p)] for p in paths]) if paths else np.zeros((0, D))
