@@ -230,17 +230,7 @@ def holm(p: Sequence[float]) -> np.ndarray:
     made non-decreasing along the sorted order and clipped to 1. NaN entries stay NaN and
     are not counted in m.
     """
-    p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m:
-        order = np.argsort(p[ok], kind="stable")
-        scaled = (m - np.arange(m)) * p[ok][order]
-        adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, np.maximum.accumulate(scaled))
-        out[ok] = adjusted
-    return out
+    return _adjusted(p, lambda ranked, m: np.maximum.accumulate((m - np.arange(m)) * ranked))
 
 
 def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
@@ -250,15 +240,19 @@ def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
     non-decreasing along the sorted order by a running minimum from the largest down, and
     clipped to 1. NaN entries stay NaN and are not counted in m.
     """
+    return _adjusted(p, lambda ranked, m: np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1])
+
+
+def _adjusted(p: Sequence[float], correct) -> np.ndarray:
+    """Apply `correct(sorted non-NaN p-values, m)` and put the results back in input order, clipped to 1."""
     p = np.asarray(p, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
     m = int(ok.sum())
     if m:
         order = np.argsort(p[ok], kind="stable")
-        scaled = m / np.arange(1, m + 1) * p[ok][order]
         adjusted = np.empty(m)
-        adjusted[order] = np.minimum(1.0, np.minimum.accumulate(scaled[::-1])[::-1])
+        adjusted[order] = np.minimum(1.0, correct(p[ok][order], m))
         out[ok] = adjusted
     return out
 
