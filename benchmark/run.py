@@ -61,7 +61,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     from accelerate import PartialState
 
     from benchmark.prompts import framing_texts, identification_classes, identification_texts, suite_for
-    from finetune.runtime import pick_device
+    from finetune.runtime import multi_cpu, pick_device
 
     report = progress or (lambda stage, done, total: None)
     started = time.monotonic()
@@ -79,7 +79,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                         resolution=b.resolution or runs[0].resolution, lora_scale=b.lora_scale, dtype=b.dtype,
                         batch_size=b.batch_size)
     cache = ImageCache(opts.cache or Path(runs[0].folder).resolve().parent / ".ccub-benchmark-cache", settings)
-    state = PartialState()
+    state = PartialState(cpu=multi_cpu())
     device = opts.device or (str(state.device) if state.num_processes > 1 else pick_device())
 
     # Generation: each process draws its share into the shared cache.

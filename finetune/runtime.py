@@ -23,3 +23,12 @@ def pick_dtype(name: str, device: str):
     if name == "auto":
         return torch.float16 if device.startswith("cuda") else torch.float32
     return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+
+
+def multi_cpu() -> bool:
+    """Several processes without a GPU (`accelerate launch --multi_gpu` on a CPU machine): they talk over gloo."""
+    import os
+
+    import torch
+
+    return not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1

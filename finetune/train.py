@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -100,10 +99,10 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
 
     output = Path(opts.output)
     output.mkdir(parents=True, exist_ok=True)
-    # Several processes without a GPU (`accelerate launch --multi_gpu` on a CPU machine) talk over gloo.
-    multi_cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    from finetune.runtime import multi_cpu
+
     accelerator = Accelerator(
-        cpu=multi_cpu, gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        cpu=multi_cpu(), gradient_accumulation_steps=cfg.gradient_accumulation_steps,
         mixed_precision=mixed_precision(cfg),
         log_with="tensorboard" if cfg.tensorboard else None,
         project_config=ProjectConfiguration(project_dir=str(output), logging_dir=str(output / "logs")))

@@ -165,3 +165,20 @@ def test_cli_benchmark(runs, tmp_path):
     missing = CliRunner().invoke(app, ["benchmark", "--model", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "run.json" in missing.output
     assert json.loads((runs["M"] / "run.json").read_text())["culture"] == "korea"
+
+
+def test_two_processes_split_the_generation(runs, tmp_path):
+    import subprocess
+    import sys
+
+    toml = tmp_path / "ccub.toml"
+    toml.write_text("[benchmark]\nsteps = 2\nclip = \"tiny\"\nbootstrap = 200\n")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "ccub", "benchmark",
+               "--model", str(runs["M"]), "--prompts", str(runs["suite"]), "--seeds", "2", "--cache",
+               str(tmp_path / "cache"), "--config", str(toml)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len(list((tmp_path / "cache").rglob("*.png"))) == 2 * 3 * 2
+    assert done.stdout.count("outputs:") == 1, "only the main process scores and writes"
