@@ -66,6 +66,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     report = progress or (lambda stage, done, total: None)
     started = time.monotonic()
     b = cfg.benchmark
+    _check_settings(b)
     runs = [load_run(opts.run), *(load_run(r) for r in opts.compare)]
     models = models_for(runs)
     culture = opts.culture or runs[0].culture
@@ -133,6 +134,19 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     counts = {"models": len(models), "prompts": len(prompts), "seeds": len(seeds), "images": len(inputs.images),
               "reference images": len(inputs.reference), "training images": len(inputs.training)}
     return Outcome(output, comparisons, scores.sets, scores.notes, smoke, files, generated, counts)
+
+
+def _check_settings(b) -> None:
+    from ccub.config import setting_problems
+    from finetune.negatives import SCHEDULERS
+    from finetune.runtime import DTYPES
+
+    problems = setting_problems(b, {"scheduler": SCHEDULERS, "dtype": DTYPES, "correction": ("holm", "bh")},
+                                {"seeds": 1, "steps": 1, "batch_size": 1, "bootstrap": 1, "kid_subset_size": 2})
+    if not 0 < b.confidence < 1:
+        problems.append(f"confidence = {b.confidence}: must be between 0 and 1")
+    if problems:
+        raise BenchmarkError("[benchmark] settings: " + "; ".join(problems))
 
 
 def _compare(scores, models: list[Model], b) -> list:
