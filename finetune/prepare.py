@@ -15,6 +15,7 @@ and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import posixpath
@@ -282,19 +283,16 @@ def _preflight(models: Models, stages: tuple[str, ...], settings: Prepare) -> No
         ensure_available(models.base, "base model", "model_index.json")
 
 
-def _release(*models: Any) -> None:
-    # Captioner and generator need not share the GPU: drop one before loading the next.
+def _free_memory() -> None:
+    """Return freed model memory to the GPU: captioner and generator need not fit side by side."""
     import gc
 
-    del models
     gc.collect()
-    try:
+    with contextlib.suppress(ImportError):
         import torch
 
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-    except ImportError:
-        pass
 
 
 @dataclass
@@ -336,11 +334,12 @@ class CaptionStage:
         self.result.models["captioner"] = self.model.describe()
         done = 0
         for batch in batches(todo, self.settings.caption_batch_size):
-            each_or_alone(batch, lambda b: self.caption(b, captioner), self.fail)
+            each_or_alone(batch, lambda b, c=captioner: self.caption(b, c), self.fail)
             commit()
             done += len(batch)
             report("captions", done, len(todo))
-        _release(captioner)
+        del captioner
+        _free_memory()
 
     def lexicon_name(self) -> str:
         return f"{self.result.culture} lexicon"
@@ -435,11 +434,13 @@ class NegativeStage:
         done = 0
         for size, items in sorted(groups.items()):
             for batch in batches(items, self.settings.batch_size):
-                each_or_alone(batch, lambda b, size=size: self.generate(b, size, depth, generator), self.fail)
+                each_or_alone(batch, lambda b, size=size, d=depth, g=generator: self.generate(b, size, d, g),
+                              self.fail)
                 commit()
                 done += len(batch)
                 report("negatives", done, len(todo))
-        _release(depth, generator)
+        del depth, generator
+        _free_memory()
 
     def generate(self, batch: list[Row], size: tuple[int, int], depth: Any, generator: Any) -> None:
         s, k_count = self.settings, self.settings.negatives_per_image
