@@ -182,6 +182,25 @@ class Benchmark:
 
 
 @dataclass
+class Fetch:
+    """`ccub fetch`: downloading a URL manifest politely (per host) and resumably."""
+
+    contact: str = ""  # an e-mail in the User-Agent; hosts such as Wikimedia require one
+    info_url: str = "https://arxiv.org/abs/2401.08053"  # the "+URL" of the User-Agent
+    workers: int = 8  # downloads in flight over all hosts
+    per_host_concurrency: int = 2
+    per_host_rate: float = 1.0  # request starts per second per host; 0: no limit
+    connect_timeout: float = 10.0  # seconds
+    read_timeout: float = 30.0  # seconds without a byte arriving
+    retries: int = 4  # further attempts after timeouts, connection errors, 429 and 5xx
+    backoff_base: float = 1.0  # seconds; doubles per attempt, with up to 100% jitter
+    backoff_max: float = 60.0
+    retry_after_max: float = 120.0  # a longer Retry-After is capped to this many seconds
+    max_mb: float = 50.0  # enforced while streaming
+    max_redirects: int = 5
+
+
+@dataclass
 class Culture:
     name: str
     adjective: str
@@ -215,6 +234,7 @@ class Config:
     export: Export = field(default_factory=Export)
     prepare: Prepare = field(default_factory=Prepare)
     benchmark: Benchmark = field(default_factory=Benchmark)
+    fetch: Fetch = field(default_factory=Fetch)
     # check id -> severity, overriding the check's default (like a linter's rule config).
     severity: dict[str, str] = field(default_factory=dict)
     # check ids that do not run at all.
@@ -294,7 +314,7 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
     for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "duplicates",
-                 "export", "prepare", "benchmark"):
+                 "export", "prepare", "benchmark", "fetch"):
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:
