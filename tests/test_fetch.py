@@ -329,3 +329,11 @@ def test_cli_fetch_then_validate(tmp_path, server, cfg):
     assert statuses == {"FOOD": ("accepted", "korea"), "ARCH": ("accepted", "korea"),
                         "CLOTH": ("accepted", "korea")}, found
     assert all(o.record.extra.get("sha256") for o in outcome.outcomes)
+
+
+def test_per_host_rate_and_concurrency(tmp_path, server, cfg):
+    cfg.fetch.per_host_rate, cfg.fetch.per_host_concurrency = 10, 2  # request starts >= 0.1 s apart
+    rows = [row(f"{server.base}/jpg-{i}") for i in range(1, 5)]
+    run_fetch(write_manifest(tmp_path / "m.csv", rows), tmp_path / "out", cfg)
+    starts = sorted(t for path, times in server.times.items() for t in times)
+    assert len(starts) == 4 and all(b - a >= 0.08 for a, b in zip(starts, starts[1:], strict=False))
