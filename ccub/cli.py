@@ -688,7 +688,7 @@ def fetch(
     out = out or Path("submissions") / manifest.stem
     if not cfg.fetch.contact.strip():
         err.print("[yellow]note:[/] no contact address in the User-Agent; hosts such as Wikimedia require one "
-                  "and may answer 403. Set it in ccub.toml:\n  [fetch]\n  contact = \"you@example.org\"",
+                  "and may answer 403. Set it in ccub.toml:\n  \\[fetch]\n  contact = \"you@example.org\"",
                   highlight=False)
     console.print(f"User-Agent: {user_agent(cfg)}", highlight=False, markup=False)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
