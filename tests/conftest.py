@@ -14,6 +14,10 @@ from PIL import Image, ImageDraw
 
 # Nothing in the tests may reach the network (language models, tokenizers).
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Under pytest-xdist every worker is a process: torch's default of one thread per core would
+# put cores x workers threads on the cores, and small tiny-model ops slow down many times over.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from ccub.config import Config, load_config  # noqa: E402
 from ccub.pipeline import Options, Outcome, Result, validate  # noqa: E402
