@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ccub.files import atomic_write_text
 from finetune import checkpoints as ckpt
 from finetune.config import ScoftConfig, dump_toml
 from finetune.outputs import (
@@ -170,8 +171,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
 
     # 4. The loop.
     log_path = output / "train_log.jsonl"
-    if start == 0 and accelerator.is_main_process and log_path.exists():
-        log_path.unlink()  # a fresh run in an existing folder starts a fresh log
+    if accelerator.is_main_process:
+        _trim_log(log_path, start)
     skipped_total, skipped_row = 0, 0
     rank, world = accelerator.process_index, accelerator.num_processes
     accum, batch_size = cfg.gradient_accumulation_steps, cfg.train_batch_size
@@ -257,6 +258,16 @@ def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device) -> dict[str, str]:
             cfg.backbone, weights=cfg.backbone_weights or None, tiny=tiny, device=device)
         described["contrastive"] = frozen.contrast.describe()
     return described
+
+
+def _trim_log(path: Path, start: int) -> None:
+    """Keep the log's records up to step `start`: a fresh run starts empty, and a resumed one does
+    not repeat the steps an interrupted run logged after its last checkpoint."""
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= start]
+    atomic_write_text(path, "".join(line + "\n" for line in kept))
 
 
 def _weights(cfg: ScoftConfig) -> dict[str, float]:

@@ -157,6 +157,8 @@ def test_resumed_run_ends_with_identical_weights(prepared, tmp_path, monkeypatch
     monkeypatch.setattr(checkpoints, "save_checkpoint", real_save)
     assert [s.step for s in checkpoints.list_checkpoints(interrupted)] == [2]
     assert not (interrupted / "pytorch_lora_weights.safetensors").exists()
+    with (interrupted / "train_log.jsonl").open("a") as fh:  # a step logged after the last checkpoint
+        fh.write(json.dumps({"step": 3, "loss/total": 0.0}) + "\n")
     result = run(prepared, interrupted, cfg, resume="latest")
     assert result.resumed_from == 2
     a, b = lora_of(straight), lora_of(interrupted)
