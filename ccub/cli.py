@@ -296,7 +296,6 @@ def _summary(report: dict[str, Any], out: Path) -> None:
                   "(report.html, report.md, report.json, issues.csv)", highlight=False)
 
 
-
 @app.command()
 def prepare(
     dataset: Annotated[Path | None, typer.Argument(

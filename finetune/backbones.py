@@ -41,6 +41,7 @@ download; `Backbone.describe` says RANDOM WEIGHTS for them.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import os
 import warnings
@@ -83,7 +84,7 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return int(h), int(w)
 
 
-class Backbone(nn.Module):
+class Backbone(nn.Module, abc.ABC):
     """A frozen perceptual distance: ``backbone(x, y)`` -> (B,) float32, differentiable.
 
     Subclasses set `name`, and implement `distance` on preprocessed images (resized, normalised
@@ -139,8 +140,9 @@ class Backbone(nn.Module):
                              f"got {tuple(x.shape)} and {tuple(y.shape)}")
         return self.distance(self.preprocess(x), self.preprocess(y)).reshape(x.shape[0]).float()
 
-    def distance(self, x: Tensor, y: Tensor) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def distance(self, x: Tensor, y: Tensor) -> Tensor:
+        """(B,) distances between preprocessed images; each backbone defines its own."""
 
 
 # --------------------------------------------------------------------------- helpers
