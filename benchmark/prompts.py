@@ -46,13 +46,12 @@ import csv
 import dataclasses
 import functools
 import re
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ccub.config import Config, Culture, load_config
 from ccub.vocab import Vocabulary

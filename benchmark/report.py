@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -27,18 +28,39 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
 
     output.mkdir(parents=True, exist_ok=True)
     smoke = context["smoke_run"]
-    files = [output / "results.csv", output / "summary.csv", output / "summary.md", output / "report.html"]
+    files = [output / "results.csv", output / "summary.csv", output / "summary.md", output / "report.html",
+             output / MANIFEST]
     prompt_text = {p.id: p.text for p in context["prompts"]}
     results = [{**r, "prompt_text": prompt_text[r["prompt"]], "seed": "" if r["seed"] is None else r["seed"],
                 "random_weights": smoke} for r in scores.rows]
-    atomic_write_text(files[0], _csv(results, ["model", "prompt", "prompt_text", "seed", "metric", "value",
+    atomic_write_text(files[0], csv_text(results, ["model", "prompt", "prompt_text", "seed", "metric", "value",
                                                "random_weights"]))
     summary = [dict(r, level=METRICS[r["metric"]][0], random_weights=smoke) for r in to_rows(comparisons)]
     summary += _set_rows(scores.sets, smoke)
-    atomic_write_text(files[1], _csv(summary, ["level", *to_rows_header(), "random_weights"]))
+    atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
     atomic_write_text(files[2], markdown(comparisons, scores, context))
     atomic_write_bytes(files[3], html(comparisons, scores, context).encode("utf-8"))
+    atomic_write_text(files[4], json.dumps(manifest(context), indent=1, ensure_ascii=False))
     return files
+
+
+MANIFEST = "benchmark.json"
+
+
+def manifest(context: dict[str, Any]) -> dict[str, Any]:
+    """What was generated and how: lets `ccub study make` find every image the metrics scored."""
+    from dataclasses import asdict
+
+    return {
+        "format": "ccub-benchmark", "version": 1, "culture": context["culture"], "clip": context["clip"],
+        "smoke_run": context["smoke_run"], "suite": context["suite"], "settings": asdict(context["settings"]),
+        "seeds": context["seeds"],
+        "models": [{"name": m.name, "key": m.key(), "base": m.base, "lora": str(m.lora) if m.lora else None,
+                    "random_weights": m.random_weights} for m in context["models"]],
+        "prompts": [asdict(p) for p in context["prompts"]],
+        "images": [{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
+                   for (model, pid, seed), path in context["images"].items()],
+    }
 
 
 def to_rows_header() -> list[str]:
@@ -58,7 +80,7 @@ def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
     return rows
 
 
-def _csv(rows: list[dict], columns: list[str]) -> str:
+def csv_text(rows: list[dict], columns: list[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
     writer.writeheader()
@@ -125,7 +147,7 @@ def footer_text(context: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- HTML
 
 
-def _png(figure) -> str:
+def png_base64(figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode()
@@ -155,7 +177,7 @@ def forest_plot(comparisons: list) -> str | None:
         ax.set_yticks(range(len(rows)), [c.model for c in rows])
         ax.set_title(f"{metric} ({arrow(metric)} is better)", fontsize=9, loc="left")
         ax.tick_params(labelsize=8)
-    data = _png(fig)
+    data = png_base64(fig)
     plt.close(fig)
     return data
 

@@ -7,6 +7,8 @@ Heavy packages (torch and friends) are imported inside the commands that need th
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -117,6 +119,21 @@ def _progress_bar() -> Progress:
     # No auto-refresh thread: the pipeline can then fork its workers safely.
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeRemainingColumn(), console=err, transient=True, auto_refresh=False)
+
+
+@contextmanager
+def staged_progress() -> Iterator[Callable[[str, int, int], None]]:
+    """A progress callback (stage, done, total) drawing one bar per stage."""
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=err, transient=True) as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done, total=total)
+
+        yield on_progress
 
 
 @app.command()
@@ -599,15 +616,7 @@ def benchmark(
                   f"{cfg.benchmark.steps} steps and {seeds} seeds (a --config file sets them exactly).")
     options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
                       seeds=seeds, clip=clip, cache=cache, device=device)
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as progress:
-        tasks: dict[str, Any] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done, total=total)
-
+    with staged_progress() as on_progress:
         try:
             outcome = run_benchmark(options, cfg, on_progress)
         except (BenchmarkError, RunError, ModelUnavailable, ValueError) as exc:
@@ -723,6 +732,11 @@ def fetch(
                   f"next: ccub validate {out}", highlight=False)
     raise typer.Exit(EXIT_FINDINGS if result.failures or problems else EXIT_OK)
 
+
+# The study's commands live with the study; they use the helpers above, hence the late import.
+from benchmark.study.cli import study_app  # noqa: E402
+
+app.add_typer(study_app, name="study")
 
 if __name__ == "__main__":
     app()

@@ -8,12 +8,11 @@ never silently leaves a default in force.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 CONFIG_FILE_NAME = "ccub.toml"
 
@@ -201,6 +200,22 @@ class Fetch:
 
 
 @dataclass
+class Study:
+    """`ccub study`: the survey bundle made from benchmark images, and the analysis of the rankings."""
+
+    seed: int = 0  # shuffles the models within each item and picks the items; recorded in study.json
+    items: int = 0  # (prompt, seed) items in the bundle, drawn at random; 0: every pair the benchmark drew
+    per_participant: int = 0  # items each participant ranks, drawn at random in the survey; 0: all
+    questions: list[str] = field(default_factory=lambda: ["alignment", "representation", "stereotypes",
+                                                            "offensiveness"])
+    image_size: int = 512  # longest side of the survey's JPEGs, in pixels
+    jpeg_quality: int = 90
+    bootstrap: int = 2000  # resamples: participants for Bradley-Terry, prompts for Kendall's tau
+    confidence: float = 0.95
+    prior: float = 0.5  # pseudo-wins each way per pair of models: keeps Bradley-Terry finite
+
+
+@dataclass
 class Culture:
     name: str
     adjective: str
@@ -235,6 +250,7 @@ class Config:
     prepare: Prepare = field(default_factory=Prepare)
     benchmark: Benchmark = field(default_factory=Benchmark)
     fetch: Fetch = field(default_factory=Fetch)
+    study: Study = field(default_factory=Study)
     # check id -> severity, overriding the check's default (like a linter's rule config).
     severity: dict[str, str] = field(default_factory=dict)
     # check ids that do not run at all.
@@ -255,6 +271,8 @@ class Config:
 
 
 _SECTIONS = {f.name: f.type for f in fields(Config)}
+# The sections holding one dataclass of settings each ([limits] ... [study]).
+_THRESHOLD_SECTIONS = tuple(name for name, value in vars(Config()).items() if dataclasses.is_dataclass(value))
 
 
 def setting_problems(settings: Any, choices: dict[str, Any], minimums: dict[str, int]) -> list[str]:
@@ -313,8 +331,7 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"{where}: unknown section(s) {', '.join(unknown)}; "
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
-    for name in ("limits", "geometry", "quality", "captions", "rights", "labels", "duplicates",
-                 "export", "prepare", "benchmark", "fetch"):
+    for name in _THRESHOLD_SECTIONS:
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:

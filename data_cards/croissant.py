@@ -461,7 +461,7 @@ def collection_timeframe(clean_dir: Path, stats: DatasetStats) -> tuple[str, str
         return None
     def moment(value: str) -> _dt.datetime:
         parsed = _dt.datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
-        return parsed.astimezone(_dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
+        return parsed.astimezone(_dt.UTC).replace(tzinfo=None) if parsed.tzinfo else parsed
 
     ordered = sorted(dates, key=moment)
     return ordered[0], ordered[-1]

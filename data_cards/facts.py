@@ -11,15 +11,14 @@ import hashlib
 import json
 import platform
 import statistics
+import tomllib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cache
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 # Croissant's required fields that ccub enforces; a card missing any is marked incomplete.
 REQUIRED = ("license", "publication_date", "citation", "creators", "version")
@@ -317,7 +316,7 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
     stats.disabled_checks = sorted(config.get("disable") or ())
     stats.tool_versions = tool_versions(report)
     stats.config_sha256 = config_sha256(config)
-    stats.generated = today or datetime.now(timezone.utc).date().isoformat()
+    stats.generated = today or datetime.now(UTC).date().isoformat()
     return stats
 
 

@@ -10,11 +10,10 @@ same config (tested), so a run can always be repeated.
 from __future__ import annotations
 
 import dataclasses
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from ccub.config import ConfigError, build_dataclass, setting_problems
 

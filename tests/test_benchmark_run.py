@@ -87,8 +87,14 @@ def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):
     assert outcome.smoke_run and outcome.generated == 3 * 3 * 2  # base + two runs, 3 prompts x 2 seeds
     out = runs["M"] / "benchmark"
     assert outcome.output == out
-    for name in ("results.csv", "summary.csv", "summary.md", "report.html"):
+    for name in ("results.csv", "summary.csv", "summary.md", "report.html", "benchmark.json"):
         assert (out / name).is_file(), name
+    manifest = json.loads((out / "benchmark.json").read_text())
+    assert [m["name"] for m in manifest["models"]] == ["base", "korea-M", "korea-lora"]
+    assert manifest["smoke_run"] and manifest["culture"] == "korea" and manifest["seeds"] == [0, 1]
+    assert len(manifest["images"]) == 3 * 3 * 2 and all(Path(i["path"]).is_file() for i in manifest["images"])
+    assert {(i["model"], i["prompt"], i["seed"]) for i in manifest["images"]} == {
+        (m, p["id"], s) for m in ("base", "korea-M", "korea-lora") for p in manifest["prompts"] for s in (0, 1)}
     results = list(csv.DictReader((out / "results.csv").open()))
     assert {r["model"] for r in results} == {"base", "korea-M", "korea-lora"}
     assert all(r["random_weights"] == "True" for r in results)

@@ -183,7 +183,6 @@ def test_unknown_key_is_an_error(tmp_path):
 
 def test_card_template_is_complete():
     import dataclasses
-
     import tomllib
 
     template = Path(__file__).parents[1] / "data_cards" / "card_template.toml"

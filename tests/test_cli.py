@@ -8,10 +8,10 @@ import json
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 from helpers_io import imagefolder, read_jsonl, row, write_image, write_jsonl
 from typer.testing import CliRunner
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark.study_stats import (
+from benchmark.study.stats import (
     bradley_terry,
     bt_bootstrap,
     kendall_tau_b,

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import posixpath
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
-
-import tomllib
 
 from ccub.imaging.analyze import IMAGE_SUFFIXES
 from ccub.readers.fields import ALIASES, header_of

@@ -25,9 +25,12 @@ import numpy as np
 __all__ = [
     "bradley_terry",
     "bt_bootstrap",
+    "bt_bootstrap_draws",
     "kendall_tau_b",
     "kendalls_w",
     "mean_kendall_w",
+    "mean_with_cluster_interval",
+    "percentile_interval",
     "rankings_to_pairs",
     "tau_with_interval",
     "win_rates",
@@ -170,6 +173,22 @@ def bt_bootstrap(
     participant brings all their rankings). The default ``prior=0.5`` keeps resamples in
     which a model never wins finite.
     """
+    models, estimate, draws = bt_bootstrap_draws(rankings_by_participant, n_boot, seed, prior)
+    low, high = _interval(draws, confidence)
+    return {m: (float(estimate[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
+
+
+def bt_bootstrap_draws(
+    rankings_by_participant: dict[str, Sequence[Sequence[str]]],
+    n_boot: int = 1000,
+    seed: int = 0,
+    prior: float = 0.5,
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """``(models, estimate, draws)`` behind ``bt_bootstrap``: ``draws`` is ``n_boot x len(models)``.
+
+    The joint draws give intervals for functions of several strengths, such as the
+    probability that one model beats another.
+    """
     participants = list(rankings_by_participant)
     if not participants:
         raise ValueError("no participants")
@@ -180,13 +199,35 @@ def bt_bootstrap(
     pseudo = prior * (1 - np.eye(len(models)))
     estimate = _fit_matrix(per.sum(axis=0) + pseudo, 1000, 1e-10)
     rng = np.random.default_rng(seed)
-    draws = np.empty((n_boot, len(models)))
-    for b in range(n_boot):
-        pick = rng.integers(0, len(participants), len(participants))
-        # Looser tolerance than the point estimate: bootstrap noise dwarfs 1e-8.
-        draws[b] = _fit_matrix(per[pick].sum(axis=0) + pseudo, 1000, 1e-8)
-    low, high = _interval(draws, confidence)
-    return {m: (float(estimate[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
+    picks = rng.integers(0, len(participants), (n_boot, len(participants)))
+    counts = np.stack([np.bincount(pick, minlength=len(participants)) for pick in picks])
+    resampled = np.einsum("bp,pij->bij", counts, per) + pseudo
+    # Looser tolerance than the point estimate: bootstrap noise dwarfs 1e-8.
+    if prior > 0:  # every model has a (pseudo-)win in every resample: fit them all at once
+        return models, estimate, _mm_fit_many(resampled, 1000, 1e-8)
+    return models, estimate, np.stack([_fit_matrix(w, 1000, 1e-8) for w in resampled])
+
+
+def _mm_fit_many(wins: np.ndarray, max_iter: int, tol: float) -> np.ndarray:
+    """``_mm_fit`` on a stack of win matrices (B x K x K) in lockstep, until every fit has converged."""
+    total_wins = wins.sum(axis=2)
+    n = wins + wins.transpose(0, 2, 1)
+    theta = np.zeros(total_wins.shape)
+    for _ in range(max_iter):
+        p = np.exp(theta)
+        denom = (n / (p[:, :, None] + p[:, None, :])).sum(axis=2)
+        new = np.log(total_wins / denom)
+        new -= new.mean(axis=1, keepdims=True)
+        done = np.max(np.abs(new - theta)) < tol
+        theta = new
+        if done:
+            break
+    return theta
+
+
+def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile interval of bootstrap draws along axis 0 (NaN draws ignored)."""
+    return _interval(np.asarray(draws, dtype=float), confidence)
 
 
 def win_rates(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
@@ -304,3 +345,34 @@ def tau_with_interval(
         draws[b] = kendall_tau_b(xa[ix], ya[ix])
     low, high = _interval(draws, confidence)
     return tau, float(low), float(high)
+
+
+def mean_with_cluster_interval(
+    values: Sequence[float],
+    groups: Sequence[Hashable],
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> tuple[float, float, float]:
+    """Mean of ``values`` (NaN ignored) with a percentile interval from resampling whole groups.
+
+    Used for the mean within-item Kendall's tau between a proxy and the human ranking:
+    items of one prompt share its difficulty, so prompts are resampled, not items.
+    Returns ``(nan, nan, nan)`` when no value is finite.
+    """
+    va = np.asarray(values, dtype=float)
+    if len(groups) != len(va):
+        raise ValueError("groups must have one entry per value")
+    keep = ~np.isnan(va)
+    if not keep.any():
+        return float("nan"), float("nan"), float("nan")
+    by_group: dict[Hashable, list[float]] = {}
+    for value, group in zip(va[keep], np.asarray(groups, dtype=object)[keep], strict=True):
+        by_group.setdefault(group, []).append(value)
+    sums = np.array([sum(v) for v in by_group.values()])
+    counts = np.array([len(v) for v in by_group.values()])
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(sums), (n_boot, len(sums)))
+    draws = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
+    low, high = _interval(draws, confidence)
+    return float(va[keep].mean()), float(low), float(high)

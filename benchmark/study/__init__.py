@@ -1,0 +1,1 @@
+"""The human ranking study: bundle, survey, responses, analysis."""

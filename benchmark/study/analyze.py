@@ -1,0 +1,219 @@
+"""`ccub study analyze`: what people ranked, how much they agreed, and which proxies follow them.
+
+    study.json (key) + metrics.csv + responses (already checked, slots turned into models)
+      --> per question: Bradley-Terry strengths with participant-bootstrap intervals and the
+          probability of beating the reference model; mean ranks; win rates;
+          agreement (Kendall's W per item, averaged, with its chance level);
+          Kendall's tau between each benchmark proxy and the human ranking, within items,
+          averaged, with an interval from resampling prompts.
+
+The human ranking of an item's images on a question is the mean over its raters of the share
+of the other images each image beat (1 = always ranked first). Proxies are oriented so that a
+positive tau means "the proxy prefers what people prefer", whichever direction it counts as
+better. Only orders within an item are compared: ranks carry no meaning across items.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.study import stats
+from benchmark.study.responses import Ranking, Responses
+
+GROUPS = ("all", "affiliated")  # every participant, or those who identify with the culture
+
+
+@dataclass
+class Strength:
+    question: str
+    model: str
+    rank: int  # 1 = strongest
+    theta: float  # Bradley-Terry log-strength, mean 0 over models
+    low: float
+    high: float
+    p_beats_reference: float  # P(model beats the reference model), from the strengths
+    p_low: float
+    p_high: float
+    mean_rank: float  # mean position given by people, 1 = best
+    rankings: int
+
+
+@dataclass
+class Wins:
+    question: str
+    model: str
+    opponent: str
+    wins: int
+    comparisons: int
+
+    @property
+    def rate(self) -> float:
+        return self.wins / self.comparisons if self.comparisons else math.nan
+
+
+@dataclass
+class Agreement:
+    question: str
+    kendall_w: float  # mean over items with 2 or more raters
+    chance: float  # its expectation when people rank at random: mean of 1/raters
+    items: int
+    mean_raters: float
+
+
+@dataclass
+class Correlation:
+    question: str
+    metric: str
+    tau: float  # mean within-item Kendall tau-b, proxy oriented to "better"
+    low: float
+    high: float
+    items: int  # items with a defined tau
+    prompts: int
+
+
+@dataclass
+class Analysis:
+    study_id: str
+    culture: str
+    culture_name: str
+    group: str
+    reference: str
+    models: list[str]
+    questions: list[str]
+    participants: int
+    identifies: dict[str, int]
+    smoke_run: bool
+    simulated: bool
+    strengths: list[Strength] = field(default_factory=list)
+    wins: list[Wins] = field(default_factory=list)
+    agreement: list[Agreement] = field(default_factory=list)
+    correlations: list[Correlation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+
+
+def read_metrics(path: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """(item, model) -> metric -> value, from the bundle's metrics.csv (absent: no proxies to correlate)."""
+    found: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    if path.is_file():
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                found[(row["item"], row["model"])][row["metric"]] = float(row["value"])
+    return dict(found)
+
+
+def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], dict[str, float]], settings,
+            group: str = "all") -> Analysis:
+    """`settings`: the [study] config section (bootstrap, confidence, prior, seed)."""
+    if group not in GROUPS:
+        raise ValueError(f"group must be one of {GROUPS}")
+    people = {p.id: p for p in responses.participants.values() if group == "all" or p.identifies == "yes"}
+    rankings = [r for r in responses.rankings if r.participant in people]
+    models = [m["name"] for m in study["models"]]
+    counts = {k: sum(p.identifies == k for p in people.values()) for k in ("yes", "no", "unsaid")}
+    result = Analysis(
+        study_id=study["study_id"], culture=study["culture"], culture_name=study["culture_name"], group=group,
+        reference="base" if "base" in models else models[0], models=models, questions=list(study["questions"]),
+        participants=len(people), identifies=counts, smoke_run=bool(study["smoke_run"]),
+        simulated=any(p.simulated for p in people.values()), notes=list(responses.notes),
+        settings={k: getattr(settings, k) for k in ("bootstrap", "confidence", "prior", "seed")})
+    if not rankings:
+        who = "any participant" if group == "all" else "participants who identify with the culture"
+        result.notes.append(f"no rankings from {who}: nothing to analyse")
+        return result
+    prompt_of = {item["id"]: item["prompt_id"] for item in study["items"]}
+    for question in result.questions:
+        chosen = [r for r in rankings if r.question == question]
+        if not chosen:
+            result.notes.append(f"{question}: nobody answered it")
+            continue
+        result.strengths += _strengths(question, chosen, models, result.reference, settings)
+        result.wins += _wins(question, chosen, models)
+        result.agreement.append(_agreement(question, chosen))
+        result.correlations += _correlations(question, chosen, metrics, prompt_of, settings)
+    return result
+
+
+def _by_participant(rankings: list[Ranking]) -> dict[str, list[tuple[str, ...]]]:
+    grouped: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for r in rankings:
+        grouped[r.participant].append(r.models)
+    return dict(grouped)
+
+
+def _strengths(question: str, rankings: list[Ranking], models: list[str], reference: str, s) -> list[Strength]:
+    names, estimate, draws = stats.bt_bootstrap_draws(_by_participant(rankings), s.bootstrap, s.seed, s.prior)
+    low, high = stats.percentile_interval(draws, s.confidence)
+    ref = names.index(reference)
+    p_draws = 1 / (1 + np.exp(draws[:, [ref]] - draws))
+    p_low, p_high = stats.percentile_interval(p_draws, s.confidence)
+    positions: dict[str, list[int]] = defaultdict(list)
+    for r in rankings:
+        for position, model in enumerate(r.models, start=1):
+            positions[model].append(position)
+    order = sorted(range(len(names)), key=lambda i: -estimate[i])
+    out = []
+    for rank, i in enumerate(order, start=1):
+        out.append(Strength(
+            question, names[i], rank, float(estimate[i]), float(low[i]), float(high[i]),
+            float(1 / (1 + np.exp(estimate[ref] - estimate[i]))), float(p_low[i]), float(p_high[i]),
+            float(np.mean(positions[names[i]])), len(positions[names[i]])))
+    return sorted(out, key=lambda x: models.index(x.model))
+
+
+def _wins(question: str, rankings: list[Ranking], models: list[str]) -> list[Wins]:
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for winner, loser in stats.rankings_to_pairs([r.models for r in rankings]):
+        counts[(winner, loser)] += 1
+    return [Wins(question, a, b, counts[(a, b)], counts[(a, b)] + counts[(b, a)])
+            for a in models for b in models if a != b]
+
+
+def _agreement(question: str, rankings: list[Ranking]) -> Agreement:
+    by_item: dict[str, list[tuple[str, ...]]] = defaultdict(list)
+    for r in rankings:
+        by_item[r.item].append(r.models)
+    rated = [v for v in by_item.values() if len(v) >= 2]
+    if not rated:
+        return Agreement(question, math.nan, math.nan, 0, 0.0)
+    return Agreement(question, stats.mean_kendall_w(rated), float(np.mean([1 / len(v) for v in rated])),
+                     len(rated), float(np.mean([len(v) for v in rated])))
+
+
+def human_scores(rankings: list[Ranking]) -> dict[str, dict[str, float]]:
+    """item -> model -> mean share of the item's other images that people ranked it above (1 = always first)."""
+    beaten: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in rankings:
+        k = len(r.models)
+        for position, model in enumerate(r.models):
+            beaten[r.item][model].append((k - 1 - position) / (k - 1))
+    return {item: {m: float(np.mean(v)) for m, v in per.items()} for item, per in beaten.items()}
+
+
+def _correlations(question: str, rankings: list[Ranking], metrics: dict[tuple[str, str], dict[str, float]],
+                  prompt_of: dict[str, str], s) -> list[Correlation]:
+    from benchmark.evaluate import METRICS
+
+    scores = human_scores(rankings)
+    names = sorted({m for values in metrics.values() for m in values})
+    out = []
+    for metric in names:
+        sign = 1.0 if METRICS.get(metric, ("", True))[1] else -1.0
+        taus, prompts = [], []
+        for item, per_model in scores.items():
+            models = sorted(per_model)
+            proxy = [metrics.get((item, m), {}).get(metric) for m in models]
+            if any(v is None for v in proxy):
+                continue
+            taus.append(stats.kendall_tau_b([sign * v for v in proxy], [per_model[m] for m in models]))
+            prompts.append(prompt_of[item])
+        tau, low, high = stats.mean_with_cluster_interval(taus, prompts, s.bootstrap, s.seed, s.confidence)
+        defined = [p for t, p in zip(taus, prompts, strict=True) if not math.isnan(t)]
+        out.append(Correlation(question, metric, tau, low, high, len(defined), len(set(defined))))
+    return out

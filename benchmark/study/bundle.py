@@ -1,0 +1,404 @@
+"""`ccub study make`: a study bundle built from the images `ccub benchmark` generated.
+
+    runs/<name>/benchmark/benchmark.json + results.csv, for every run named
+      --> items: (prompt, seed) pairs that every model drew, one image per model, the models
+          shuffled into slots A, B, C, ... per item (seeded, so a rebuild gives the same bundle)
+      --> <out>/survey.html   what participants open (offline; images re-encoded, models hidden)
+          <out>/crowd/        items.csv + images/ for crowd-sourcing platforms (models hidden)
+          <out>/study.json    the key: which slot of which item is which model. Keep it private.
+          <out>/metrics.csv   the benchmark's per-image metrics of the study's images
+          <out>/README.md     what to send, what to keep, how to analyse
+
+The bundle is built in a hidden sibling folder and renamed into place, so an interrupted run
+leaves no half-made bundle. A folder holding another study is never overwritten without
+`force`: its key is what makes the responses already collected readable.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import string
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmark.report import csv_text
+
+STUDY_FILE = "study.json"
+METRICS_FILE = "metrics.csv"
+SURVEY_FILE = "survey.html"
+CROWD_DIR = "crowd"
+SLOTS = string.ascii_uppercase
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class StudyError(ValueError):
+    """Input `ccub study` cannot work with; the message names the file and the fix."""
+
+
+@dataclass
+class MakeOptions:
+    runs: list[Path]
+    out: Path
+    culture: str | None = None
+    base: bool = True  # include the base model as one of the ranked images
+    texts: Path | None = None  # TOML replacing survey texts (e.g. a translation)
+    crowd_url: str = ""  # prefix of the image URLs in crowd/items.csv, where the images will be hosted
+    force: bool = False
+
+
+@dataclass
+class Source:
+    """One run's benchmark: its manifest and per-image metrics."""
+
+    manifest_path: Path
+    manifest: dict[str, Any]
+    metrics: dict[tuple[str, str, int], dict[str, float]] = field(default_factory=dict)  # (model, prompt, seed)
+
+
+@dataclass
+class Made:
+    out: Path
+    study_id: str
+    items: int
+    models: list[str]
+    smoke_run: bool
+    files: list[Path]
+
+
+def read_study(folder: Path) -> dict[str, Any]:
+    """The bundle's key (study.json), as `make_study` wrote it."""
+    path = Path(folder) / STUDY_FILE
+    if not path.is_file():
+        raise StudyError(f"{folder}: no {STUDY_FILE}; give the folder `ccub study make --out` wrote")
+    try:
+        study = json.loads(path.read_text(encoding="utf-8"))
+        if study.get("format") != "ccub-study" or study.get("version") != 1:
+            raise ValueError("not a version 1 ccub-study file")
+        for item in study["items"]:
+            if set(item["slots"].values()) != {m["name"] for m in study["models"]}:
+                raise ValueError(f"item {item['id']} does not show every model once")
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise StudyError(f"{path}: unreadable or edited ({type(exc).__name__}: {exc}); rebuild it with the same "
+                         f"`ccub study make` command and seed, which gives the same key") from exc
+    return study
+
+
+def read_source(run: Path) -> Source:
+    from benchmark.report import MANIFEST
+
+    path = Path(run) / "benchmark" / MANIFEST
+    if not path.is_file():
+        raise StudyError(f"{run}: no benchmark/{MANIFEST}; run `ccub benchmark --model {run}` first (its images are "
+                         f"what the study shows, and benchmarks made before ccub wrote {MANIFEST} need a rerun, "
+                         f"which reuses the cached images)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if manifest.get("format") != "ccub-benchmark":
+            raise ValueError("format is not ccub-benchmark")
+    except ValueError as exc:
+        raise StudyError(f"{path}: unreadable ({exc}); rerun `ccub benchmark --model {run}`") from exc
+    return Source(path, manifest, _read_metrics(path.parent / "results.csv"))
+
+
+def _read_metrics(path: Path) -> dict[tuple[str, str, int], dict[str, float]]:
+    from benchmark.evaluate import METRICS
+
+    found: dict[tuple[str, str, int], dict[str, float]] = {}
+    if not path.is_file():
+        return found
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            if METRICS.get(row["metric"], ("",))[0] == "image" and row["seed"] != "":
+                found.setdefault((row["model"], row["prompt"], int(row["seed"])), {})[row["metric"]] = \
+                    float(row["value"])
+    return found
+
+
+def _check_compatible(sources: list[Source]) -> None:
+    """Images of different settings are not paired, and metrics of different CLIPs do not compare."""
+    first = sources[0]
+    for other in sources[1:]:
+        for key, what in (("settings", "generation settings"), ("clip", "CLIP scorer"), ("seeds", "seeds")):
+            if other.manifest[key] != first.manifest[key]:
+                raise StudyError(
+                    f"{other.manifest_path} and {first.manifest_path} differ in their {what} "
+                    f"({other.manifest[key]} vs {first.manifest[key]}); benchmark every run with the same "
+                    f"[benchmark] settings and --clip so its images and metrics can be compared")
+
+
+def _wanted_models(runs: list[Path], base: bool) -> list[str]:
+    names = [Path(r).resolve().name for r in runs]
+    if len(set(names)) != len(names):
+        raise StudyError(f"two runs share a folder name ({', '.join(names)}); rename one so they can be told apart")
+    return (["base"] if base else []) + names
+
+
+def _collect(sources: list[Source], wanted: list[str]) -> dict[str, dict[str, Any]]:
+    """model name -> its record, image per (prompt text, seed) and metrics, from the first source holding it."""
+    models: dict[str, dict[str, Any]] = {}
+    for source in sources:
+        prompts = {p["id"]: p for p in source.manifest["prompts"]}
+        for record in source.manifest["models"]:
+            name = record["name"]
+            if name not in wanted:
+                continue
+            if name in models:
+                if models[name]["key"] != record["key"]:
+                    raise StudyError(f"{source.manifest_path}: model {name!r} is not the one in "
+                                     f"{models[name]['source']} (another base model or LoRA file); benchmark the "
+                                     f"runs on the same base model")
+                continue
+            images = {}
+            for image in source.manifest["images"]:
+                if image["model"] == name:
+                    prompt = prompts[image["prompt"]]
+                    images[(prompt["text"], image["seed"])] = (Path(image["path"]), prompt)
+            models[name] = {**record, "source": str(source.manifest_path), "images": images,
+                            "metrics": {k: v for k, v in source.metrics.items() if k[0] == name}}
+    missing = [m for m in wanted if m not in models]
+    if missing:
+        raise StudyError(f"no benchmark images of {', '.join(missing)}; run `ccub benchmark --model runs/<name>` for "
+                         f"each run (or `--compare` them in one benchmark) before `ccub study make`")
+    return models
+
+
+def choose_items(models: dict[str, dict[str, Any]], order: list[str], count: int, seed: int) -> list[dict]:
+    """The (prompt, seed) pairs every model drew, sampled down to `count` when > 0, models shuffled into slots.
+
+    One generator seeded with `seed` draws the sample, then one permutation per item in item order,
+    so the same inputs and seed give the same bundle.
+    """
+    shared = set.intersection(*(set(models[m]["images"]) for m in order))
+    pairs = sorted(shared, key=lambda k: (models[order[0]]["images"][k][1]["id"], k[1]))
+    if not pairs:
+        raise StudyError(f"the models {', '.join(order)} share no (prompt, seed) pair: benchmark them with the same "
+                         f"prompt suite and seeds")
+    rng = np.random.default_rng(seed)
+    if 0 < count < len(pairs):
+        picked = sorted(rng.choice(len(pairs), size=count, replace=False))
+        pairs = [pairs[i] for i in picked]
+    items = []
+    for number, (text, image_seed) in enumerate(pairs, start=1):
+        prompt = models[order[0]]["images"][(text, image_seed)][1]
+        shuffled = [order[i] for i in rng.permutation(len(order))]
+        items.append({
+            "id": f"i{number:03d}", "prompt_id": prompt["id"], "prompt": text, "category": prompt.get("category", ""),
+            "seed": image_seed, "slots": {SLOTS[k]: name for k, name in enumerate(shuffled)},
+            "images": {SLOTS[k]: str(models[name]["images"][(text, image_seed)][0]) for k, name in enumerate(shuffled)},
+        })
+    return items
+
+
+def study_id(models: dict[str, dict[str, Any]], items: list[dict], seed: int) -> str:
+    """Same models, items and seed -> same id: a rebuilt bundle still reads the responses collected."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([sorted(m["key"] for m in models.values()), seed,
+                              [(i["prompt"], i["seed"], i["slots"]) for i in items]], sort_keys=True).encode())
+    return digest.hexdigest()[:12]
+
+
+def encode_jpeg(path: Path, size: int, quality: int, max_pixels: int) -> bytes:
+    """A fresh JPEG with no metadata: nothing of the source file (names, PNG text chunks) reaches participants."""
+    from finetune.prepare import open_rgb
+
+    im = open_rgb(path, max_pixels)
+    im.thumbnail((size, size))
+    buffer = io.BytesIO()
+    im.save(buffer, format="JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Made:
+    from benchmark.study.survey import load_texts
+
+    s = cfg.study
+    _check_study_settings(s)
+    if not opts.runs:
+        raise StudyError("name at least one run folder (runs/<name>/) whose benchmark images the study shows")
+    # `ccub benchmark --model runs/x --compare runs/y` writes x's benchmark only, with y's images in it.
+    benchmarked = [r for r in opts.runs if (Path(r) / "benchmark").is_dir()] or opts.runs[:1]
+    sources = [read_source(r) for r in benchmarked]
+    _check_compatible(sources)
+    culture = sources[0].manifest["culture"]
+    if opts.culture and opts.culture != culture:
+        raise StudyError(f"--culture {opts.culture}, but {sources[0].manifest_path} benchmarked {culture!r} prompts; "
+                         f"benchmark the runs with --culture {opts.culture} or leave --culture out")
+    wanted = _wanted_models(opts.runs, opts.base)
+    if len(wanted) < 2:
+        raise StudyError("a ranking needs at least two models: name two runs, or keep the base model in")
+    models = _collect(sources, wanted)
+    items = choose_items(models, wanted, s.items, s.seed)
+    sid = study_id(models, items, s.seed)
+    _check_out(opts.out, sid, opts.force)
+    name = cfg.cultures[culture].name if culture in cfg.cultures else culture
+    texts = load_texts(name, opts.texts)
+    smoke = any(models[m]["random_weights"] for m in wanted) or "RANDOM WEIGHTS" in sources[0].manifest["clip"]
+    study = {
+        "format": "ccub-study", "version": 1, "study_id": sid, "culture": culture, "culture_name": name,
+        "seed": s.seed, "smoke_run": smoke, "questions": list(s.questions), "per_participant": s.per_participant,
+        "clip": sources[0].manifest["clip"], "settings": sources[0].manifest["settings"],
+        "models": [{k: models[m][k] for k in ("name", "key", "base", "lora", "random_weights", "source")}
+                   for m in wanted],
+        "items": items,
+    }
+    return _write_bundle(opts, study, models, texts, s, int(cfg.limits.max_megapixels * 1e6),
+                         progress or (lambda stage, done, total: None))
+
+
+def _check_study_settings(s) -> None:
+    from benchmark.study.survey import QUESTIONS
+    from ccub.config import ConfigError, setting_problems
+
+    problems = setting_problems(s, {}, {"items": 0, "per_participant": 0, "image_size": 64, "jpeg_quality": 1,
+                                        "bootstrap": 1})
+    unknown = [q for q in s.questions if q not in QUESTIONS]
+    if unknown or not s.questions:
+        problems.append(f"questions = {s.questions}: choose one or more of {list(QUESTIONS)}")
+    if not 0 < s.confidence < 1:
+        problems.append(f"confidence = {s.confidence}: must be between 0 and 1")
+    if s.prior < 0:
+        problems.append(f"prior = {s.prior}: must be >= 0")
+    if problems:
+        raise ConfigError("[study] settings: " + "; ".join(problems))
+
+
+def _check_out(out: Path, sid: str, force: bool) -> None:
+    existing = Path(out) / STUDY_FILE
+    if not existing.is_file() or force:
+        return
+    try:
+        old = json.loads(existing.read_text(encoding="utf-8")).get("study_id")
+    except ValueError:
+        old = None
+    if old != sid:
+        raise StudyError(f"{out} holds another study ({old}); its study.json is the only key to the responses it "
+                         f"collected. Choose another --out, or pass --force to replace it")
+
+
+def _write_bundle(opts: MakeOptions, study: dict, models: dict, texts: dict, s, max_pixels: int,
+                  progress: ProgressFn) -> Made:
+    out = Path(opts.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        _fill(partial, opts, study, models, texts, s, max_pixels, progress)
+        _swap_in(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    files = [out / SURVEY_FILE, out / STUDY_FILE, out / METRICS_FILE, out / CROWD_DIR / "items.csv",
+             out / "README.md"]
+    return Made(out, study["study_id"], len(study["items"]), [m["name"] for m in study["models"]],
+                study["smoke_run"], files)
+
+
+def _fill(folder: Path, opts: MakeOptions, study: dict, models: dict, texts: dict, s, max_pixels: int,
+          progress: ProgressFn) -> None:
+    from benchmark.study.survey import render_survey
+
+    (folder / CROWD_DIR / "images").mkdir(parents=True)
+    survey_items, crowd_rows = [], []
+    slots = SLOTS[:len(study["models"])]
+    for done, item in enumerate(study["items"]):
+        images = []
+        row = {"study_id": study["study_id"], "item_id": item["id"], "prompt": item["prompt"]}
+        for slot in slots:
+            data = _jpeg(Path(item["images"][slot]), s, max_pixels)
+            name = f"{item['id']}-{slot}.jpg"
+            (folder / CROWD_DIR / "images" / name).write_bytes(data)
+            images.append({"slot": slot, "src": "data:image/jpeg;base64," + _b64(data)})
+            row[f"image_{slot}"] = f"{opts.crowd_url}images/{name}"
+        survey_items.append({"id": item["id"], "prompt": item["prompt"], "images": images})
+        crowd_rows.append(row)
+        progress("encoding images", done + 1, len(study["items"]))
+    survey = {"study_id": study["study_id"], "title": texts["title"], "culture": study["culture_name"],
+              "smoke_run": study["smoke_run"], "per_participant": study["per_participant"], "texts": texts,
+              "questions": study["questions"], "items": survey_items}
+    (folder / SURVEY_FILE).write_text(render_survey(survey), encoding="utf-8")
+    (folder / CROWD_DIR / "items.csv").write_text(
+        csv_text(crowd_rows, ["study_id", "item_id", "prompt", *(f"image_{x}" for x in slots)]), encoding="utf-8")
+    (folder / CROWD_DIR / "README.md").write_text(crowd_readme(study, slots), encoding="utf-8")
+    (folder / METRICS_FILE).write_text(_metrics_csv(study, models), encoding="utf-8")
+    (folder / "README.md").write_text(bundle_readme(study, opts.out), encoding="utf-8")
+    (folder / STUDY_FILE).write_text(json.dumps(study, indent=1, ensure_ascii=False), encoding="utf-8")
+
+
+def _jpeg(path: Path, s, max_pixels: int) -> bytes:
+    try:
+        return encode_jpeg(path, s.image_size, s.jpeg_quality, max_pixels)
+    except (OSError, ValueError) as exc:
+        raise StudyError(f"{path}: cannot read this benchmark image ({exc}); rerun `ccub benchmark`, which draws "
+                         f"missing images again") from exc
+
+
+def _swap_in(partial: Path, out: Path) -> None:
+    """Rename the finished bundle into place; an older bundle is moved aside first, then removed."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.replace(out, old)
+    os.replace(partial, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode("ascii")
+
+
+def _metrics_csv(study: dict, models: dict) -> str:
+    rows = []
+    for item in study["items"]:
+        for name in item["slots"].values():
+            for metric, value in sorted(models[name]["metrics"].get((name, item["prompt_id"], item["seed"]),
+                                                                    {}).items()):
+                rows.append({"item": item["id"], "model": name, "prompt": item["prompt_id"], "seed": item["seed"],
+                             "metric": metric, "value": value})
+    return csv_text(rows, ["item", "model", "prompt", "seed", "metric", "value"])
+
+
+def crowd_readme(study: dict, slots: str) -> str:
+    answers = ", ".join(f"`Answer.{q}`" for q in study["questions"])
+    return f"""# Crowd-sourcing layout of study {study['study_id']}
+
+`items.csv` has one row per item: `study_id`, `item_id`, `prompt` and one image URL per slot
+(`image_{slots[0]}` ... `image_{slots[-1]}`). Host the files of `images/` and make the bundle with
+`--crowd-url https://your.host/path/` so the URLs are complete. The file names say nothing about
+the models.
+
+Each task shows one item's prompt and images and asks the questions of `survey.html` (rank 1 is
+always the preferred end). Export the results as CSV with one row per (worker, item) and the columns
+`WorkerId` (or `participant`), `Input.item_id` (or `item_id`), `Input.study_id` (or `study_id`;
+optional when one study is analysed) and {answers} (or the
+question names alone), each a full ranking of the slots, best first, joined by `>`: `C>A>D>B`.
+An optional `Answer.identifies` column (`yes`, `no`, `unsaid`) carries the self-identified
+cultural affiliation. Put that file in the responses folder given to `ccub study analyze`.
+Consent is the platform's task: every row of a results file is read as consented.
+"""
+
+
+def bundle_readme(study: dict, out: Path) -> str:
+    smoke = ("\n**TEST STUDY: the images come from models with random weights. Do not run it with "
+             "people.**\n" if study["smoke_run"] else "")
+    return f"""# ccub study {study['study_id']}: {study['culture_name']}
+{smoke}
+{len(study['items'])} items, {len(study['models'])} images each, questions: {', '.join(study['questions'])}.
+
+- Send participants `survey.html` only. It works offline in any current browser, loads nothing
+  from the network, and saves the answers to a file the participant sends back to you.
+- Keep `study.json` private: it is the key from the shuffled slots to the models, and the only way
+  to read the responses. Rebuilding the bundle from the same runs and `[study] seed` gives the same key.
+- Crowd-sourcing platforms: see `crowd/README.md`.
+- Put the returned files (`.json` or `.csv`) in one folder and run
+  `ccub study analyze {out} responses/`.
+"""

@@ -1,0 +1,171 @@
+"""`ccub study make | analyze | simulate`: the human ranking study on the command line.
+
+Imported by `ccub.cli` at start-up, so nothing heavy is imported here at module level.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ccub.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigOption, _load, console, err, staged_progress
+
+study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
+                        help="Run a human ranking study of benchmark images and compare people with the proxies.")
+
+
+@study_app.command()
+def make(
+    runs: Annotated[list[Path], typer.Argument(help="Run folders (runs/NAME) benchmarked with `ccub benchmark`.",
+                                               show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the study bundle.")] = Path("study"),
+    culture: Annotated[str | None, typer.Option(help="Culture of the study (default: the benchmark's).")] = None,
+    items: Annotated[int | None, typer.Option(help="(prompt, seed) items, drawn at random; 0: all "
+                                                   "(\\[study] items).", min=0)] = None,
+    per_participant: Annotated[int | None, typer.Option(
+        help="Items each participant ranks, drawn at random in the survey; 0: all (\\[study] per_participant).",
+        min=0)] = None,
+    base: Annotated[bool, typer.Option(help="Show the base model's image too.")] = True,
+    texts: Annotated[Path | None, typer.Option(help="TOML replacing the survey's texts (e.g. a translation).",
+                                               dir_okay=False)] = None,
+    crowd_url: Annotated[str, typer.Option(help="URL prefix where crowd/images/ will be hosted.")] = "",
+    seed: Annotated[int | None, typer.Option(help="Seed of the item sample and slot shuffles (\\[study] seed).")]
+    = None,
+    force: Annotated[bool, typer.Option(help="Replace a different study already in --out.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Build a study bundle: survey.html for participants, the private key, metrics and a crowd-sourcing layout.
+
+    Exit codes: 0 done; 2 the bundle could not be made.
+    """
+    from benchmark.study.bundle import MakeOptions, StudyError, make_study
+    from ccub.config import ConfigError
+
+    cfg = _load(config)
+    for name, value in (("items", items), ("per_participant", per_participant), ("seed", seed)):
+        if value is not None:
+            setattr(cfg.study, name, value)
+    options = MakeOptions(runs=runs, out=out, culture=culture, base=base, texts=texts, crowd_url=crowd_url,
+                          force=force)
+    with staged_progress() as on_progress:
+        try:
+            made = make_study(options, cfg, on_progress)
+        except (StudyError, ConfigError, ValueError) as exc:
+            err.print(f"[red]error:[/] {exc}", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from exc
+    if made.smoke_run:
+        console.print("[bold yellow]TEST STUDY:[/] some images come from models with RANDOM WEIGHTS; the survey "
+                      "says so on every page. Do not run it with people.", highlight=False)
+    console.print(f"study {made.study_id}: {made.items} items x {len(made.models)} images "
+                  f"({', '.join(made.models)}, shuffled per item) in {made.out}", highlight=False)
+    console.print(f"send participants: {made.out / 'survey.html'}  (keep {made.out / 'study.json'} private: it is "
+                  f"the key)", highlight=False)
+    console.print(f"next: ccub study analyze {made.out} responses/", highlight=False)
+
+
+@study_app.command()
+def analyze(
+    study: Annotated[Path, typer.Argument(help="The study bundle (the folder with study.json).")],
+    responses: Annotated[Path, typer.Argument(help="Folder of the files participants sent back (.json, .csv).")],
+    out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: STUDY/analysis).")] = None,
+    participants: Annotated[str, typer.Option(help="all, or affiliated: only those who identify with the "
+                                                   "culture.")] = "all",
+    config: ConfigOption = None,
+) -> None:
+    """Rank the models per question (Bradley-Terry), measure agreement, and correlate the benchmark's proxies.
+
+    Exit codes: 0 done; 1 done, but some response files were rejected (listed); 2 nothing to analyse.
+    """
+    from benchmark.study.analyze import GROUPS, analyze, read_metrics
+    from benchmark.study.bundle import METRICS_FILE, StudyError, read_study
+    from benchmark.study.outputs import write_outputs
+    from benchmark.study.responses import read_responses
+
+    cfg = _load(config)
+    if participants not in GROUPS:
+        err.print(f"[red]error:[/] --participants {participants}: use one of {', '.join(GROUPS)}", highlight=False)
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        key = read_study(study)
+        found, rejected = read_responses(responses, [key])
+    except (StudyError, FileNotFoundError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    for message in rejected:
+        err.print(f"[red]rejected:[/] {message}", highlight=False)
+    result = analyze(key, found[key["study_id"]], read_metrics(study / METRICS_FILE), cfg.study, participants)
+    if not result.strengths:
+        for note in result.notes:
+            err.print(note, highlight=False, markup=False)
+        err.print(f"[red]error:[/] no usable rankings in {responses} for study {key['study_id']}", highlight=False)
+        raise typer.Exit(EXIT_USAGE)
+    files = write_outputs(result, out or study / "analysis")
+    _print_analysis(result)
+    console.print(f"outputs: {', '.join(str(f) for f in files)}", highlight=False)
+    raise typer.Exit(EXIT_FINDINGS if rejected else EXIT_OK)
+
+
+def _print_analysis(result) -> None:
+    from benchmark.study import outputs
+
+    for banner in outputs.banners(result):
+        console.print(f"[bold yellow]{banner}[/]", highlight=False)
+    console.print(outputs.participants_line(result), highlight=False)
+    _table(f"rankings, best first ({result.culture_name})",
+           [h.format(ref=result.reference) for h in outputs.STRENGTH_HEADER], outputs.strength_rows(result))
+    _table("agreement between participants", outputs.AGREEMENT_HEADER, outputs.agreement_rows(result))
+    if result.correlations:
+        _table("benchmark proxies against people: mean within-item Kendall's tau [95% CI]",
+               *outputs.proxy_matrix(result))
+    for note in result.notes:
+        console.print(note, highlight=False, markup=False)
+
+
+def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    table = Table(title=title)
+    for column in header:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@study_app.command()
+def simulate(
+    study: Annotated[Path, typer.Argument(help="The study bundle (the folder with study.json).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the simulated response files.")],
+    participants: Annotated[int, typer.Option(help="Simulated participants.", min=1)] = 20,
+    strength: Annotated[list[str] | None, typer.Option(
+        help="Planted log-strength of a model, MODEL=VALUE (repeat; default 0 for every model).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated rankings.")] = 0,
+) -> None:
+    """Write simulated responses (Plackett-Luce with planted strengths) to try the analysis before recruiting.
+
+    The files say they are simulated, and every analysis of them says so.
+    """
+    from benchmark.study.bundle import StudyError, read_study
+    from benchmark.study.simulate import simulate as run_simulation
+    from benchmark.study.simulate import write_responses
+
+    planted = {}
+    for text in strength or []:
+        name, _, value = text.partition("=")
+        try:
+            planted[name.strip()] = float(value)
+        except ValueError:
+            err.print(f"[red]error:[/] --strength {text!r}: write MODEL=NUMBER, e.g. korea-MPC=1.0", highlight=False)
+            raise typer.Exit(EXIT_USAGE) from None
+    try:
+        key = read_study(study)
+        documents = run_simulation(key, participants, planted, seed=seed)
+    except (StudyError, ValueError) as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
+    paths = write_responses(documents, out)
+    console.print(f"{len(paths)} SIMULATED response files in {out} (strengths: "
+                  f"{json.dumps(planted) if planted else 'all 0'}); next: ccub study analyze {study} {out}",
+                  highlight=False)

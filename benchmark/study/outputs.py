@@ -1,0 +1,236 @@
+"""The analysis' outputs: rankings.csv, win_rates.csv, agreement.csv, proxies.csv, analysis.md, report.html.
+
+Every row carries the culture, the study id and the participant group, so the CSVs of several
+studies (one per culture) concatenate into one table. A smoke study (random-weight models) or
+simulated responses are said in every file: such numbers describe nothing real.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from benchmark.report import csv_text, fmt, png_base64
+from benchmark.study.analyze import Analysis
+from ccub.files import atomic_write_bytes, atomic_write_text
+
+SMOKE = ("TEST STUDY: the images come from models with RANDOM WEIGHTS; these rankings mean nothing and must not "
+         "be reported.")
+SIMULATED = ("SIMULATED RESPONSES: made by `ccub study simulate`, not by people; use them to check the analysis, "
+             "never as results.")
+READING = ("Strengths are Bradley-Terry log-strengths fitted to every pair of every ranking (mean 0; a difference "
+           "of 1 means odds of e to 1), with percentile-bootstrap intervals over participants. Kendall's W is "
+           "per item, averaged; its chance level is what random rankings would give. Tau is Kendall's tau-b "
+           "between a benchmark proxy and people's ranking of the same item's images, averaged over items, with "
+           "an interval from resampling prompts; positive means the proxy prefers what people prefer.")
+
+
+def banners(analysis: Analysis) -> list[str]:
+    return [text for flag, text in ((analysis.smoke_run, SMOKE), (analysis.simulated, SIMULATED)) if flag]
+
+
+def _common(a: Analysis) -> dict[str, Any]:
+    return {"culture": a.culture, "study_id": a.study_id, "group": a.group, "smoke_run": a.smoke_run,
+            "simulated": a.simulated}
+
+
+def table_rows(a: Analysis) -> dict[str, list[dict[str, Any]]]:
+    common = _common(a)
+    return {
+        "rankings.csv": [{**common, "question": s.question, "model": s.model, "rank": s.rank, "theta": s.theta,
+                          "ci_low": s.low, "ci_high": s.high, "reference": a.reference,
+                          "p_beats_reference": s.p_beats_reference, "p_low": s.p_low, "p_high": s.p_high,
+                          "mean_rank": s.mean_rank, "rankings": s.rankings, "participants": a.participants}
+                         for s in a.strengths],
+        "win_rates.csv": [{**common, "question": w.question, "model": w.model, "opponent": w.opponent,
+                           "wins": w.wins, "comparisons": w.comparisons, "win_rate": w.rate} for w in a.wins],
+        "agreement.csv": [{**common, "question": g.question, "kendall_w": g.kendall_w, "chance": g.chance,
+                           "items": g.items, "mean_raters": g.mean_raters} for g in a.agreement],
+        "proxies.csv": [{**common, "question": c.question, "metric": c.metric, "tau": c.tau, "ci_low": c.low,
+                         "ci_high": c.high, "items": c.items, "prompts": c.prompts} for c in a.correlations],
+    }
+
+
+def write_outputs(a: Analysis, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name, rows in table_rows(a).items():
+        columns = list(rows[0]) if rows else list(_common(a))
+        atomic_write_text(out / name, csv_text(rows, columns))
+        files.append(out / name)
+    atomic_write_text(out / "analysis.md", markdown(a))
+    atomic_write_bytes(out / "report.html", html(a).encode("utf-8"))
+    return [*files, out / "analysis.md", out / "report.html"]
+
+
+# --------------------------------------------------------------------------- tables shared by every format
+
+
+def interval(value: float, low: float, high: float, digits: int = 2) -> str:
+    return f"{fmt(value, digits)} [{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+STRENGTH_HEADER = ["question", "rank", "model", "strength [95% CI]", "P(beats {ref}) [95% CI]", "mean rank",
+                   "rankings"]
+
+
+def strength_rows(a: Analysis) -> list[list[str]]:
+    rows = []
+    for q in a.questions:
+        for s in sorted((s for s in a.strengths if s.question == q), key=lambda s: s.rank):
+            rows.append([q, str(s.rank), s.model, interval(s.theta, s.low, s.high),
+                         "-" if s.model == a.reference else interval(s.p_beats_reference, s.p_low, s.p_high),
+                         fmt(s.mean_rank, 2), str(s.rankings)])
+    return rows
+
+
+AGREEMENT_HEADER = ["question", "Kendall's W", "chance", "items (2+ raters)", "raters per item"]
+
+
+def agreement_rows(a: Analysis) -> list[list[str]]:
+    return [[g.question, fmt(g.kendall_w, 2), fmt(g.chance, 2), str(g.items), fmt(g.mean_raters, 1)]
+            for g in a.agreement]
+
+
+def proxy_matrix(a: Analysis) -> tuple[list[str], list[list[str]]]:
+    """Rows: metrics; columns: questions; cells: tau [CI] (n items)."""
+    metrics = list(dict.fromkeys(c.metric for c in a.correlations))
+    cells = {(c.metric, c.question): c for c in a.correlations}
+    rows = []
+    for metric in metrics:
+        row = [metric]
+        for q in a.questions:
+            c = cells.get((metric, q))
+            row.append("-" if c is None or math.isnan(c.tau) else f"{interval(c.tau, c.low, c.high)} (n={c.items})")
+        rows.append(row)
+    return ["proxy", *a.questions], rows
+
+
+def win_matrix(a: Analysis, question: str) -> tuple[list[str], list[list[str]]]:
+    rates = {(w.model, w.opponent): w for w in a.wins if w.question == question}
+    rows = [[m, *("" if m == o else fmt(rates[(m, o)].rate, 2) for o in a.models)] for m in a.models]
+    return ["row beats column", *a.models], rows
+
+
+def participants_line(a: Analysis) -> str:
+    who = "all participants" if a.group == "all" else "participants who identify with the culture"
+    ids = a.identifies
+    return (f"{a.participants} participants ({who}); identify with {a.culture_name}: {ids['yes']} yes, "
+            f"{ids['no']} no, {ids['unsaid']} unsaid.")
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)]
+
+
+def markdown(a: Analysis) -> str:
+    lines = [f"# ccub study {a.study_id}: {a.culture_name}", ""]
+    lines += [f"> **{b}**\n" for b in banners(a)]
+    lines += [participants_line(a), "", READING, ""]
+    header = [h.format(ref=a.reference) for h in STRENGTH_HEADER]
+    lines += ["## Rankings", "", *_md_table(header, strength_rows(a)), ""]
+    lines += ["## Agreement between participants", "", *_md_table(AGREEMENT_HEADER, agreement_rows(a)), ""]
+    for q in a.questions:
+        if any(w.question == q for w in a.wins):
+            lines += [f"## Win rates: {q}", "", *_md_table(*win_matrix(a, q)), ""]
+    if a.correlations:
+        lines += ["## Benchmark proxies against people (Kendall's tau, 95% CI)", "", *_md_table(*proxy_matrix(a)), ""]
+    lines += [*(f"- {n}" for n in a.notes), "", settings_line(a), ""]
+    return "\n".join(lines)
+
+
+def settings_line(a: Analysis) -> str:
+    s = a.settings
+    return (f"Study {a.study_id}, culture {a.culture}, models {', '.join(a.models)}; {s['bootstrap']} bootstrap "
+            f"resamples, confidence {s['confidence']}, Bradley-Terry prior {s['prior']} pseudo-wins, seed {s['seed']}.")
+
+
+# --------------------------------------------------------------------------- HTML
+
+
+def strengths_plot(a: Analysis) -> str | None:
+    if not a.strengths:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    questions = [q for q in a.questions if any(s.question == q for s in a.strengths)]
+    fig, axes = plt.subplots(1, len(questions), figsize=(3.2 * len(questions), 0.5 + 0.4 * len(a.models)),
+                             squeeze=False, sharey=True, layout="constrained")
+    for ax, q in zip(axes[0], questions, strict=True):
+        rows = sorted((s for s in a.strengths if s.question == q), key=lambda s: a.models.index(s.model))
+        for y, s in enumerate(rows):
+            ax.errorbar(s.theta, y, xerr=[[s.theta - s.low], [s.high - s.theta]], fmt="o", color="#1f5fa8")
+        ax.axvline(0, color="#999", lw=1)
+        ax.set_yticks(range(len(rows)), [s.model for s in rows])
+        ax.set_title(q, fontsize=9)
+        ax.set_xlabel("Bradley-Terry log-strength", fontsize=8)
+        ax.tick_params(labelsize=8)
+    data = png_base64(fig)
+    plt.close(fig)
+    return data
+
+
+def proxies_plot(a: Analysis) -> str | None:
+    shown = [c for c in a.correlations if not math.isnan(c.tau)]
+    if not shown:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    metrics = list(dict.fromkeys(c.metric for c in shown))
+    grid = np.full((len(metrics), len(a.questions)), np.nan)
+    for c in shown:
+        grid[metrics.index(c.metric), a.questions.index(c.question)] = c.tau
+    fig, ax = plt.subplots(figsize=(1.6 * len(a.questions) + 2.5, 0.35 * len(metrics) + 1.2), layout="constrained")
+    image = ax.imshow(grid, cmap="RdBu", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(a.questions)), a.questions, fontsize=8)
+    ax.set_yticks(range(len(metrics)), metrics, fontsize=8)
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(image, ax=ax, label="mean within-item Kendall's tau")
+    data = png_base64(fig)
+    plt.close(fig)
+    return data
+
+
+TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ccub study {{ a.study_id }}</title>
+<style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}.banner{background:#fff3cd;border:2px solid #d39e00;
+padding:1em;font-weight:bold}footer{color:#555;font-size:12px;margin-top:2em}</style></head><body>
+<h1>ccub study {{ a.study_id }}: {{ a.culture_name }}</h1>
+{% for b in banners %}<p class="banner">{{ b }}</p>{% endfor %}
+<p>{{ participants }}</p><p>{{ reading }}</p>
+{% for title, header, rows in tables %}<h2>{{ title }}</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}
+</tr>{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if title == "Rankings" and strengths %}<p><img alt="Bradley-Terry strengths with intervals, per question"
+src="data:image/png;base64,{{ strengths }}"></p>{% endif %}
+{% if title.startswith("Benchmark proxies") and proxies %}<p><img alt="Kendall's tau of each proxy and question"
+src="data:image/png;base64,{{ proxies }}"></p>{% endif %}{% endfor %}
+{% if a.notes %}<h2>Notes</h2><ul>{% for n in a.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+<footer>{{ settings }}</footer></body></html>"""
+
+
+def html(a: Analysis) -> str:
+    import jinja2
+
+    tables = [("Rankings", [h.format(ref=a.reference) for h in STRENGTH_HEADER], strength_rows(a)),
+              ("Agreement between participants", AGREEMENT_HEADER, agreement_rows(a))]
+    tables += [(f"Win rates: {q}", *win_matrix(a, q)) for q in a.questions if any(w.question == q for w in a.wins)]
+    if a.correlations:
+        tables.append(("Benchmark proxies against people (Kendall's tau, 95% CI)", *proxy_matrix(a)))
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(TEMPLATE).render(
+        a=a, banners=banners(a), participants=participants_line(a), reading=READING, tables=tables,
+        strengths=strengths_plot(a), proxies=proxies_plot(a), settings=settings_line(a))
