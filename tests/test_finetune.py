@@ -241,10 +241,10 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"
 
 
 @pytest.mark.skipif(not EXAMPLES.is_dir(), reason="examples/submissions not generated")
-def test_readme_sequence_validate_finetune_benchmark(tmp_path, monkeypatch):
-    """The README's three commands on tiny models, from an empty folder:
+def test_readme_sequence_validate_finetune_benchmark_study(tmp_path, monkeypatch):
+    """The README's commands on tiny models, from an empty folder:
     `ccub validate examples/submissions`, `ccub finetune --culture india --base tiny`,
-    `ccub benchmark --model runs/india-MPC --clip tiny`."""
+    `ccub benchmark --model runs/india-MPC --clip tiny`, then the study (`_readme_study`)."""
     monkeypatch.chdir(tmp_path)
     validated = CliRunner().invoke(app, ["validate", str(EXAMPLES), "--workers", "2"])
     assert validated.exit_code == 1 and Path("data/clean/india").is_dir(), validated.output
@@ -262,3 +262,41 @@ def test_readme_sequence_validate_finetune_benchmark(tmp_path, monkeypatch):
     assert "SMOKE RUN" in benchmarked.output and "relevance_margin" in benchmarked.output
     for name in ("results.csv", "summary.csv", "summary.md", "report.html"):
         assert (run_dir / "benchmark" / name).is_file(), name
+    _readme_study(run_dir)
+
+
+def _readme_study(run_dir: Path) -> None:
+    """The README's study commands on the benchmark just made: make, complete the survey in Chromium
+    (when there is one; CI requires it), analyse the answers with simulated ones beside them."""
+    import browser
+
+    made = CliRunner().invoke(app, ["study", "make", str(run_dir), "--out", "study", "--per-participant", "3"])
+    assert made.exit_code == 0 and "TEST STUDY" in made.output, made.output
+    key = json.loads(Path("study/study.json").read_text())
+    assert [m["name"] for m in key["models"]] == ["base", "india-MPC"] and len(key["items"]) == 39
+    problem = browser.browser_problem()
+    if problem and os.environ.get("CCUB_BROWSER_TESTS") == "required":
+        pytest.fail(f"browser tests are required but cannot run: {problem}")
+    answered = None
+    if problem is None:
+        # The participant always ranks slot B first; the key says which model that was, item by item.
+        with browser.chromium(Path("responses")) as driver:
+            answered = browser.complete_survey(driver, Path("study/survey.html").resolve(), Path("responses"),
+                                               lambda item, prompt, question, slots: sorted(slots, reverse=True))
+        assert len(answered["items_shown"]) == 3 and len(answered["answers"]) == 3 * 4
+    simulated = CliRunner().invoke(app, ["study", "simulate", "study", "--out", "responses", "--participants", "4"])
+    assert simulated.exit_code == 0, simulated.output
+    analysed = CliRunner().invoke(app, ["study", "analyze", "study", "responses"])
+    assert analysed.exit_code == 0, analysed.output
+    assert "TEST STUDY" in analysed.output and "SIMULATED" in analysed.output
+    rankings = Path("study/analysis/rankings.csv").read_text()
+    assert ",india-MPC," in rankings and ",base," in rankings
+    if answered is not None:
+        assert f"{4 + 1} participants" in analysed.output
+        from benchmark.study.responses import read_responses
+
+        found, rejected = read_responses(Path("responses"), [key])
+        by_item = {i["id"]: i["slots"] for i in key["items"]}
+        mine = [r for r in found[key["study_id"]].rankings if r.participant == answered["participant"]]
+        assert rejected == [] and len(mine) == 3 * 4
+        assert all(r.models == (by_item[r.item]["B"], by_item[r.item]["A"]) for r in mine), "slot B ranked first"
