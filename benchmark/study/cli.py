@@ -110,17 +110,22 @@ def analyze(
 
 
 def _print_analysis(result) -> None:
+    """The console keeps what fits 80 columns; the intervals of every number are in the files."""
     from benchmark.study import outputs
 
     for banner in outputs.banners(result):
         console.print(f"[bold yellow]{banner}[/]", highlight=False)
     console.print(outputs.participants_line(result), highlight=False)
-    _table(f"rankings, best first ({result.culture_name})",
-           [h.format(ref=result.reference) for h in outputs.STRENGTH_HEADER], outputs.strength_rows(result))
+    rows = [[q if row == 0 else "", s.model, outputs.interval(s.theta, s.low, s.high),
+             "-" if s.model == result.reference else outputs.interval(s.p_beats_reference, s.p_low, s.p_high)]
+            for q in result.questions
+            for row, s in enumerate(sorted((s for s in result.strengths if s.question == q), key=lambda s: s.rank))]
+    _table(f"Bradley-Terry rankings, best first ({result.culture_name})",
+           ["question", "model", "strength [95% CI]", f"P(beats {result.reference})"], rows)
     _table("agreement between participants", outputs.AGREEMENT_HEADER, outputs.agreement_rows(result))
     if result.correlations:
-        _table("benchmark proxies against people: mean within-item Kendall's tau [95% CI]",
-               *outputs.proxy_matrix(result))
+        header, rows = outputs.proxy_matrix(result, intervals=False)
+        _table("proxies against people: mean within-item Kendall's tau (* 95% CI excludes 0)", header, rows)
     for note in result.notes:
         console.print(note, highlight=False, markup=False)
 

@@ -93,8 +93,8 @@ def agreement_rows(a: Analysis) -> list[list[str]]:
             for g in a.agreement]
 
 
-def proxy_matrix(a: Analysis) -> tuple[list[str], list[list[str]]]:
-    """Rows: metrics; columns: questions; cells: tau [CI] (n items)."""
+def proxy_matrix(a: Analysis, intervals: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Rows: metrics; columns: questions; cells: tau [CI] (n items), or tau with * when the CI excludes 0."""
     metrics = list(dict.fromkeys(c.metric for c in a.correlations))
     cells = {(c.metric, c.question): c for c in a.correlations}
     rows = []
@@ -102,7 +102,12 @@ def proxy_matrix(a: Analysis) -> tuple[list[str], list[list[str]]]:
         row = [metric]
         for q in a.questions:
             c = cells.get((metric, q))
-            row.append("-" if c is None or math.isnan(c.tau) else f"{interval(c.tau, c.low, c.high)} (n={c.items})")
+            if c is None or math.isnan(c.tau):
+                row.append("-")
+            elif intervals:
+                row.append(f"{interval(c.tau, c.low, c.high)} (n={c.items})")
+            else:
+                row.append(fmt(c.tau, 2) + ("*" if c.low > 0 or c.high < 0 else ""))
         rows.append(row)
     return ["proxy", *a.questions], rows
 
@@ -207,7 +212,7 @@ def proxies_plot(a: Analysis) -> str | None:
 
 TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ccub study {{ a.study_id }}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}.banner{background:#fff3cd;border:2px solid #d39e00;
+td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}.banner{background:#fff3cd;border:2px solid #d39e00;
 padding:1em;font-weight:bold}footer{color:#555;font-size:12px;margin-top:2em}</style></head><body>
 <h1>ccub study {{ a.study_id }}: {{ a.culture_name }}</h1>
 {% for b in banners %}<p class="banner">{{ b }}</p>{% endfor %}
