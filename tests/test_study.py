@@ -36,17 +36,18 @@ CLIP = "ViT-B-32:openai"
 
 def colour(model: str, prompt: int, seed: int) -> tuple[int, int, int]:
     """A distinct colour per image, so a survey image can be traced back to its source."""
-    index = {"base": 0, "korea-M": 1, "korea-MPC": 2, "korea-lora": 3}[model]
+    index = {"base": 0, "korea-M": 1, "korea-MPC": 2, "korea-lora": 3, "india-M": 4}[model]
     return (40 + 60 * index, 30 + 40 * prompt, 20 + 50 * seed)
 
 
 def write_benchmark(run: Path, models: list[str], prompts: int = 3, seeds: int = 2, metrics=None,
-                    settings: dict | None = None, clip: str = CLIP, random_weights: bool = False) -> None:
+                    settings: dict | None = None, clip: str = CLIP, random_weights: bool = False,
+                    culture: str = "korea") -> None:
     """What `ccub benchmark` leaves in runs/<name>/benchmark/: benchmark.json, results.csv and the images."""
     out = run / "benchmark"
     out.mkdir(parents=True, exist_ok=True)
     cache = run.parent / "cache"
-    prompt_records = [{"id": f"korea-p{p}", "culture": "korea", "category": "FOOD",
+    prompt_records = [{"id": f"{culture}-p{p}", "culture": culture, "category": "FOOD",
                        "text": f"A table of food number {p}, in South Korea", "generic": f"A table of food {p}",
                        "held_out": False, "source": "test"} for p in range(prompts)]
     images, rows = [], []
@@ -63,7 +64,7 @@ def write_benchmark(run: Path, models: list[str], prompts: int = 3, seeds: int =
                 for metric, value in (metrics(model, prompt["id"], seed) if metrics else {}).items():
                     rows.append({"model": model, "prompt": prompt["id"], "prompt_text": prompt["text"],
                                  "seed": seed, "metric": metric, "value": value, "random_weights": random_weights})
-    manifest = {"format": "ccub-benchmark", "version": 1, "culture": "korea", "clip": clip,
+    manifest = {"format": "ccub-benchmark", "version": 1, "culture": culture, "clip": clip,
                 "smoke_run": random_weights, "suite": "test", "settings": settings or SETTINGS,
                 "seeds": list(range(seeds)),
                 "models": [{"name": m, "key": f"key-{m}", "base": "sd", "lora": None if m == "base" else
@@ -429,7 +430,7 @@ def test_outputs_label_simulated_and_smoke_studies(tmp_path):
     s = config().study
     s.bootstrap = 100
     result = analyze(study, found[study["study_id"]], read_metrics(made.out / "metrics.csv"), s)
-    files = write_outputs(result, tmp_path / "analysis")
+    files = write_outputs([result], tmp_path / "analysis")
     assert [f.name for f in files] == ["rankings.csv", "win_rates.csv", "agreement.csv", "proxies.csv",
                                        "analysis.md", "report.html"]
     md = (tmp_path / "analysis" / "analysis.md").read_text()
@@ -470,3 +471,27 @@ def test_cli_make_simulate_analyze(runs, tmp_path, monkeypatch):
     assert none.exit_code == 2 and "no usable rankings" in none.output
     bad = cli.invoke(app, ["study", "simulate", "study", "--out", "r2", "--strength", "nobody=1"])
     assert bad.exit_code == 2 and "not in the study" in bad.output
+
+
+def test_cli_analyzes_one_study_per_culture_together(runs, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("ccub.toml").write_text("[study]\nbootstrap = 100\n")
+    india = tmp_path / "runs-india" / "india-M"
+    write_benchmark(india, ["base", "india-M"], culture="india")
+    cli = CliRunner()
+    for run, out in (([runs["M"], runs["MPC"]], "study/korea"), ([india], "study/india")):
+        made = cli.invoke(app, ["study", "make", *map(str, run), "--out", out])
+        assert made.exit_code == 0, made.output
+    keys = [read_study(Path("study") / c) for c in ("korea", "india")]
+    for key in keys:
+        write_responses(simulate(key, 4, seed=len(key["models"])), Path("responses"))
+    # A crowd file without a study id cannot say which of the two studies it answers.
+    write(Path("responses"), "crowd.csv", "WorkerId,Input.item_id,Answer.alignment\nW1,i001,A>B\n")
+    analysed = cli.invoke(app, ["study", "analyze", "study", "responses"])
+    assert analysed.exit_code == 1, analysed.output
+    assert "crowd.csv" in analysed.output and "not the id of the study" in analysed.output
+    rankings = list(csv.DictReader(io.StringIO(Path("study/analysis/rankings.csv").read_text())))
+    assert {(r["culture"], r["model"]) for r in rankings} == {
+        ("korea", "base"), ("korea", "korea-M"), ("korea", "korea-MPC"), ("india", "base"), ("india", "india-M")}
+    html = Path("study/analysis/report.html").read_text()
+    assert html.count("<section>") == 2 and "South Korea" in html and "India" in html

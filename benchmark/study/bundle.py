@@ -93,6 +93,18 @@ def read_study(folder: Path) -> dict[str, Any]:
     return study
 
 
+def find_studies(folder: Path) -> list[Path]:
+    """The bundle `folder` is, or the bundles one level below it (one study per culture: study/korea, ...)."""
+    folder = Path(folder)
+    if (folder / STUDY_FILE).is_file():
+        return [folder]
+    found = sorted(p.parent for p in folder.glob(f"*/{STUDY_FILE}"))
+    if not found:
+        raise StudyError(f"{folder}: no {STUDY_FILE} in it or in its subfolders; give the folder `ccub study make "
+                         f"--out` wrote (or the folder holding several of them)")
+    return found
+
+
 def read_source(run: Path) -> Source:
     from benchmark.report import MANIFEST
 

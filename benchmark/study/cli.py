@@ -69,7 +69,8 @@ def make(
 
 @study_app.command()
 def analyze(
-    study: Annotated[Path, typer.Argument(help="The study bundle (the folder with study.json).")],
+    study: Annotated[Path, typer.Argument(help="The study bundle (the folder with study.json), or a folder of "
+                                               "bundles (one per culture).")],
     responses: Annotated[Path, typer.Argument(help="Folder of the files participants sent back (.json, .csv).")],
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: STUDY/analysis).")] = None,
     participants: Annotated[str, typer.Option(help="all, or affiliated: only those who identify with the "
@@ -81,7 +82,7 @@ def analyze(
     Exit codes: 0 done; 1 done, but some response files were rejected (listed); 2 nothing to analyse.
     """
     from benchmark.study.analyze import GROUPS, analyze, read_metrics
-    from benchmark.study.bundle import METRICS_FILE, StudyError, read_study
+    from benchmark.study.bundle import METRICS_FILE, StudyError, find_studies, read_study
     from benchmark.study.outputs import write_outputs
     from benchmark.study.responses import read_responses
 
@@ -90,21 +91,30 @@ def analyze(
         err.print(f"[red]error:[/] --participants {participants}: use one of {', '.join(GROUPS)}", highlight=False)
         raise typer.Exit(EXIT_USAGE)
     try:
-        key = read_study(study)
-        found, rejected = read_responses(responses, [key])
+        folders = find_studies(study)
+        keys = [read_study(f) for f in folders]
+        ids = [k["study_id"] for k in keys]
+        if len(set(ids)) != len(ids):
+            raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
+        found, rejected = read_responses(responses, keys)
     except (StudyError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     for message in rejected:
         err.print(f"[red]rejected:[/] {message}", highlight=False)
-    result = analyze(key, found[key["study_id"]], read_metrics(study / METRICS_FILE), cfg.study, participants)
-    if not result.strengths:
-        for note in result.notes:
-            err.print(note, highlight=False, markup=False)
-        err.print(f"[red]error:[/] no usable rankings in {responses} for study {key['study_id']}", highlight=False)
+    results = [analyze(key, found[key["study_id"]], read_metrics(folder / METRICS_FILE), cfg.study, participants)
+               for folder, key in zip(folders, keys, strict=True)]
+    for result in results:
+        if not result.strengths:
+            err.print(f"study {result.study_id} ({result.culture_name}): no usable rankings in {responses}; "
+                      f"{' '.join(result.notes)}", highlight=False, markup=False)
+    usable = [r for r in results if r.strengths]
+    if not usable:
+        err.print(f"[red]error:[/] no usable rankings in {responses}", highlight=False)
         raise typer.Exit(EXIT_USAGE)
-    files = write_outputs(result, out or study / "analysis")
-    _print_analysis(result)
+    files = write_outputs(usable, out or study / "analysis")
+    for result in usable:
+        _print_analysis(result)
     console.print(f"outputs: {', '.join(str(f) for f in files)}", highlight=False)
     raise typer.Exit(EXIT_FINDINGS if rejected else EXIT_OK)
 

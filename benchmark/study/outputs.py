@@ -52,15 +52,18 @@ def table_rows(a: Analysis) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def write_outputs(a: Analysis, out: Path) -> list[Path]:
+def write_outputs(analyses: list[Analysis], out: Path) -> list[Path]:
+    """One set of files for one or several studies (one per culture): CSV rows concatenated, a
+    section per study in the Markdown and HTML."""
     out.mkdir(parents=True, exist_ok=True)
     files = []
-    for name, rows in table_rows(a).items():
-        columns = list(rows[0]) if rows else list(_common(a))
+    for name in table_rows(analyses[0]):
+        rows = [row for a in analyses for row in table_rows(a)[name]]
+        columns = list(rows[0]) if rows else list(_common(analyses[0]))
         atomic_write_text(out / name, csv_text(rows, columns))
         files.append(out / name)
-    atomic_write_text(out / "analysis.md", markdown(a))
-    atomic_write_bytes(out / "report.html", html(a).encode("utf-8"))
+    atomic_write_text(out / "analysis.md", "\n---\n\n".join(markdown(a) for a in analyses))
+    atomic_write_bytes(out / "report.html", html(analyses).encode("utf-8"))
     return [*files, out / "analysis.md", out / "report.html"]
 
 
@@ -210,32 +213,37 @@ def proxies_plot(a: Analysis) -> str | None:
     return data
 
 
-TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ccub study {{ a.study_id }}</title>
+TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>ccub study: {{ title }}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse;margin:.5em 0}
-td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}.banner{background:#fff3cd;border:2px solid #d39e00;
-padding:1em;font-weight:bold}footer{color:#555;font-size:12px;margin-top:2em}</style></head><body>
-<h1>ccub study {{ a.study_id }}: {{ a.culture_name }}</h1>
-{% for b in banners %}<p class="banner">{{ b }}</p>{% endfor %}
-<p>{{ participants }}</p><p>{{ reading }}</p>
-{% for title, header, rows in tables %}<h2>{{ title }}</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}
-</tr>{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
-{% if title == "Rankings" and strengths %}<p><img alt="Bradley-Terry strengths with intervals, per question"
-src="data:image/png;base64,{{ strengths }}"></p>{% endif %}
-{% if title.startswith("Benchmark proxies") and proxies %}<p><img alt="Kendall's tau of each proxy and question"
-src="data:image/png;base64,{{ proxies }}"></p>{% endif %}{% endfor %}
-{% if a.notes %}<h2>Notes</h2><ul>{% for n in a.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
-<footer>{{ settings }}</footer></body></html>"""
+td,th{border:1px solid #ccc;padding:3px 6px;font-size:13px}img{max-width:100%}.banner{background:#fff3cd;
+border:2px solid #d39e00;padding:1em;font-weight:bold}footer{color:#555;font-size:12px;margin-top:1em}
+section{border-top:3px solid #1f5fa8;margin-top:2em}</style></head><body><h1>ccub study: {{ title }}</h1>
+<p>{{ reading }}</p>
+{% for s in sections %}<section><h2>{{ s.a.culture_name }} (study {{ s.a.study_id }})</h2>
+{% for b in s.banners %}<p class="banner">{{ b }}</p>{% endfor %}<p>{{ s.participants }}</p>
+{% for title, header, rows in s.tables %}<h3>{{ title }}</h3><table><tr>{% for h in header %}<th>{{ h }}</th>
+{% endfor %}</tr>{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
+{% if title == "Rankings" and s.strengths %}<p><img alt="Bradley-Terry strengths with intervals, per question"
+src="data:image/png;base64,{{ s.strengths }}"></p>{% endif %}
+{% if title.startswith("Benchmark proxies") and s.proxies %}<p><img alt="Kendall's tau of each proxy and question"
+src="data:image/png;base64,{{ s.proxies }}"></p>{% endif %}{% endfor %}
+{% if s.a.notes %}<h3>Notes</h3><ul>{% for n in s.a.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
+<footer>{{ s.settings }}</footer></section>{% endfor %}</body></html>"""
 
 
-def html(a: Analysis) -> str:
-    import jinja2
-
+def _section(a: Analysis) -> dict[str, Any]:
     tables = [("Rankings", [h.format(ref=a.reference) for h in STRENGTH_HEADER], strength_rows(a)),
               ("Agreement between participants", AGREEMENT_HEADER, agreement_rows(a))]
     tables += [(f"Win rates: {q}", *win_matrix(a, q)) for q in a.questions if any(w.question == q for w in a.wins)]
     if a.correlations:
         tables.append(("Benchmark proxies against people (Kendall's tau, 95% CI)", *proxy_matrix(a)))
+    return {"a": a, "banners": banners(a), "participants": participants_line(a), "tables": tables,
+            "strengths": strengths_plot(a), "proxies": proxies_plot(a), "settings": settings_line(a)}
+
+
+def html(analyses: list[Analysis]) -> str:
+    import jinja2
+
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
-        a=a, banners=banners(a), participants=participants_line(a), reading=READING, tables=tables,
-        strengths=strengths_plot(a), proxies=proxies_plot(a), settings=settings_line(a))
+        title=", ".join(a.culture_name for a in analyses), reading=READING, sections=[_section(a) for a in analyses])
