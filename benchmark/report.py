@@ -153,6 +153,12 @@ def png_base64(figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode()
 
 
+def error_bar(value: float, low: float, high: float) -> list[list[float]]:
+    """matplotlib's xerr for an interval; a percentile interval can miss its point estimate (skewed or
+    degenerate resamples), and negative lengths are refused, so they are clipped to 0."""
+    return [[max(value - low, 0.0)], [max(high - value, 0.0)]]
+
+
 def forest_plot(comparisons: list) -> str | None:
     """Differences with their intervals, one panel per metric (their scales differ)."""
     shown = [c for c in comparisons if not math.isnan(c.difference)]
@@ -172,7 +178,7 @@ def forest_plot(comparisons: list) -> str | None:
         for y, c in enumerate(rows):
             low = c.difference if math.isnan(c.ci_low) else c.ci_low
             high = c.difference if math.isnan(c.ci_high) else c.ci_high
-            ax.errorbar(c.difference, y, xerr=[[c.difference - low], [high - c.difference]], fmt="o", color="#1f5fa8")
+            ax.errorbar(c.difference, y, xerr=error_bar(c.difference, low, high), fmt="o", color="#1f5fa8")
         ax.axvline(0, color="#999", lw=1)
         ax.set_yticks(range(len(rows)), [c.model for c in rows])
         ax.set_title(f"{metric} ({arrow(metric)} is better)", fontsize=9, loc="left")

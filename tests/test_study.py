@@ -495,3 +495,17 @@ def test_cli_analyzes_one_study_per_culture_together(runs, tmp_path, monkeypatch
         ("korea", "base"), ("korea", "korea-M"), ("korea", "korea-MPC"), ("india", "base"), ("india", "india-M")}
     html = Path("study/analysis/report.html").read_text()
     assert html.count("<section>") == 2 and "South Korea" in html and "India" in html
+
+
+def test_hostile_response_files_are_rejected_without_breaking_the_console(study, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("ccub.toml").write_text("[study]\nbootstrap = 50\n")
+    write(Path("r"), "deep.json", "[" * 100_000 + "]" * 100_000)
+    doc = response(study)
+    doc["answers"][0]["item"] = "[/][bold]x[/bold]"  # rich markup in a message must be printed as text
+    write(Path("r"), "markup.json", doc)
+    write(Path("r"), "good.json", response(study, "p-2"))
+    result = CliRunner().invoke(app, ["study", "analyze", str(tmp_path / "study"), "r"])
+    assert result.exit_code == 1, result.output
+    assert "nested too deeply" in result.output and "'[/][bold]x[/bold]' is not in this study" in result.output
+    assert "1 participants" in result.output and "understate the uncertainty" in result.output

@@ -27,6 +27,7 @@ from benchmark.study import stats
 from benchmark.study.responses import Ranking, Responses
 
 GROUPS = ("all", "affiliated")  # every participant, or those who identify with the culture
+FEW_PARTICIPANTS = 10
 
 
 @dataclass
@@ -127,6 +128,9 @@ def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], di
         who = "any participant" if group == "all" else "participants who identify with the culture"
         result.notes.append(f"no rankings from {who}: nothing to analyse")
         return result
+    if len(people) < FEW_PARTICIPANTS:
+        result.notes.append(f"only {len(people)} participants: the intervals resample participants, and with fewer "
+                            f"than {FEW_PARTICIPANTS} they understate the uncertainty")
     prompt_of = {item["id"]: item["prompt_id"] for item in study["items"]}
     for question in result.questions:
         chosen = [r for r in rankings if r.question == question]

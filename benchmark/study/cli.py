@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ccub.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigOption, _load, console, err, staged_progress
@@ -55,16 +56,16 @@ def make(
         try:
             made = make_study(options, cfg, on_progress)
         except (StudyError, ConfigError, ValueError) as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from exc
     if made.smoke_run:
         console.print("[bold yellow]TEST STUDY:[/] some images come from models with RANDOM WEIGHTS; the survey "
                       "says so on every page. Do not run it with people.", highlight=False)
     console.print(f"study {made.study_id}: {made.items} items x {len(made.models)} images "
-                  f"({', '.join(made.models)}, shuffled per item) in {made.out}", highlight=False)
+                  f"({', '.join(made.models)}, shuffled per item) in {made.out}", highlight=False, markup=False)
     console.print(f"send participants: {made.out / 'survey.html'}  (keep {made.out / 'study.json'} private: it is "
-                  f"the key)", highlight=False)
-    console.print(f"next: ccub study analyze {made.out} responses/", highlight=False)
+                  f"the key)", highlight=False, markup=False)
+    console.print(f"next: ccub study analyze {made.out} responses/", highlight=False, markup=False)
 
 
 @study_app.command()
@@ -88,7 +89,8 @@ def analyze(
 
     cfg = _load(config)
     if participants not in GROUPS:
-        err.print(f"[red]error:[/] --participants {participants}: use one of {', '.join(GROUPS)}", highlight=False)
+        err.print(f"[red]error:[/] --participants {escape(participants)}: use one of {', '.join(GROUPS)}",
+                  highlight=False)
         raise typer.Exit(EXIT_USAGE)
     try:
         folders = find_studies(study)
@@ -98,10 +100,10 @@ def analyze(
             raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
         found, rejected = read_responses(responses, keys)
     except (StudyError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     for message in rejected:
-        err.print(f"[red]rejected:[/] {message}", highlight=False)
+        err.print(f"[red]rejected:[/] {escape(message)}", highlight=False)
     results = [analyze(key, found[key["study_id"]], read_metrics(folder / METRICS_FILE), cfg.study, participants)
                for folder, key in zip(folders, keys, strict=True)]
     for result in results:
@@ -110,12 +112,12 @@ def analyze(
                       f"{' '.join(result.notes)}", highlight=False, markup=False)
     usable = [r for r in results if r.strengths]
     if not usable:
-        err.print(f"[red]error:[/] no usable rankings in {responses}", highlight=False)
+        err.print(f"[red]error:[/] no usable rankings in {escape(str(responses))}", highlight=False)
         raise typer.Exit(EXIT_USAGE)
     files = write_outputs(usable, out or study / "analysis")
     for result in usable:
         _print_analysis(result)
-    console.print(f"outputs: {', '.join(str(f) for f in files)}", highlight=False)
+    console.print(f"outputs: {', '.join(str(f) for f in files)}", highlight=False, markup=False)
     raise typer.Exit(EXIT_FINDINGS if rejected else EXIT_OK)
 
 
@@ -125,7 +127,7 @@ def _print_analysis(result) -> None:
 
     for banner in outputs.banners(result):
         console.print(f"[bold yellow]{banner}[/]", highlight=False)
-    console.print(outputs.participants_line(result), highlight=False)
+    console.print(outputs.participants_line(result), highlight=False, markup=False)
     rows = [[q if row == 0 else "", s.model, outputs.interval(s.theta, s.low, s.high),
              "-" if s.model == result.reference else outputs.interval(s.p_beats_reference, s.p_low, s.p_high)]
             for q in result.questions
@@ -143,9 +145,9 @@ def _print_analysis(result) -> None:
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
     table = Table(title=title)
     for column in header:
-        table.add_column(column)
+        table.add_column(escape(column))
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(escape, row))
     console.print(table)
 
 
@@ -172,15 +174,16 @@ def simulate(
         try:
             planted[name.strip()] = float(value)
         except ValueError:
-            err.print(f"[red]error:[/] --strength {text!r}: write MODEL=NUMBER, e.g. korea-MPC=1.0", highlight=False)
+            err.print(f"[red]error:[/] --strength {escape(repr(text))}: write MODEL=NUMBER, e.g. korea-MPC=1.0",
+                      highlight=False)
             raise typer.Exit(EXIT_USAGE) from None
     try:
         key = read_study(study)
         documents = run_simulation(key, participants, planted, seed=seed)
     except (StudyError, ValueError) as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
     paths = write_responses(documents, out)
     console.print(f"{len(paths)} SIMULATED response files in {out} (strengths: "
                   f"{json.dumps(planted) if planted else 'all 0'}); next: ccub study analyze {study} {out}",
-                  highlight=False)
+                  highlight=False, markup=False)

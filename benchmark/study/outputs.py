@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmark.report import csv_text, fmt, png_base64
+from benchmark.report import csv_text, error_bar, fmt, png_base64
 from benchmark.study.analyze import Analysis
 from ccub.files import atomic_write_bytes, atomic_write_text
 
@@ -175,7 +175,7 @@ def strengths_plot(a: Analysis) -> str | None:
     for ax, q in zip(axes[0], questions, strict=True):
         rows = sorted((s for s in a.strengths if s.question == q), key=lambda s: a.models.index(s.model))
         for y, s in enumerate(rows):
-            ax.errorbar(s.theta, y, xerr=[[s.theta - s.low], [s.high - s.theta]], fmt="o", color="#1f5fa8")
+            ax.errorbar(s.theta, y, xerr=error_bar(s.theta, s.low, s.high), fmt="o", color="#1f5fa8")
         ax.axvline(0, color="#999", lw=1)
         ax.set_yticks(range(len(rows)), [s.model for s in rows])
         ax.set_title(q, fontsize=9)

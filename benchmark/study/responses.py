@@ -170,6 +170,8 @@ def _from_json(text: str, path: Path, keys: dict[str, _Key]) -> tuple[str, list[
     except json.JSONDecodeError as exc:
         raise ResponseError(f"not valid JSON (line {exc.lineno}: {exc.msg}); ask for the file the survey saved, "
                             f"unedited") from exc
+    except RecursionError as exc:
+        raise ResponseError("JSON nested too deeply to be a file saved by survey.html") from exc
     if not isinstance(data, dict) or data.get("format") != RESPONSE_FORMAT:
         raise ResponseError(f"field format must be {RESPONSE_FORMAT!r}: this is not a file saved by survey.html")
     if data.get("version") != 1:
