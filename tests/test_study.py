@@ -509,3 +509,32 @@ def test_hostile_response_files_are_rejected_without_breaking_the_console(study,
     assert result.exit_code == 1, result.output
     assert "nested too deeply" in result.output and "'[/][bold]x[/bold]' is not in this study" in result.output
     assert "1 participants" in result.output and "understate the uncertainty" in result.output
+
+
+def test_translation_crowd_urls_and_affiliated_participants(runs, tmp_path):
+    texts = tmp_path / "ko.toml"
+    texts.write_text('title = "문화 연구: {culture}"\n[questions.alignment]\ntitle = "설명과 얼마나 맞습니까?"\n',
+                     encoding="utf-8")
+    made = make([runs["M"], runs["MPC"]], tmp_path / "study", texts=texts, crowd_url="https://example.org/s1/")
+    data = survey_data((made.out / "survey.html").read_text(encoding="utf-8"))
+    assert data["title"] == "문화 연구: South Korea"
+    assert data["texts"]["questions"]["alignment"]["title"] == "설명과 얼마나 맞습니까?"
+    crowd = list(csv.DictReader(io.StringIO((made.out / "crowd" / "items.csv").read_text())))
+    assert crowd[0]["image_A"] == f"https://example.org/s1/images/{crowd[0]['item_id']}-A.jpg"
+    # People who identify with the culture prefer the fine-tuned model; the others prefer the base model.
+    study = read_study(made.out)
+    members = simulate(study, 12, {"korea-MPC": 2.0}, seed=1, identifies="yes")
+    others = simulate(study, 12, {"base": 2.0}, seed=2, identifies="no")
+    for n, doc in enumerate(others):
+        doc["participant"] = f"other-{n}"
+    write_responses(members + others, tmp_path / "r")
+    found, _ = read_responses(tmp_path / "r", [study])
+    s = config().study
+    s.bootstrap = 100
+    best = {}
+    for group in ("all", "affiliated"):
+        result = analyze(study, found[study["study_id"]], {}, s, group)
+        best[group] = next(x.model for x in result.strengths if x.question == "representation" and x.rank == 1)
+        assert result.participants == (24 if group == "all" else 12)
+    assert best["affiliated"] == "korea-MPC"
+    assert result.identifies == {"yes": 12, "no": 0, "unsaid": 0}
