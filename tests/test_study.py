@@ -22,7 +22,7 @@ from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
 from benchmark.study import stats
-from benchmark.study.analyze import analyze, human_scores, read_metrics
+from benchmark.study.analyze import analyze, read_metrics, score_arrays
 from benchmark.study.bundle import MakeOptions, StudyError, make_study, read_study
 from benchmark.study.outputs import write_outputs
 from benchmark.study.responses import read_responses
@@ -334,9 +334,13 @@ def test_hand_computed_counts_ranks_and_agreement(study, tmp_path):
     result = analyze(study, found[study["study_id"]], {}, s)
     n = len(study["items"])
     item = study["items"][0]
-    scores = human_scores([r for r in found[study["study_id"]].rankings if r.question == "alignment"])
-    # C and A each first once and second once: (1 + 0.5) / 2; B always last.
-    assert scores[item["id"]] == {item["slots"]["C"]: 0.75, item["slots"]["A"]: 0.75, item["slots"]["B"]: 0.0}
+    models = [m["name"] for m in study["models"]]
+    items, scores, rated = score_arrays([r for r in found[study["study_id"]].rankings if r.question == "alignment"],
+                                        models)
+    people = (scores * rated[:, :, None]).sum(0) / rated.sum(0)[:, None]
+    # C and A: first once (1) and second once (0.5) in a ranking of three; B always last (0).
+    expected = {item["slots"]["C"]: 0.75, item["slots"]["A"]: 0.75, item["slots"]["B"]: 0.0}
+    assert dict(zip(models, people[items.index(item["id"])], strict=True)) == expected
     # Per item, C>A>B and A>C>B give: C over A once, A over C once, C and A over B twice each.
     expected: dict[tuple[str, str], int] = {}
     for i in study["items"]:

@@ -9,13 +9,14 @@ import pytest
 
 from benchmark.study.stats import (
     bradley_terry,
-    bt_bootstrap,
+    bt_bootstrap_draws,
     kendall_tau_b,
     kendalls_w,
     mean_kendall_w,
+    percentile_interval,
     rankings_to_pairs,
-    tau_with_interval,
-    win_rates,
+    win_counts,
+    within_item_tau,
 )
 
 
@@ -56,13 +57,9 @@ def test_rankings_to_pairs_counts():
         rankings_to_pairs([["a", "a"]])
 
 
-def test_win_rates_symmetry():
+def test_win_counts():
     pairs = [("a", "b")] * 3 + [("b", "a")] + [("a", "c")] * 2 + [("c", "b")]
-    rates = win_rates(pairs)
-    assert rates[("a", "b")] == 0.75 and rates[("b", "a")] == 0.25
-    assert rates[("a", "c")] == 1.0 and rates[("c", "a")] == 0.0
-    for (a, b), r in rates.items():
-        assert r + rates[(b, a)] == pytest.approx(1.0)
+    assert win_counts(pairs) == {("a", "b"): 3, ("b", "a"): 1, ("a", "c"): 2, ("c", "b"): 1}
 
 
 def test_bt_two_models_exact():
@@ -116,14 +113,20 @@ def test_bt_planted_truth_bootstrap():
     true -= true.mean()
     p = np.exp(true)
     data = {f"p{k}": [_plackett_luce(rng, models, p) for _ in range(30)] for k in range(40)}
-    out = bt_bootstrap(data, n_boot=300, seed=0)
+    names, estimate, draws = bt_bootstrap_draws(data, n_boot=300, seed=0)
+    low, high = percentile_interval(draws)
+    out = {m: (estimate[i], low[i], high[i]) for i, m in enumerate(names)}
+    assert estimate == pytest.approx([bradley_terry(
+        [pair for rankings in data.values() for pair in rankings_to_pairs(rankings)], names, prior=0.5)[m]
+        for m in names])
     fitted = sorted(models, key=lambda m: out[m][0])
     assert fitted == models
     for m, t in zip(models, true, strict=True):
-        est, low, high = out[m]
-        assert low <= est <= high
-        assert low <= t <= high, (m, t, out[m])
-    assert bt_bootstrap(data, n_boot=20, seed=5) == bt_bootstrap(data, n_boot=20, seed=5)
+        est, lo, hi = out[m]
+        assert lo <= est <= hi
+        assert lo <= t <= hi, (m, t, out[m])
+    again = bt_bootstrap_draws(data, n_boot=20, seed=5)[2]
+    assert np.array_equal(again, bt_bootstrap_draws(data, n_boot=20, seed=5)[2])
 
 
 def test_kendalls_w():
@@ -165,19 +168,28 @@ def test_kendall_tau_b_scipy():
         assert kendall_tau_b(x, y) == pytest.approx(ref, abs=1e-12)
 
 
-def test_tau_with_interval():
-    rng = np.random.default_rng(7)
-    x = rng.normal(size=200)
-    y = 0.5 * x + rng.normal(size=200)
-    tau, low, high = tau_with_interval(x, y, n_boot=300)
+def test_within_item_tau_matches_a_per_item_scipy_loop():
+    from scipy.stats import kendalltau
+
+    rng = np.random.default_rng(3)
+    participants, items, k = 7, 12, 4
+    scores = np.stack([[rng.permutation(k) / (k - 1) for _ in range(items)] for _ in range(participants)])
+    rated = (rng.random((participants, items)) < 0.7).astype(float)
+    rated[0] = 1  # every item has a rater
+    proxy = rng.normal(size=(items, k))
+    proxy[5] = 1.0  # a constant proxy: tau undefined, left out
+    prompts = [f"p{i // 3}" for i in range(items)]
+    tau, low, high, defined = within_item_tau(scores, rated, proxy, prompts, n_boot=300, seed=1)
+    people = (scores * rated[:, :, None]).sum(0) / rated.sum(0)[:, None]
+    naive = [kendalltau(proxy[i], people[i]).statistic for i in range(items) if i != 5]
+    assert tau == pytest.approx(np.mean(naive)) and not defined[5] and defined.sum() == items - 1
     assert low <= tau <= high
-    assert low > 0
-    groups = np.repeat(np.arange(40), 5)
-    tau_g, low_g, high_g = tau_with_interval(x, y, groups=groups, n_boot=300)
-    assert tau_g == tau and low_g <= tau <= high_g and low_g > 0
-    # Clustering on a constant within-group signal widens the interval.
-    xc = np.repeat(rng.normal(size=40), 5) + 0.01 * rng.normal(size=200)
-    yc = np.repeat(rng.normal(size=40), 5) + 0.01 * rng.normal(size=200)
-    _, lo_i, hi_i = tau_with_interval(xc, yc, n_boot=300)
-    _, lo_c, hi_c = tau_with_interval(xc, yc, groups=groups, n_boot=300)
-    assert hi_c - lo_c > hi_i - lo_i
+
+
+def test_within_item_tau_is_exact_when_everybody_agrees_with_the_proxy():
+    scores = np.tile(np.array([[1.0, 0.5, 0.0], [0.0, 1.0, 0.5]]), (5, 1, 1))  # 5 people, 2 items, 3 images
+    proxy = np.array([[3.0, 2.0, 1.0], [1.0, 3.0, 2.0]])
+    tau, low, high, _ = within_item_tau(scores, np.ones((5, 2)), proxy, ["a", "b"], n_boot=200)
+    assert (tau, low, high) == (1.0, 1.0, 1.0)
+    reverse = within_item_tau(scores, np.ones((5, 2)), -proxy, ["a", "b"], n_boot=200)
+    assert reverse[:3] == (-1.0, -1.0, -1.0)

@@ -5,7 +5,7 @@
           probability of beating the reference model; mean ranks; win rates;
           agreement (Kendall's W per item, averaged, with its chance level);
           Kendall's tau between each benchmark proxy and the human ranking, within items,
-          averaged, with an interval from resampling prompts.
+          averaged, with an interval from resampling participants and prompts.
 
 The human ranking of an item's images on a question is the mean over its raters of the share
 of the other images each image beat (1 = always ranked first). Proxies are oriented so that a
@@ -140,7 +140,7 @@ def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], di
         result.strengths += _strengths(question, chosen, models, result.reference, settings)
         result.wins += _wins(question, chosen, models)
         result.agreement.append(_agreement(question, chosen))
-        result.correlations += _correlations(question, chosen, metrics, prompt_of, settings)
+        result.correlations += _correlations(question, chosen, metrics, prompt_of, models, settings)
     return result
 
 
@@ -172,10 +172,8 @@ def _strengths(question: str, rankings: list[Ranking], models: list[str], refere
 
 
 def _wins(question: str, rankings: list[Ranking], models: list[str]) -> list[Wins]:
-    counts: dict[tuple[str, str], int] = defaultdict(int)
-    for winner, loser in stats.rankings_to_pairs([r.models for r in rankings]):
-        counts[(winner, loser)] += 1
-    return [Wins(question, a, b, counts[(a, b)], counts[(a, b)] + counts[(b, a)])
+    counts = stats.win_counts(stats.rankings_to_pairs([r.models for r in rankings]))
+    return [Wins(question, a, b, counts.get((a, b), 0), counts.get((a, b), 0) + counts.get((b, a), 0))
             for a in models for b in models if a != b]
 
 
@@ -190,34 +188,39 @@ def _agreement(question: str, rankings: list[Ranking]) -> Agreement:
                      len(rated), float(np.mean([len(v) for v in rated])))
 
 
-def human_scores(rankings: list[Ranking]) -> dict[str, dict[str, float]]:
-    """item -> model -> mean share of the item's other images that people ranked it above (1 = always first)."""
-    beaten: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+def score_arrays(rankings: list[Ranking], models: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(items, scores, rated): scores[p, i, k] is the share of item i's other images that participant p
+    ranked model k above (1 = first), rated[p, i] whether p ranked item i."""
+    people = sorted({r.participant for r in rankings})
+    items = sorted({r.item for r in rankings})
+    row, col, at = {p: n for n, p in enumerate(people)}, {i: n for n, i in enumerate(items)}, {
+        m: n for n, m in enumerate(models)}
+    scores = np.zeros((len(people), len(items), len(models)))
+    rated = np.zeros((len(people), len(items)))
     for r in rankings:
         k = len(r.models)
         for position, model in enumerate(r.models):
-            beaten[r.item][model].append((k - 1 - position) / (k - 1))
-    return {item: {m: float(np.mean(v)) for m, v in per.items()} for item, per in beaten.items()}
+            scores[row[r.participant], col[r.item], at[model]] = (k - 1 - position) / (k - 1)
+        rated[row[r.participant], col[r.item]] = 1
+    return items, scores, rated
 
 
 def _correlations(question: str, rankings: list[Ranking], metrics: dict[tuple[str, str], dict[str, float]],
-                  prompt_of: dict[str, str], s) -> list[Correlation]:
+                  prompt_of: dict[str, str], models: list[str], s) -> list[Correlation]:
     from benchmark.evaluate import METRICS
 
-    scores = human_scores(rankings)
+    items, scores, rated = score_arrays(rankings, models)
     names = sorted({m for values in metrics.values() for m in values})
     out = []
     for metric in names:
         sign = 1.0 if METRICS.get(metric, ("", True))[1] else -1.0
-        taus, prompts = [], []
-        for item, per_model in scores.items():
-            models = sorted(per_model)
-            proxy = [metrics.get((item, m), {}).get(metric) for m in models]
-            if any(v is None for v in proxy):
-                continue
-            taus.append(stats.kendall_tau_b([sign * v for v in proxy], [per_model[m] for m in models]))
-            prompts.append(prompt_of[item])
-        tau, low, high = stats.mean_with_cluster_interval(taus, prompts, s.bootstrap, s.seed, s.confidence)
-        defined = [p for t, p in zip(taus, prompts, strict=True) if not math.isnan(t)]
-        out.append(Correlation(question, metric, tau, low, high, len(defined), len(set(defined))))
+        keep = [n for n, item in enumerate(items) if all(metric in metrics.get((item, m), {}) for m in models)]
+        if not keep:
+            continue
+        proxy = np.array([[sign * metrics[(items[n], m)][metric] for m in models] for n in keep])
+        prompts = [prompt_of[items[n]] for n in keep]
+        tau, low, high, defined = stats.within_item_tau(scores[:, keep], rated[:, keep], proxy, prompts,
+                                                        s.bootstrap, s.seed, s.confidence)
+        used = {p for p, counted in zip(prompts, defined, strict=True) if counted}
+        out.append(Correlation(question, metric, tau, low, high, int(defined.sum()), len(used)))
     return out

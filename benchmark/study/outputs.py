@@ -23,7 +23,8 @@ READING = ("Strengths are Bradley-Terry log-strengths fitted to every pair of ev
            "of 1 means odds of e to 1), with percentile-bootstrap intervals over participants. Kendall's W is "
            "per item, averaged; its chance level is what random rankings would give. Tau is Kendall's tau-b "
            "between a benchmark proxy and people's ranking of the same item's images, averaged over items, with "
-           "an interval from resampling prompts; positive means the proxy prefers what people prefer.")
+           "an interval from resampling participants and prompts; positive means the proxy prefers what people "
+           "prefer.")
 
 
 def banners(analysis: Analysis) -> list[str]:

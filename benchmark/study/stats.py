@@ -5,11 +5,13 @@ models (e.g. base, +M, +MP, +MPC) on one question, best first. The functions bel
 
 - ``rankings_to_pairs``: a full ranking of K models gives K(K-1)/2 (winner, loser) pairs.
 - ``bradley_terry``: Bradley-Terry log-strengths by maximum likelihood (MM algorithm).
-- ``bt_bootstrap``: the same with percentile-bootstrap intervals, resampling participants.
-- ``win_rates``: share of the comparisons of (a, b) won by a.
+- ``bt_bootstrap_draws`` / ``percentile_interval``: the same on resamples of the
+  participants, and percentile intervals of such draws.
+- ``win_counts``: how often a beat b.
 - ``kendalls_w`` / ``mean_kendall_w``: agreement between participants (Kendall's W).
-- ``kendall_tau_b`` / ``tau_with_interval``: rank correlation (e.g. of an automatic metric
-  with the human scores), with a (cluster) percentile-bootstrap interval.
+- ``kendall_tau_b`` / ``within_item_tau``: rank correlation of an automatic metric with
+  people's ranking of the same item's images, averaged over items, with an interval that
+  resamples participants and prompts.
 
 The unit of replication for the Bradley-Terry intervals is the participant: the
 comparisons of one participant share their taste and are correlated, so resampling
@@ -24,16 +26,14 @@ import numpy as np
 
 __all__ = [
     "bradley_terry",
-    "bt_bootstrap",
     "bt_bootstrap_draws",
     "kendall_tau_b",
     "kendalls_w",
     "mean_kendall_w",
-    "mean_with_cluster_interval",
     "percentile_interval",
     "rankings_to_pairs",
-    "tau_with_interval",
-    "win_rates",
+    "win_counts",
+    "within_item_tau",
 ]
 
 
@@ -158,36 +158,20 @@ def _interval(draws: np.ndarray, confidence: float) -> tuple[np.ndarray, np.ndar
     return low, high
 
 
-def bt_bootstrap(
-    rankings_by_participant: dict[str, Sequence[Sequence[str]]],
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-    prior: float = 0.5,
-) -> dict[str, tuple[float, float, float]]:
-    """Bradley-Terry log-strengths with percentile-bootstrap intervals over participants.
-
-    Returns ``{model: (estimate, low, high)}``: ``estimate`` is ``bradley_terry`` on all
-    rankings (with ``prior``); ``low``/``high`` are the ``(1 -/+ confidence)/2`` quantiles of
-    the estimates on ``n_boot`` resamples of the participants with replacement (a resampled
-    participant brings all their rankings). The default ``prior=0.5`` keeps resamples in
-    which a model never wins finite.
-    """
-    models, estimate, draws = bt_bootstrap_draws(rankings_by_participant, n_boot, seed, prior)
-    low, high = _interval(draws, confidence)
-    return {m: (float(estimate[i]), float(low[i]), float(high[i])) for i, m in enumerate(models)}
-
-
 def bt_bootstrap_draws(
     rankings_by_participant: dict[str, Sequence[Sequence[str]]],
     n_boot: int = 1000,
     seed: int = 0,
     prior: float = 0.5,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """``(models, estimate, draws)`` behind ``bt_bootstrap``: ``draws`` is ``n_boot x len(models)``.
+    """Bradley-Terry log-strengths and their bootstrap draws, resampling participants.
 
-    The joint draws give intervals for functions of several strengths, such as the
-    probability that one model beats another.
+    Returns ``(models, estimate, draws)``: ``estimate`` is ``bradley_terry`` on all rankings
+    (with ``prior``); ``draws`` (``n_boot x len(models)``) are the estimates on resamples of
+    the participants with replacement (a resampled participant brings all their rankings).
+    ``percentile_interval(draws)`` gives the intervals; the joint draws also give intervals
+    for functions of several strengths, such as the probability that one model beats
+    another. The default ``prior=0.5`` keeps resamples in which a model never wins finite.
     """
     participants = list(rankings_by_participant)
     if not participants:
@@ -197,7 +181,9 @@ def bt_bootstrap_draws(
     # One win matrix per participant: a resample is then a sum of matrices, no recounting.
     per = np.stack([_win_matrix(rankings_to_pairs(rankings_by_participant[p]), index) for p in participants])
     pseudo = prior * (1 - np.eye(len(models)))
-    estimate = _fit_matrix(per.sum(axis=0) + pseudo, 1000, 1e-10)
+    fitted = bradley_terry([pair for p in participants for pair in rankings_to_pairs(rankings_by_participant[p])],
+                           models, prior=prior)
+    estimate = np.array([fitted[m] for m in models])
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(participants), (n_boot, len(participants)))
     counts = np.stack([np.bincount(pick, minlength=len(participants)) for pick in picks])
@@ -230,20 +216,12 @@ def percentile_interval(draws: np.ndarray, confidence: float = 0.95) -> tuple[np
     return _interval(np.asarray(draws, dtype=float), confidence)
 
 
-def win_rates(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], float]:
-    """Share of the comparisons of a and b won by a: ``w(a, b) = wins_ab / (wins_ab + wins_ba)``.
-
-    Both orders of every compared pair are returned, so ``w(a, b) + w(b, a) = 1``.
-    """
+def win_counts(pairs: Sequence[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """``(a, b) -> `` how often a beat b; a win rate is ``wins[a, b] / (wins[a, b] + wins[b, a])``."""
     wins: dict[tuple[str, str], int] = {}
     for winner, loser in pairs:
         wins[(winner, loser)] = wins.get((winner, loser), 0) + 1
-    rates: dict[tuple[str, str], float] = {}
-    for a, b in list(wins):
-        total = wins.get((a, b), 0) + wins.get((b, a), 0)
-        rates[(a, b)] = wins.get((a, b), 0) / total
-        rates[(b, a)] = wins.get((b, a), 0) / total
-    return rates
+    return wins
 
 
 def kendalls_w(rank_matrix: np.ndarray) -> float:
@@ -311,68 +289,59 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float:
     return num / np.sqrt(den) if den > 0 else float("nan")
 
 
-def tau_with_interval(
-    x: Sequence[float],
-    y: Sequence[float],
-    groups: Sequence[Hashable] | None = None,
+def within_item_tau(
+    scores: np.ndarray,
+    rated: np.ndarray,
+    proxy: np.ndarray,
+    prompts: Sequence[Hashable],
     n_boot: int = 1000,
     seed: int = 0,
     confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """Kendall's tau-b with a percentile-bootstrap interval: ``(tau, low, high)``.
+) -> tuple[float, float, float, np.ndarray]:
+    """Mean over items of Kendall's tau-b between a proxy and people's scores of an item's K images.
 
-    Without ``groups`` the points are resampled with replacement. With ``groups`` (e.g.
-    prompt ids) whole groups are resampled (cluster bootstrap), as points of one group are
-    correlated. Resamples where tau is undefined (constant x or y) are ignored.
+    ``scores``: participants x items x K, each participant's score of each image (e.g. the
+    share of the item's other images they ranked it above); ``rated``: participants x items,
+    whether they ranked the item; ``proxy``: items x K. People's score of an image is the mean
+    over the item's raters. Items whose tau is undefined (a constant proxy or constant scores)
+    are left out. Returns ``(tau, low, high, defined)``, ``defined`` the items whose tau counted;
+    the interval is a percentile bootstrap
+    that resamples participants *and* prompts (the items of a prompt travel together), so it
+    carries both the raters' noise and the prompts' variety.
     """
-    xa = np.asarray(x, dtype=float)
-    ya = np.asarray(y, dtype=float)
-    tau = kendall_tau_b(xa, ya)
+    scores = np.asarray(scores, dtype=float)
+    rated = np.asarray(rated, dtype=float)
+    proxy_sign = np.sign(proxy[:, :, None] - proxy[:, None, :])  # items x K x K, fixed
+    groups = {g: i for i, g in enumerate(dict.fromkeys(prompts))}
+    group_of = np.array([groups[g] for g in prompts])
+
+    def taus(weights: np.ndarray) -> np.ndarray:
+        """weights: draws x participants -> draws x items (nan where undefined)."""
+        totals = np.einsum("dp,pi->di", weights, rated)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            human = np.einsum("dp,pik->dik", weights, scores * rated[:, :, None]) / totals[:, :, None]
+            human_sign = np.sign(human[:, :, :, None] - human[:, :, None, :])
+            num = (proxy_sign[None] * human_sign).sum(axis=(2, 3))
+            den = np.sqrt(np.count_nonzero(proxy_sign, axis=(1, 2))[None] * np.count_nonzero(human_sign, axis=(2, 3)))
+            return np.where(den > 0, num / den, np.nan)
+
+    people = (scores * rated[:, :, None]).sum(axis=0) / np.maximum(rated.sum(axis=0), 1)[:, None]
+    point = np.array([kendall_tau_b(proxy[i], people[i]) if rated[:, i].any() else np.nan
+                      for i in range(len(proxy))])
+    defined = ~np.isnan(point)
+    if not defined.any():
+        return float("nan"), float("nan"), float("nan"), defined
     rng = np.random.default_rng(seed)
-    if groups is None:
-        members = [np.array([i]) for i in range(len(xa))]
-    else:
-        if len(groups) != len(xa):
-            raise ValueError("groups must have one entry per point")
-        by_group: dict[Hashable, list[int]] = {}
-        for i, g in enumerate(groups):
-            by_group.setdefault(g, []).append(i)
-        members = [np.array(ix) for ix in by_group.values()]
     draws = np.empty(n_boot)
-    for b in range(n_boot):
-        pick = rng.integers(0, len(members), len(members))
-        ix = np.concatenate([members[k] for k in pick])
-        draws[b] = kendall_tau_b(xa[ix], ya[ix])
+    for start in range(0, n_boot, 100):  # blocks bound the memory: 100 x items x K x K signs
+        count = min(100, n_boot - start)
+        people = np.stack([np.bincount(rng.integers(0, len(scores), len(scores)), minlength=len(scores))
+                           for _ in range(count)])
+        picked = np.stack([np.bincount(rng.integers(0, len(groups), len(groups)), minlength=len(groups))
+                           for _ in range(count)])[:, group_of]  # draws x items: how often each item's prompt
+        values = taus(people.astype(float))
+        weight = np.where(np.isnan(values), 0, picked)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            draws[start:start + count] = np.nansum(values * weight, axis=1) / weight.sum(axis=1)
     low, high = _interval(draws, confidence)
-    return tau, float(low), float(high)
-
-
-def mean_with_cluster_interval(
-    values: Sequence[float],
-    groups: Sequence[Hashable],
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> tuple[float, float, float]:
-    """Mean of ``values`` (NaN ignored) with a percentile interval from resampling whole groups.
-
-    Used for the mean within-item Kendall's tau between a proxy and the human ranking:
-    items of one prompt share its difficulty, so prompts are resampled, not items.
-    Returns ``(nan, nan, nan)`` when no value is finite.
-    """
-    va = np.asarray(values, dtype=float)
-    if len(groups) != len(va):
-        raise ValueError("groups must have one entry per value")
-    keep = ~np.isnan(va)
-    if not keep.any():
-        return float("nan"), float("nan"), float("nan")
-    by_group: dict[Hashable, list[float]] = {}
-    for value, group in zip(va[keep], np.asarray(groups, dtype=object)[keep], strict=True):
-        by_group.setdefault(group, []).append(value)
-    sums = np.array([sum(v) for v in by_group.values()])
-    counts = np.array([len(v) for v in by_group.values()])
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(sums), (n_boot, len(sums)))
-    draws = sums[picks].sum(axis=1) / counts[picks].sum(axis=1)
-    low, high = _interval(draws, confidence)
-    return float(va[keep].mean()), float(low), float(high)
+    return float(np.mean(point[defined])), float(low), float(high), defined
