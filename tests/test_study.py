@@ -468,6 +468,7 @@ def test_cli_make_simulate_analyze(runs, tmp_path, monkeypatch):
     write(Path("responses"), "other.json", response(study, study_id="ffffffffffff"))
     partly = cli.invoke(app, ["study", "analyze", "study", "responses", "--out", "a2"])
     assert partly.exit_code == 1 and "other.json" in partly.output and Path("a2/rankings.csv").is_file()
+    assert "8 response file(s) read, 1 rejected" in partly.output
     empty = cli.invoke(app, ["study", "analyze", "study", str(tmp_path / "nothing")])
     assert empty.exit_code == 2
     Path("empty").mkdir()

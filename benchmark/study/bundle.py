@@ -72,7 +72,6 @@ class Made:
     items: int
     models: list[str]
     smoke_run: bool
-    files: list[Path]
 
 
 def read_study(folder: Path) -> dict[str, Any]:
@@ -308,10 +307,8 @@ def _write_bundle(opts: MakeOptions, study: dict, models: dict, texts: dict, s, 
         _swap_in(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    files = [out / SURVEY_FILE, out / STUDY_FILE, out / METRICS_FILE, out / CROWD_DIR / "items.csv",
-             out / "README.md"]
     return Made(out, study["study_id"], len(study["items"]), [m["name"] for m in study["models"]],
-                study["smoke_run"], files)
+                study["smoke_run"])
 
 
 def _fill(folder: Path, opts: MakeOptions, study: dict, models: dict, texts: dict, s, max_pixels: int,

@@ -104,6 +104,8 @@ def analyze(
         raise typer.Exit(EXIT_USAGE) from exc
     for message in rejected:
         err.print(f"[red]rejected:[/] {escape(message)}", highlight=False)
+    console.print(f"{sum(r.files for r in found.values())} response file(s) read, {len(rejected)} rejected",
+                  highlight=False)
     results = [analyze(key, found[key["study_id"]], read_metrics(folder / METRICS_FILE), cfg.study, participants)
                for folder, key in zip(folders, keys, strict=True)]
     for result in results:
