@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -169,12 +170,15 @@ def validate(
         help="The steward's card.toml for the data cards (default: ./card.toml, else "
              "SUBMISSIONS/card.toml, when present; `ccub card --init` writes a template).",
         dir_okay=False)] = None,
+    wait: Annotated[bool, typer.Option(
+        help="When another run is writing --out, wait for it instead of exiting.")] = False,
 ) -> None:
     """Check submissions, write the clean dataset and the report.
 
     Exit codes: 0 nothing rejected or held for review; 1 some records rejected or held
     for review; 2 the run could not proceed.
     """
+    from ccub.outdir import OutputBusy, OutputError
     from ccub.pipeline import Options, UsageError
     from ccub.pipeline import validate as run_validate
     from ccub.readers import RootError
@@ -185,7 +189,7 @@ def validate(
              "contributor": contributor, "consent": consent, "language": language}
     options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
                       include_review=include_review, workers=workers, clip=clip,
-                      test_fraction=test_fraction, against=against)
+                      test_fraction=test_fraction, against=against, wait=wait)
     card_meta = meta or _default_meta(submissions)
     reports: dict[str, Any] = {}
     cards: list[Any] = []
@@ -207,14 +211,14 @@ def validate(
 
         try:
             result = run_validate(options, cfg, on_progress, write_outputs)
-        except (UsageError, RootError) as exc:
-            err.print(f"[red]error:[/] {exc}")
+        except (UsageError, RootError, OutputBusy, OutputError) as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from exc
         except Exception as exc:
             # Exit code 1 means "records rejected"; a crash must not look like that.
             err.print_exception()
-            err.print(f"[red]internal error:[/] {exc!r}; the previous output was left intact. "
-                      "Please report this with the traceback above.")
+            err.print(f"[red]internal error:[/] {exc!r}; {out} holds either the previous output "
+                      "or this run's whole output. Please report this with the traceback above.")
             raise typer.Exit(EXIT_USAGE) from exc
     _summary(reports, out)
     _card_summary(cards[0] if cards else None, out / "clean", card_meta)
@@ -669,6 +673,8 @@ def fetch(
                                                   "submissions/<manifest name>).")] = None,
     manifest_only: Annotated[bool, typer.Option("--manifest-only", help="Check the manifest only; "
                                                 "no network.")] = False,
+    allow_private: Annotated[bool, typer.Option("--allow-private", help="Also fetch from loopback and private "
+                                                "addresses (an intranet mirror); refused by default.")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Download a URL manifest into a submission `ccub validate` reads (polite, resumable, with a report).
@@ -681,8 +687,9 @@ def fetch(
     from ccub.vocab import Vocabulary
 
     cfg = _load(config)
+    cfg.fetch.allow_private = cfg.fetch.allow_private or allow_private
     try:
-        rows, problems = read_manifest(manifest, Vocabulary(cfg))
+        rows, problems = read_manifest(manifest, Vocabulary(cfg), cfg.limits)
     except ManifestError as exc:
         err.print(f"[red]error:[/] {exc}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc

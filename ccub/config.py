@@ -24,11 +24,19 @@ class ConfigError(ValueError):
 @dataclass
 class Limits:
     # Files over these caps are rejected before they are decoded (decompression bombs,
-    # accidental RAW/video uploads).
+    # accidental RAW/video uploads). The pixel cap is checked on the header, below Pillow's
+    # own bomb limit (89.5 MP), and bounds the memory of every decoder ccub runs.
     max_file_mb: float = 50.0
-    max_megapixels: float = 100.0
+    max_megapixels: float = 50.0
     min_file_bytes: int = 1024
     max_caption_chars: int = 2000
+    # Metadata, manifests, caption files and response files are untrusted too: a file over
+    # max_metadata_mb is not read; a longer line, a deeper JSON value or a larger CSV cell is a
+    # finding on its row and the rest of the file is still read.
+    max_metadata_mb: float = 200.0
+    max_line_bytes: int = 1_048_576
+    max_json_depth: int = 32
+    max_field_chars: int = 65_536
 
 
 @dataclass
@@ -197,6 +205,13 @@ class Fetch:
     retry_after_max: float = 120.0  # a longer Retry-After is capped to this many seconds
     max_mb: float = 50.0  # enforced while streaming
     max_redirects: int = 5
+    # Manifests come from strangers: loopback, private, link-local, multicast and reserved
+    # addresses are refused (checked on the resolved address of every request and redirect)
+    # unless this is true (tests, intranet mirrors).
+    allow_private: bool = False
+    total_timeout: float = 300.0  # seconds one download may take, all attempts together
+    min_bytes_per_second: float = 1024.0  # a slower transfer is abandoned (after rate_grace)
+    rate_grace: float = 10.0  # seconds a transfer may be slow before min_bytes_per_second applies
 
 
 @dataclass
@@ -213,6 +228,9 @@ class Study:
     bootstrap: int = 2000  # resamples: participants for Bradley-Terry, prompts for Kendall's tau
     confidence: float = 0.95
     prior: float = 0.5  # pseudo-wins each way per pair of models: keeps Bradley-Terry finite
+    # A participant who appears in two response files with different answers: keep the
+    # "latest" (by saved_at), the "first", or "drop" the participant; each conflict is reported.
+    resubmission: str = "latest"
 
 
 @dataclass

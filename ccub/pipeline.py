@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,19 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ccub.checks.duplicates import PIXEL_KINDS
 from ccub.checks.registry import Context, families, severity_of, spec_index
 from ccub.checks.rights import RightsChecks
 from ccub.config import Config
 from ccub.export import Exported, Exporter, write_metadata
 from ccub.imaging.analyze import ImageFacts, Limits, analyze_image
+from ccub.outdir import OutputError, describe_os_error, exclusive, publish, staging
 from ccub.readers import ReadResult, read_submissions
 from ccub.records import SEVERITIES, Finding, Record
+from ccub.safeio import Root
 from ccub.splits import assign_test_split
 from ccub.text import normalize_caption
 from ccub.vocab import Vocabulary
 
 OUTPUT_DIRS = ("clean", "index", "reports")
-TMP_PREFIX = ".ccub-validate-"
 STATUS_OF = {"error": "rejected", "review": "review"}
 
 
@@ -50,6 +50,7 @@ class Options:
     clip: str | None = None  # MODEL:PRETRAINED, a local checkpoint, or "tiny"
     test_fraction: float | None = None
     against: Path | None = None
+    wait: bool = False  # for another run holding `out`, instead of exiting
 
 
 @dataclass
@@ -103,15 +104,26 @@ def _limits(cfg: Config, semantic: bool) -> Limits:
     )
 
 
-def _analyze_task(task: tuple[Path, str, Path, Path, Limits]) -> ImageFacts:
+def _analyze_task(task: tuple[Root, str, Path, Path, Limits]) -> ImageFacts:
     return analyze_image(*task)
 
 
-def _analyze_all(root: Path, images: list[str], tmp: Path, limits: Limits, workers: int,
+def _watch_parent(parent: int) -> None:
+    """In a decode worker: exit as soon as the parent is gone (killed runs leave no workers
+    decoding on for the rest of their queue)."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def _analyze_all(root: Root, images: list[str], tmp: Path, limits: Limits, workers: int,
                  progress: ProgressFn | None) -> dict[str, ImageFacts]:
     (tmp / "stage").mkdir()
     (tmp / "thumbs").mkdir()
-    tasks = [(root / rel, rel, tmp / "stage" / str(i), tmp / "thumbs" / f"{i}.jpg", limits)
+    tasks = [(root, rel, tmp / "stage" / str(i), tmp / "thumbs" / f"{i}.jpg", limits)
              for i, rel in enumerate(images)]
     facts: dict[str, ImageFacts] = {}
 
@@ -128,7 +140,8 @@ def _analyze_all(root: Path, images: list[str], tmp: Path, limits: Limits, worke
         # safe while this process has no other thread (the CLI's progress bar runs without one).
         method = "fork" if threading.active_count() == 1 and "fork" in get_all_start_methods() \
             else "spawn"
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method)) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context(method),
+                                 initializer=_watch_parent, initargs=(os.getpid(),)) as pool:
             # Small chunks keep both workers busy to the end; 8 bounds the IPC overhead.
             chunksize = max(1, min(8, len(tasks) // (workers * 8)))
             collect(pool.map(_analyze_task, tasks, chunksize=chunksize))
@@ -230,17 +243,19 @@ def _groups(ctx: Context) -> list[dict[str, Any]]:
     graph = ctx.duplicate_graph
     if graph is None:
         return []
+    # Copies of one photo filed under several cultures: nobody is kept, every copy waits for
+    # a person. Look-alikes that only CLIP links are never rejected for it.
+    conflict = {m for members in graph.components(PIXEL_KINDS)
+                if len({graph.nodes[m].culture or "?" for m in members}) > 1 for m in members}
     out = []
     for members in graph.components({e.kind for e in graph.edges}):
         inside = set(members)
         nodes = [graph.nodes[m] for m in members]
-        # A group over several cultures keeps nobody: every copy waits for a person.
-        conflict = len({n.culture or "?" for n in nodes}) > 1
         out.append({
             "members": [{"key": n.key, "image": n.image, "culture": n.culture,
                          "category": n.category, "split": n.split,
                          "status": ("already accepted" if n.record is None else
-                                    "label conflict" if conflict else
+                                    "label conflict" if m in conflict else
                                     "dropped" if m in ctx.dropped else "kept")}
                         for m, n in zip(members, nodes, strict=True)],
             "edges": [{"a": graph.nodes[e.a].key, "b": graph.nodes[e.b].key, "kind": e.kind,
@@ -282,46 +297,6 @@ def _write_index(exported: list[Exported], ctx: Context, folder: Path) -> None:
     index.save(folder / INDEX_NAME)
 
 
-def recover(out: Path) -> None:
-    """Finish or undo a publish that was interrupted, then drop leftover temporary folders.
-
-    `previous/` is created only once the new output is complete, so a temporary folder that
-    has it holds a finished run: its outputs not yet moved are moved into place (roll
-    forward); an output moved aside with nothing to replace it is put back.
-    """
-    for tmp in out.glob(TMP_PREFIX + "*"):
-        previous = tmp / "previous"
-        if previous.is_dir():
-            for name in OUTPUT_DIRS:
-                if (tmp / name).is_dir():
-                    if (out / name).exists():
-                        shutil.rmtree(out / name)
-                    os.rename(tmp / name, out / name)
-                elif (previous / name).is_dir() and not (out / name).exists():
-                    os.rename(previous / name, out / name)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _publish(tmp: Path, out: Path) -> None:
-    previous = tmp / "previous"
-    previous.mkdir()
-    moved: list[str] = []
-    try:
-        for name in OUTPUT_DIRS:
-            if (out / name).exists():
-                os.rename(out / name, previous / name)
-            moved.append(name)
-            os.rename(tmp / name, out / name)
-    except BaseException:
-        # Put the previous output back before the caller deletes `tmp` (and `previous` in it).
-        for name in reversed(moved):
-            if (out / name).exists() and not (tmp / name).exists():
-                os.rename(out / name, tmp / name)
-            if (previous / name).exists():
-                os.rename(previous / name, out / name)
-        raise
-
-
 def _load_against(folder: Path | None) -> AcceptedIndex | None:
     if folder is None:
         return None
@@ -356,26 +331,42 @@ def check_paths(options: Options) -> None:
 def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
              report_writer: Callable[[Result, Path], Any] | None = None) -> Result:
     check_paths(options)
+    start = time.perf_counter()
+    with exclusive(options.out, options.wait, "ccub validate"):
+        try:
+            result = _validate(options, cfg, progress, report_writer)
+        except OSError as exc:
+            # Input files never raise here (each is a finding); this is the output folder.
+            raise OutputError(describe_os_error(exc, options.out)) from exc
+    result.timings["total"] = time.perf_counter() - start
+    return result
+
+
+def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
+              report_writer: Callable[[Result, Path], Any] | None) -> Result:
     timings: dict[str, float] = {}
     start = time.perf_counter()
     against = _load_against(options.against)
     vocab = Vocabulary(cfg)
-    read = read_submissions(options.root, vocab, options.flags)
+    read = read_submissions(options.root, vocab, options.flags, cfg.limits)
     records = read.records
+    if not records and not read.findings:
+        raise UsageError(f"{options.root}: no submissions found (no images and no metadata, "
+                         "manifest or caption files); see the README's input formats")
     if options.test_fraction is not None:
         # Splits are made after the duplicate groups are known; until then all are train.
         for record in records:
             record.set("split", "train", f"--test-fraction {options.test_fraction}")
     timings["read"] = time.perf_counter() - start
 
-    options.out.mkdir(parents=True, exist_ok=True)
-    recover(options.out)
-    tmp = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=options.out))
-    try:
-        images = sorted({r.image for r in records if r.image and (options.root / r.image)
-                         .is_file()} | {n for r in records for n in r.negatives})
+    with staging(options.out) as tmp:
+        # A row naming a missing file or a FIFO already has its finding from the reader.
+        unusable = {f.record for f in read.findings if f.check in ("file.missing",
+                                                                   "file.not_regular")}
+        images = sorted({r.image for r in records if r.image and r.key not in unusable}
+                        | {n for r in records for n in r.negatives})
         t = time.perf_counter()
-        facts = _analyze_all(options.root, images, tmp, _limits(cfg, bool(options.clip)),
+        facts = _analyze_all(read.root, images, tmp, _limits(cfg, bool(options.clip)),
                              options.workers, progress)
         timings["analyse"] = time.perf_counter() - t
 
@@ -384,7 +375,7 @@ def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
         timings["embed"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        ctx = Context(cfg=cfg, vocab=vocab, root=options.root, facts=facts, against=against,
+        ctx = Context(cfg=cfg, vocab=vocab, root=read.root, facts=facts, against=against,
                       embeddings=embeddings, clip_model=clip_model,
                       splits_assigned_later=options.test_fraction is not None)
         findings = _run_checks(records, ctx, read)
@@ -411,8 +402,5 @@ def validate(options: Options, cfg: Config, progress: ProgressFn | None = None,
         if report_writer is not None:
             report_writer(result, tmp / "reports")
         timings["report"] = time.perf_counter() - t
-        _publish(tmp, options.out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    timings["total"] = time.perf_counter() - start
+        publish(tmp, options.out, OUTPUT_DIRS)
     return result

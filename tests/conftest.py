@@ -20,7 +20,8 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from ccub.config import Config, load_config  # noqa: E402
-from ccub.pipeline import Options, Outcome, Result, validate  # noqa: E402
+import ccub.pipeline  # noqa: E402
+from ccub.pipeline import Options, Outcome, Result  # noqa: E402
 
 DEFAULT_SIZE = (600, 520)
 
@@ -163,7 +164,7 @@ def run(root: Path, tmp_path: Path, cfg: Config | None = None, *, include_review
     """Validate `root` into `tmp_path/out` with one worker (other Options as keywords)."""
     options = Options(root=Path(root), out=out or Path(tmp_path) / "out", flags=flags or {},
                       include_review=include_review, workers=1, **options)
-    result = validate(options, cfg or config())
+    result = ccub.pipeline.validate(options, cfg or config())
     for item in result.outcomes:
         if item.output:
             assert_clean_export(options.out / item.output)

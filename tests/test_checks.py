@@ -8,6 +8,7 @@ worker and looks at the findings, the record's outcome and the exported clean da
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import struct
 import time
@@ -37,6 +38,7 @@ from conftest import (
 from PIL import Image, ImageCms, ImageFilter, PngImagePlugin
 
 import ccub.imaging.analyze as analyze
+import ccub.safeio
 from ccub.checks.registry import all_specs, spec_index
 from ccub.config import ConfigError, load_config
 from ccub.export import ExportError, verify_clean
@@ -46,11 +48,16 @@ from ccub.text import clip_tokens_at_least
 # check id -> the tests that make it fire and keep it quiet on a close case.
 # The perceptual and semantic tiers and the leakage rules have their own test module.
 COVERED_IN_TEST_DUPLICATES = ("duplicate.near", "duplicate.near_review", "duplicate.semantic",
-                              "duplicate.category_conflict", "duplicate.split_leak")
+                              "duplicate.category_conflict", "duplicate.split_leak",
+                              "duplicate.semantic_conflict")
 COVERAGE = {
     "metadata.malformed": ("test_metadata_malformed", "test_metadata_well_formed"),
     "metadata.encoding": ("test_metadata_encoding", "test_metadata_encoding_sidecar"),
     "metadata.duplicate_row": ("test_metadata_duplicate_row",),
+    "metadata.field_type": ("test_metadata_field_type",),
+    "metadata.limit": ("test_metadata_limit",),
+    "file.not_regular": ("test_file_not_regular",),
+    "file.changed": ("test_file_changed",),
     "file.missing": ("test_file_missing",),
     "file.no_metadata": ("test_file_no_metadata",),
     "file.outside_root": ("test_file_outside_root", "test_file_outside_root_symlink"),
@@ -89,12 +96,13 @@ COVERAGE = {
     "caption.missing": ("test_caption_missing",),
     "caption.placeholder": ("test_caption_placeholder",),
     "caption.too_short": ("test_caption_too_short",),
-    "caption.too_long": ("test_caption_too_long", "test_caption_too_long_megabyte"),
+    "caption.too_long": ("test_caption_too_long", "test_caption_too_long_large"),
     "caption.clip_tokens": ("test_caption_clip_tokens",),
     "caption.unicode": ("test_caption_unicode",),
     "caption.repeated": ("test_caption_repeated",),
     "caption.language": ("test_caption_language",),
     "caption.machine": ("test_caption_machine",),
+    "caption.language_invalid": ("test_caption_language_invalid",),
     "label.culture_missing": ("test_label_culture_missing",),
     "label.culture_unknown": ("test_label_culture_unknown",),
     "label.category_missing": ("test_label_category_missing",),
@@ -110,7 +118,9 @@ COVERAGE = {
     "rights.attribution_missing": ("test_rights_attribution_missing",),
     "rights.consent_missing": ("test_rights_consent",),
     "rights.consent_refused": ("test_rights_consent",),
-    "duplicate.same_file": ("test_duplicate_same_file", "test_duplicate_same_file_keeps_clean_copy"),
+    "rights.consent_invalid": ("test_rights_consent_invalid",),
+    "duplicate.same_file": ("test_duplicate_same_file", "test_duplicate_same_file_keeps_clean_copy",
+                            "test_duplicate_same_file_for_every_copy"),
     "duplicate.same_pixels": ("test_duplicate_same_pixels",),
     "duplicate.label_conflict": ("test_duplicate_label_conflict",),
 }
@@ -196,6 +206,73 @@ def test_metadata_malformed(root, tmp_path):
     assert_accepted(result, K + "FOOD_1.jpg")
     assert_accepted(result, K + "FOOD_3.jpg")
     assert result.exit_code == 1
+
+
+def test_metadata_field_type(root, tmp_path):
+    base = submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
+    write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1, text=42),
+                                          row("FOOD_2.jpg", 2, license={"id": "CC0-1.0"})])
+    result = run(root, tmp_path)
+    found = {(i.finding.record, i.finding.field, i.finding.line): i.finding.message
+             for i in issues_of(result, "metadata.field_type")}
+    assert found == {(K + "FOOD_1.jpg", "text", 1): "text is a JSON number, not text",
+                     (K + "FOOD_2.jpg", "license", 2): "license is a JSON object, not text"}
+    assert status(result, K + "FOOD_1.jpg") == status(result, K + "FOOD_2.jpg") == "rejected"
+    # A number is fine where text is expected for other fields: it is the text of the number.
+    write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1, created_at=2021),
+                                          row("FOOD_2.jpg", 2)])
+    result = run(root, tmp_path)
+    assert outcome(result, K + "FOOD_1.jpg").record.created_at == "2021"
+    assert not issues_of(result, "metadata.field_type")
+
+
+def test_metadata_limit(root, tmp_path):
+    base = submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
+    deep = row("FOOD_2.jpg", 2, extra={"a": [[1]]})  # 4 levels: row, extra, 2 arrays
+    write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), deep])
+    result = run(root, tmp_path, config(limits={"max_json_depth": 3}))
+    [limit] = issues_of(result, "metadata.limit")
+    assert (limit.finding.line, limit.finding.file) == (2, "korea/metadata.jsonl")
+    assert "limits.max_json_depth (3)" in limit.finding.message
+    assert_accepted(result, K + "FOOD_1.jpg")
+    assert "file.no_metadata" in checks_for(result, None)  # FOOD_2's row was skipped
+    # One level more is allowed: the extra column travels to the clean metadata as text.
+    result = run(root, tmp_path, config(limits={"max_json_depth": 4}))
+    assert not issues_of(result, "metadata.limit")
+    assert outcome(result, K + "FOOD_2.jpg").record.extra["extra"] == {"a": [[1]]}
+
+
+def test_file_not_regular(root, tmp_path):
+    base = submission(root, [row("FOOD_1.jpg", 1)])
+    os.mkfifo(base / "FOOD_2.jpg")
+    write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
+    result = run(root, tmp_path)
+    [found] = issues_of(result, "file.not_regular")
+    assert found.finding.record == K + "FOOD_2.jpg" and "FIFO" in found.finding.message
+    assert status(result, K + "FOOD_2.jpg") == "rejected"
+    assert_accepted(result, K + "FOOD_1.jpg")
+
+
+def test_file_changed(root, tmp_path, monkeypatch):
+    """A file replaced between the walk's check and the open is refused, not followed."""
+    submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
+    outside = make_image(tmp_path / "private.jpg", seed=9)
+    real_stat = os.stat
+
+    def stat_then_swap(path, *args, **kwargs):
+        result = real_stat(path, *args, **kwargs)
+        if path == "FOOD_2.jpg" and kwargs.get("dir_fd") is not None:
+            target = root / "korea" / "FOOD_2.jpg"
+            target.unlink()
+            target.symlink_to(outside)
+        return result
+
+    monkeypatch.setattr(ccub.safeio.os, "stat", stat_then_swap)
+    result = run(root, tmp_path)
+    monkeypatch.undo()
+    assert_rejected(result, K + "FOOD_2.jpg", "file.changed")
+    assert_accepted(result, K + "FOOD_1.jpg")
+    assert not list((tmp_path / "out" / "clean").rglob("FOOD_2*"))
 
 
 def test_metadata_well_formed(root, tmp_path):
@@ -364,14 +441,14 @@ def test_file_not_downloaded(root, tmp_path):
 
 def test_file_unreadable(root, tmp_path, monkeypatch):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    real = Path.read_bytes
+    real = os.open
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name == "FOOD_2.jpg":
-            raise PermissionError(13, "Permission denied", str(self))
-        return real(self)
+    def open_(path, flags, *args, **kwargs):
+        if os.fspath(path) == "FOOD_2.jpg":  # opened relative to its folder's descriptor
+            raise PermissionError(13, "Permission denied", path)
+        return real(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(ccub.safeio.os, "open", open_)
     result = run(root, tmp_path)
     assert_rejected(result, K + "FOOD_2.jpg", "file.unreadable")
     assert "Permission denied" in issues_of(result, "file.unreadable")[0].finding.message
@@ -413,7 +490,8 @@ def test_file_too_large(root, tmp_path):
 
 def test_file_too_many_pixels(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
-    # Over Pillow's own bomb limit (2 x 89 MP) and only over ccub's 100 MP cap.
+    # Over Pillow's own bomb limit (2 x 89 MP), and over ccub's 50 MP cap only (144 MP is
+    # under Pillow's limit).
     (root / "korea" / "FOOD_2.png").write_bytes(png_header_only(20000, 20000))
     (root / "korea" / "FOOD_3.png").write_bytes(png_header_only(12000, 12000))
     write_jsonl(root / "korea" / "metadata.jsonl",
@@ -425,7 +503,7 @@ def test_file_too_many_pixels(root, tmp_path):
         assert_rejected(result, key, "file.too_many_pixels")
         facts = result.facts[key]
         assert facts.pixel_key is None and facts.mean == 0.0  # never decoded
-    assert "100 MP cap" in [i for i in issues_of(result, "file.too_many_pixels")
+    assert "50 MP cap" in [i for i in issues_of(result, "file.too_many_pixels")
                             if i.finding.record == K + "FOOD_3.png"][0].finding.message
     assert_accepted(result, K + "FOOD_1.jpg")
 
@@ -895,9 +973,10 @@ def test_caption_too_long(root, tmp_path):
     assert_accepted(result, K + "FOOD_2.jpg", "caption.clip_tokens")
 
 
-def test_caption_too_long_megabyte(root, tmp_path):
-    huge = "a woman selling kimchi, call 010-1234-5678 " * 25_000  # ~1 MB
-    assert len(huge) > 1_000_000
+def test_caption_too_long_large(root, tmp_path):
+    # Just under limits.max_field_chars (a longer value is a metadata.limit finding instead).
+    huge = "a woman selling kimchi, call 010-1234-5678 " * 1_500
+    assert 60_000 < len(huge) < 65_536
     submission(root, [row("FOOD_1.jpg", 1, text=huge), row("FOOD_2.jpg", 2, text=huge)])
     start = time.perf_counter()
     result = run(root, tmp_path)
@@ -982,6 +1061,17 @@ def test_caption_language(root, tmp_path):
     assert "'en'" in issues_of(result, "caption.language")[0].finding.message
     for i in (2, 3, 4, 5):
         assert "caption.language" not in checks_for(result, K + f"FOOD_{i}.jpg")
+
+
+def test_caption_language_invalid(root, tmp_path):
+    submission(root, [row("FOOD_1.jpg", 1, language="korean"), row("FOOD_2.jpg", 2, language="xx"),
+                      row("FOOD_3.jpg", 3, language="pt-BR"), row("FOOD_4.jpg", 4, language="ko_KR")])
+    result = run(root, tmp_path)
+    for i, code in ((1, "korean"), (2, "xx")):
+        assert_rejected(result, K + f"FOOD_{i}.jpg", "caption.language_invalid")
+    assert {i.finding.field for i in issues_of(result, "caption.language_invalid")} == {"language"}
+    assert_accepted(result, K + "FOOD_3.jpg")
+    assert_accepted(result, K + "FOOD_4.jpg")
 
 
 def test_caption_machine(root, tmp_path):
@@ -1166,6 +1256,17 @@ def test_rights_consent(root, tmp_path):
 
 # --- duplicates ----------------------------------------------------------------
 
+def test_rights_consent_invalid(root, tmp_path):
+    submission(root, [row("FOOD_1.jpg", 1, consent="maybe"), row("PEOPLE_2.jpg", 2, consent="ask"),
+                      row("FOOD_3.jpg", 3, consent="N/A"), row("PEOPLE_4.jpg", 4, consent="signed")])
+    result = run(root, tmp_path)
+    for key in (K + "FOOD_1.jpg", K + "PEOPLE_2.jpg"):
+        assert_rejected(result, key, "rights.consent_invalid")
+        assert "rights.consent_missing" not in checks_for(result, key)
+    assert_accepted(result, K + "FOOD_3.jpg")
+    assert_accepted(result, K + "PEOPLE_4.jpg")
+
+
 def test_duplicate_same_file(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
     shutil.copyfile(root / "korea" / "FOOD_1.jpg", root / "korea" / "FOOD_2.jpg")
@@ -1181,6 +1282,22 @@ def test_duplicate_same_file(root, tmp_path):
     assert "FOOD_2.jpg (kept; same bytes)" in issues_of(result, "duplicate.same_file")[0].finding.message
     assert "duplicate.same_file" not in checks_for(result, K + "FOOD_3.jpg")
     assert not issues_of(result, "duplicate.same_pixels")
+
+
+def test_duplicate_same_file_for_every_copy(root, tmp_path):
+    """Five byte-identical files, the third kept: all four others are same_file copies."""
+    submission(root, [row("FOOD_1.jpg", 1)])
+    for i in range(2, 6):
+        shutil.copyfile(root / "korea" / "FOOD_1.jpg", root / "korea" / f"FOOD_{i}.jpg")
+    write_jsonl(root / "korea" / "metadata.jsonl",
+                [row(f"FOOD_{i}.jpg", i, text="a bowl of kimchi stew" + " with rice" * (i == 3))
+                 for i in range(1, 6)])
+    result = run(root, tmp_path)
+    assert_accepted(result, K + "FOOD_3.jpg")
+    same = issues_of(result, "duplicate.same_file")
+    assert sorted(i.finding.record for i in same) == [K + f"FOOD_{i}.jpg" for i in (1, 2, 4, 5)]
+    assert all("FOOD_3.jpg (kept; same bytes)" in i.finding.message for i in same)
+    assert not issues_of(result, "duplicate.near")
 
 
 def test_duplicate_same_file_keeps_clean_copy(root, tmp_path):

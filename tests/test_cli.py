@@ -113,7 +113,7 @@ def test_config_prints_toml_that_round_trips(tmp_path):
     result = invoke("config")
     assert result.exit_code == 0
     data = tomllib.loads(result.output)
-    assert data["limits"]["max_megapixels"] == 100.0
+    assert data["limits"]["max_megapixels"] == 50.0
     assert "korea" in data["cultures"] and "FOOD" in data["categories"]
     assert len(data["captions"]["placeholders"]) >= 3  # long lines survive unwrapped
     saved = tmp_path / "saved.toml"

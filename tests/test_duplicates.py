@@ -233,6 +233,33 @@ def test_semantic_tier_with_tiny_random_clip_says_so(root, tmp_path, monkeypatch
     assert {i.severity for i in semantic} == {"review"}
 
 
+def test_clip_that_calls_everything_alike_rejects_nothing(tmp_path, monkeypatch):
+    """The semantic tier is review only: a CLIP that finds every example image alike (one
+    embedding for all) holds records for a person but rejects none of them."""
+    from pathlib import Path
+
+    import ccub.semantic
+
+    examples = Path(__file__).parent.parent / "examples" / "submissions"
+    monkeypatch.setenv("CCUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ccub.semantic, "embed_images",
+                        lambda paths, spec, **_: np.ones((len(paths), 4), np.float32) / 2)
+    plain = run(examples, tmp_path, out=tmp_path / "plain")
+    alike = run(examples, tmp_path, out=tmp_path / "alike", clip="tiny")
+    status = {o.record.key: o.status for o in plain.outcomes}
+    status_alike = {o.record.key: o.status for o in alike.outcomes}
+    assert [k for k, v in status_alike.items() if v == "rejected"] == \
+        [k for k, v in status.items() if v == "rejected"]
+    held = [k for k, v in status_alike.items() if v == "review" and status[k] == "accepted"]
+    assert held  # every accepted image now has look-alikes under other labels
+    conflicts = issues_of(alike, "duplicate.semantic_conflict")
+    assert {i.severity for i in conflicts} == {"review"}
+    assert "atlantis, india, korea, nigeria" in conflicts[0].finding.message
+    # Label conflicts (errors) come from pixel copies only: as many as without CLIP.
+    assert len(issues_of(alike, "duplicate.label_conflict")) == \
+        len(issues_of(plain, "duplicate.label_conflict"))
+
+
 def test_semantic_tier_without_weights_is_skipped(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
     result = run(root, tmp_path, clip="ViT-B-32:no-such-weights")

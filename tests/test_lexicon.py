@@ -31,7 +31,7 @@ def lexicons(cfg):
 @pytest.fixture(scope="module")
 def example_captions(cfg):
     """(culture, caption) for every caption of the five cultures in the example submissions."""
-    read = read_submissions(EXAMPLES, Vocabulary(cfg), {})
+    read = read_submissions(EXAMPLES, Vocabulary(cfg), {}, cfg.limits)
     pairs = [(r.culture, r.caption) for r in read.records if r.culture in CULTURES and r.caption]
     assert len({c for c, _ in pairs}) >= 3 and len(pairs) > 80
     return pairs

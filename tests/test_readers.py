@@ -27,7 +27,8 @@ ROW = "a/b/korea/train/metadata.jsonl"
 
 
 def read(root: Path, flags: dict[str, str] | None = None):
-    return read_submissions(root, Vocabulary(load_config(cwd=root)), flags or {})
+    cfg = load_config(cwd=root)
+    return read_submissions(root, Vocabulary(cfg), flags or {}, cfg.limits)
 
 
 def scoft_tree(root: Path, negatives_in_test: bool = True) -> Path:

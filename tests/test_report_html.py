@@ -60,7 +60,7 @@ def _submissions(root: Path) -> None:
     _image(india / "idli.jpg", seed=5)
     _image(india / "orphan.jpg", seed=6)
     _jsonl(india / "metadata.jsonl", [
-        {"file_name": "dosa.jpg", "text": "y" * 1_000_000, **common},
+        {"file_name": "dosa.jpg", "text": "y" * 60_000, **common},
         {"file_name": "idli.jpg", "text": "Steamed idli with coconut chutney on a banana leaf",
          **common},
         {"text": "a row without a file name", **common},
@@ -158,21 +158,22 @@ def test_header_summary_and_config(run):
 
 def test_size_stays_bounded(run):
     _, report, html = run
-    assert any(r["caption_chars"] >= 1_000_000 and len(r["caption"]) <= 1001
+    assert any(r["caption_chars"] >= 60_000 and len(r["caption"]) <= 1001
                for r in report["records"])
     assert "y" * 400 not in html
-    assert "1,000,000 characters in all" in html
+    assert "60,000 characters in all" in html
     assert len(html.encode("utf-8")) < 1_000_000
 
 
 def test_render_without_records(tmp_path):
     root, out = tmp_path / "subs", tmp_path / "out"
     root.mkdir()
+    (root / "metadata.jsonl").write_text("{not json\n", "utf-8")  # one finding, no record
     result = validate(Options(root, out, workers=1), load_config(cwd=tmp_path))
     html = render_html(build_report(result), result.facts)
     assert "No records were read." in html
     assert "Nothing to plot." in html
-    assert "data:image/png" not in html
+    assert html.count("data:image/png") == 1  # findings by severity; no dataset plots
 
 
 def test_plot_functions_handle_hostile_labels_and_empty_data():

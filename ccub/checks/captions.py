@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from functools import cache
 from pathlib import PurePosixPath
 
+import langcodes
+
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
 from ccub.records import Finding, Record
 from ccub.text import clip_tokens_at_least, normalize_caption, word_count
@@ -51,6 +53,9 @@ class CaptionChecks(CheckFamily):
                   "declared ISO 639-1 language (py3langid; captions of 20+ characters only).",
                   "Fix the declared language or the caption.",
                   ("captions.language_min_chars", "captions.language_min_confidence")),
+        CheckSpec("caption.language_invalid", "error", "The declared language is not a "
+                  "valid language code (BCP 47, e.g. en, ko, yo, pt-BR).",
+                  "Write the caption's language as an ISO 639-1 code such as en or ko."),
         CheckSpec("caption.machine", "error", "A machine-written caption stands in for the "
                   "community caption (caption_source says so, or text equals blip_text).",
                   "Have a community member write the caption; keep machine captions in "
@@ -101,7 +106,10 @@ class CaptionChecks(CheckFamily):
             why = f"caption_source is '{record.caption_source}'" if source in MACHINE_SOURCES \
                 else "the caption equals blip_text"
             yield Finding("caption.machine", why, **where)
-        if record.language and len(text) >= c.language_min_chars:
+        if record.language and not langcodes.tag_is_valid(record.language.strip()):
+            yield Finding("caption.language_invalid", f"'{record.language[:60]}'",
+                          **{**where, "field": "language"})
+        elif record.language and len(text) >= c.language_min_chars:
             yield from self._language(record, text, ctx, where)
 
     def _language(self, record: Record, text: str, ctx: Context, where: dict

@@ -14,6 +14,7 @@ nodes that are always kept. Then:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,8 +27,12 @@ from ccub.dedup.search import connected_groups, pairs_between, pairs_within
 from ccub.imaging.analyze import full_pixel_digest
 from ccub.imaging.phash import VARIANTS, WORDS
 from ccub.records import Finding, Record
+from ccub.safeio import Root, UnsafeFile
 
 REMOVAL_KINDS = ("same_file", "same_pixels", "near")
+# Relations between the pixels themselves; CLIP's "semantic" look-alikes are only ever
+# put in front of a person (different photos of one dish are welcome).
+PIXEL_KINDS = (*REMOVAL_KINDS, "near_review")
 
 
 @dataclass
@@ -104,6 +109,11 @@ class DuplicateChecks(CheckFamily):
         CheckSpec("duplicate.split_leak", "error", "A test image is a duplicate of a training "
                   "image: the benchmark would measure memory, not culture.",
                   "Remove it from the test split, or use --test-fraction to split by groups."),
+        CheckSpec("duplicate.semantic_conflict", "review", "Images that only CLIP finds alike "
+                  "(--clip) are filed under different cultures or categories, or split between "
+                  "train and test; a person decides, nothing is rejected for it.",
+                  "Check whether they are the same photo; if so keep one, under the right "
+                  "labels.", ("duplicates.semantic_min_cosine",)),
     )
 
     def check_dataset(self, records: list[Record], ctx: Context) -> Iterable[Finding]:
@@ -200,9 +210,25 @@ def _confirm(group: list[int], graph: Graph, ctx: Context, own: int) -> list[lis
         return [group]
     exact: dict[str, list[int]] = defaultdict(list)
     for index in group:
-        root = ctx.root if index < own else ctx.against.root
-        exact[full_pixel_digest(root / graph.nodes[index].image)].append(index)
-    return list(exact.values())
+        exact[_full_digest(graph.nodes[index], index < own, ctx)].append(index)
+    return [members for key, members in exact.items() if key] + \
+        [[member] for member in exact.get("", [])]
+
+
+def _full_digest(node: Node, own: bool, ctx: Context) -> str:
+    """Full-resolution pixel digest of the very file analysed ("" when it changed since)."""
+    max_pixels = int(ctx.cfg.limits.max_megapixels * 1e6)
+    if not own:
+        data, _ = Root(ctx.against.root).read(node.image, int(ctx.cfg.limits.max_file_mb * 1e6))
+        return full_pixel_digest(data, max_pixels)
+    facts = ctx.facts[node.image]
+    try:
+        data, _ = ctx.root.read(node.image, facts.byte_size, expect=facts.identity)
+    except UnsafeFile:
+        return ""
+    if hashlib.sha256(data).hexdigest() != facts.sha256:
+        return ""
+    return full_pixel_digest(data, max_pixels)
 
 
 def _preference(node: Node, ctx: Context) -> tuple:
@@ -237,8 +263,12 @@ def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
             if member == keep or node.record is None:
                 continue
             # The direct edge to the kept copy explains best; else the member's strongest.
+            # Exact edges form a star per group, so "same bytes" is decided on the digests.
             direct = [e for e in around[member] if keep in (e.a, e.b)]
             edge = min(direct or around[member], key=lambda e: (rank[e.kind], e.value))
+            if edge.kind != "same_file" and _sha256(graph, member, ctx) == \
+                    _sha256(graph, keep, ctx):
+                edge = Edge(member, keep, "same_file", 0)
             ctx.dropped.add(member)
             yield Finding(f"duplicate.{edge.kind}", f"duplicate of {_describe(graph.nodes[keep])} "
                           f"(kept; {_edge_description(edge)})", record=node.key, file=node.image)
@@ -266,28 +296,70 @@ def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
                       f"({_edge_description(edge)})", record=node.key, file=node.image)
 
 
+def _sha256(graph: Graph, index: int, ctx: Context) -> str | None:
+    own = len(graph.nodes) - (len(ctx.against) if ctx.against is not None else 0)
+    if index < own:
+        return ctx.facts[graph.nodes[index].image].sha256
+    return ctx.against.sha256[index - own]
+
+
+def _names(nodes: list[Node]) -> str:
+    return ", ".join(_describe(n) for n in nodes[:6]) + (" …" if len(nodes) > 6 else "")
+
+
 def _leakage(graph: Graph, ctx: Context) -> Iterable[Finding]:
-    for members in graph.components(("same_file", "same_pixels", "near", "near_review",
-                                     "semantic")):
+    judged: set[int] = set()
+    for members in graph.components(PIXEL_KINDS):
+        found = list(_pixel_conflicts([graph.nodes[m] for m in members], ctx))
+        if found:
+            judged.update(members)
+        yield from found
+    for members in graph.components((*PIXEL_KINDS, "semantic")):
         nodes = [graph.nodes[m] for m in members]
-        mine = [n for n in nodes if n.record is not None]
-        cultures = sorted({n.culture or "?" for n in nodes})
-        names = ", ".join(_describe(n) for n in nodes[:6]) + (" …" if len(nodes) > 6 else "")
-        if len(cultures) > 1:
-            for node in mine:
-                yield Finding("duplicate.label_conflict", f"cultures {', '.join(cultures)} in "
-                              f"one duplicate group: {names}", record=node.key, file=node.image,
-                              field="culture")
+        conflicts = _label_spread(nodes, ctx)
+        if not conflicts:
             continue
-        if len({n.category for n in nodes if n.category}) > 1:
-            categories = sorted({n.category for n in nodes if n.category})
-            for node in mine:
-                yield Finding("duplicate.category_conflict", f"categories "
-                              f"{', '.join(categories)} in one duplicate group: {names}",
-                              record=node.key, file=node.image, field="category")
-        if not ctx.splits_assigned_later and {"train", "test"} <= {n.split for n in nodes}:
-            for node in mine:
-                if node.split == "test":
-                    yield Finding("duplicate.split_leak", f"test image in a duplicate group "
-                                  f"with training images: {names}", record=node.key,
-                                  file=node.image, field="split")
+        for member, node in zip(members, nodes, strict=True):
+            if node.record is not None and member not in judged:
+                yield Finding("duplicate.semantic_conflict", f"{'; '.join(conflicts)} among "
+                              f"images CLIP finds alike: {_names(nodes)}", record=node.key,
+                              file=node.image)
+
+
+def _label_spread(nodes: list[Node], ctx: Context) -> list[str]:
+    """What a group of look-alikes disagrees on: cultures, categories, train and test."""
+    spread = []
+    cultures = sorted({n.culture or "?" for n in nodes})
+    if len(cultures) > 1:
+        spread.append(f"cultures {', '.join(cultures)}")
+    categories = sorted({n.category for n in nodes if n.category})
+    if len(categories) > 1:
+        spread.append(f"categories {', '.join(categories)}")
+    if not ctx.splits_assigned_later and {"train", "test"} <= {n.split for n in nodes}:
+        spread.append("train and test splits")
+    return spread
+
+
+def _pixel_conflicts(nodes: list[Node], ctx: Context) -> Iterable[Finding]:
+    """Leakage within a group of copies of one photo."""
+    mine = [n for n in nodes if n.record is not None]
+    cultures = sorted({n.culture or "?" for n in nodes})
+    names = _names(nodes)
+    if len(cultures) > 1:
+        for node in mine:
+            yield Finding("duplicate.label_conflict", f"cultures {', '.join(cultures)} in "
+                          f"one duplicate group: {names}", record=node.key, file=node.image,
+                          field="culture")
+        return
+    categories = sorted({n.category for n in nodes if n.category})
+    if len(categories) > 1:
+        for node in mine:
+            yield Finding("duplicate.category_conflict", f"categories "
+                          f"{', '.join(categories)} in one duplicate group: {names}",
+                          record=node.key, file=node.image, field="category")
+    if not ctx.splits_assigned_later and {"train", "test"} <= {n.split for n in nodes}:
+        for node in mine:
+            if node.split == "test":
+                yield Finding("duplicate.split_leak", f"test image in a duplicate group "
+                              f"with training images: {names}", record=node.key,
+                              file=node.image, field="split")

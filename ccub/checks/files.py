@@ -17,6 +17,14 @@ class FileChecks(CheckFamily):
                   "Fix the line named in the message."),
         CheckSpec("metadata.encoding", "error", "A metadata line or caption file is not UTF-8.",
                   "Save the file as UTF-8."),
+        CheckSpec("metadata.field_type", "error", "A metadata value has the wrong type (a "
+                  "caption that is a number, a list or null; a licence that is an object); the "
+                  "value is not used.", "Write the value as text in the column named."),
+        CheckSpec("metadata.limit", "error", "A metadata line, cell or nested value, a caption "
+                  "file or a whole metadata file is over a size limit; the row (or file) is "
+                  "skipped and the rest is still read.", "Shorten the value, or split the file.",
+                  ("limits.max_line_bytes", "limits.max_field_chars", "limits.max_json_depth",
+                   "limits.max_metadata_mb")),
         CheckSpec("metadata.duplicate_row", "error", "The same file_name is listed twice; the "
                   "later row is skipped.", "Keep one row per image."),
         CheckSpec("file.missing", "error", "A row names an image that does not exist.",
@@ -26,6 +34,12 @@ class FileChecks(CheckFamily):
         CheckSpec("file.outside_root", "error", "A path is absolute, climbs out with '..', or is "
                   "a symlink pointing outside the submissions folder.",
                   "Use paths relative to the metadata file, inside the folder."),
+        CheckSpec("file.not_regular", "error", "A FIFO, socket or device file (or a link to "
+                  "one) stands where a file is expected; it is never opened.",
+                  "Replace it with the real image or caption file."),
+        CheckSpec("file.changed", "error", "The file was replaced (for example by a symlink) "
+                  "or changed while the run read it; what was read is not trusted.",
+                  "Do not change submissions during a run; run again."),
         CheckSpec("file.not_downloaded", "error", "A manifest row gives only a URL.",
                   "Download the image next to the manifest and give its path."),
         CheckSpec("file.unreadable", "error", "The file cannot be read (permissions, I/O).",

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ccub.records import SEVERITIES, Finding, Record
@@ -19,6 +18,7 @@ if TYPE_CHECKING:
     from ccub.config import Config
     from ccub.dedup.accepted import AcceptedIndex
     from ccub.imaging.analyze import ImageFacts
+    from ccub.safeio import Root
     from ccub.vocab import Vocabulary
 
 
@@ -37,7 +37,7 @@ class Context:
 
     cfg: Config
     vocab: Vocabulary
-    root: Path
+    root: Root  # the submissions folder, read only through it
     facts: dict[str, ImageFacts]  # by image path relative to the root
     status: dict[str, str] = field(default_factory=dict)  # record key -> worst severity so far
     # Duplicate search: an accepted dataset to check against (--against), CLIP embeddings by

@@ -48,6 +48,9 @@ class RightsChecks(CheckFamily):
                   ("captions.people_words",)),
         CheckSpec("rights.consent_refused", "error", "Consent is recorded as refused or "
                   "withdrawn.", "Remove the image."),
+        CheckSpec("rights.consent_invalid", "error", "The consent value is none of yes, no "
+                  "or n/a (or their usual spellings), so nobody can tell what was agreed.",
+                  "Write consent as yes, no or n/a."),
     )
 
     @cached_property
@@ -96,6 +99,9 @@ class RightsChecks(CheckFamily):
         state = consent_state(record.consent)
         if state == "no":
             yield Finding("rights.consent_refused", f"consent is '{record.consent}'",
+                          field="consent", **where)
+        elif state == "unknown" and record.consent and record.consent.strip():
+            yield Finding("rights.consent_invalid", f"consent is '{record.consent[:60]}'",
                           field="consent", **where)
         elif state == "unknown":
             reason = self._people(record, ctx)

@@ -17,8 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
 
+from ccub.imaging.decode import DecodeRefused, open_image
 from ccub.imaging.phash import dihedral_phash
 from ccub.imaging.strip import StripError, find_metadata, strip_metadata, webp_is_lossless
+from ccub.safeio import Identity, Root, UnsafeFile
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -63,6 +65,7 @@ class Limits:
 @dataclass
 class ImageFacts:
     path: str
+    identity: Identity | None = None  # the file that was read, to recognise it when re-read
     byte_size: int = 0
     sha256: str | None = None
     sniffed: str | None = None  # what the bytes are, by magic number
@@ -232,9 +235,9 @@ def _stats(facts: ImageFacts, rgb: np.ndarray) -> None:
     facts.channel_delta = float(delta.mean())
 
 
-def full_pixel_digest(path: Path) -> str:
+def full_pixel_digest(data: bytes, max_pixels: int) -> str:
     """Digest of the full-resolution, oriented RGB pixels (confirms reduced-scale matches)."""
-    with Image.open(path) as im:
+    with open_image(data, max_pixels) as im:
         rgb = ImageOps.exif_transpose(im).convert("RGB")
         return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
 
@@ -250,23 +253,23 @@ def _encode(im: Image.Image, fmt: str, limits: Limits, lossless_webp: bool) -> b
     return out.getvalue()
 
 
-def analyze_image(path: Path, rel: str, stage: Path | None, thumb: Path | None,
+def analyze_image(root: Root, rel: str, stage: Path | None, thumb: Path | None,
                   limits: Limits) -> ImageFacts:
-    """Facts about one image file; `stage`/`thumb` are where to write its by-products."""
+    """Facts about one image file under `root`; `stage`/`thumb` are where to write its
+    by-products. The file is read once, through `root` (a regular file inside it), and
+    everything below, the exported copy included, comes from those bytes."""
     facts = ImageFacts(path=rel)
     try:
-        facts.byte_size = path.stat().st_size
-    except OSError as exc:
-        return _fail(facts, "file.unreadable", exc.strerror or str(exc))
+        data, facts.identity = root.read(rel, limits.max_bytes)
+    except UnsafeFile as exc:
+        if exc.check == "file.too_large":
+            size = root.lstat(rel).st_size
+            return _fail(facts, "file.too_large", f"{size / 1e6:.1f} MB is over the "
+                         f"{limits.max_bytes / 1e6:.0f} MB cap")
+        return _fail(facts, exc.check, str(exc))
+    facts.byte_size = len(data)
     if facts.byte_size == 0:
         return _fail(facts, "file.empty", "the file is empty (0 bytes)")
-    if facts.byte_size > limits.max_bytes:
-        return _fail(facts, "file.too_large",
-                     f"{facts.byte_size / 1e6:.1f} MB is over the {limits.max_bytes / 1e6:.0f} MB cap")
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        return _fail(facts, "file.unreadable", exc.strerror or str(exc))
     facts.sha256 = hashlib.sha256(data).hexdigest()
     facts.sniffed = sniff(data)
     if facts.sniffed not in SUPPORTED:
@@ -280,17 +283,12 @@ def analyze_image(path: Path, rel: str, stage: Path | None, thumb: Path | None,
 def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | None,
             limits: Limits) -> ImageFacts:
     try:
-        im = Image.open(io.BytesIO(data), formats=list(SUPPORTED))
-    except Image.DecompressionBombError as exc:
-        return _fail(facts, "file.too_many_pixels", str(exc))
-    except (OSError, SyntaxError, ValueError) as exc:
-        return _fail(facts, "file.undecodable", f"cannot be opened ({exc})")
+        im = open_image(data, limits.max_pixels)
+    except DecodeRefused as exc:
+        return _fail(facts, "file.undecodable" if exc.check == "file.format" else exc.check,
+                     str(exc))
     facts.format, facts.mode = im.format, im.mode
     width, height = im.size
-    if width * height > limits.max_pixels:
-        return _fail(facts, "file.too_many_pixels",
-                     f"{width}x{height} = {width * height / 1e6:.0f} MP is over the "
-                     f"{limits.max_pixels / 1e6:.0f} MP cap")
     facts.frames = getattr(im, "n_frames", 1)
     if facts.frames > 1 and im.format != "MPO":
         return _fail(facts, "file.multi_frame", f"{facts.frames} frames (an animation)")

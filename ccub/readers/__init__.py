@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
+from ccub.config import Limits
 from ccub.imaging.analyze import IMAGE_SUFFIXES
 from ccub.readers.fields import ALIASES, header_of
 from ccub.records import Finding, Record
+from ccub.safeio import Root, UnsafeFile, kind_of
 from ccub.vocab import Vocabulary, filename_prefix
 
 METADATA_NAMES = ("metadata.jsonl", "metadata.csv")
@@ -36,9 +39,15 @@ class Tree:
     """Everything one walk of the root found, with paths relative to it (posix)."""
 
     root: Path
-    real: Path
-    files: list[str] = field(default_factory=list)
+    source: Root  # every file under the root is read through it
+    limits: Limits
+    files: list[str] = field(default_factory=list)  # regular files and symlinks to files
+    special: dict[str, str] = field(default_factory=dict)  # FIFOs, sockets, devices: path -> kind
     dirs: set[str] = field(default_factory=set)
+
+    @property
+    def real(self) -> Path:
+        return self.source.real
 
     def images(self) -> list[str]:
         return [f for f in self.files if PurePosixPath(f).suffix.lower() in IMAGE_SUFFIXES]
@@ -63,30 +72,69 @@ class Tree:
             return f"'{rel}' is a symlink pointing outside the submissions folder"
         return None
 
+    def problem(self, rel: str, listed_as: str) -> tuple[str, str] | None:
+        """(check, message) when `rel` is not a regular file; symlinks inside are followed.
+
+        Only stat is used: a FIFO or device is never opened.
+        """
+        try:
+            mode = os.stat(self.root / rel).st_mode
+        except FileNotFoundError:
+            return "file.missing", f"'{listed_as}' is listed but does not exist"
+        except OSError as exc:
+            return "file.unreadable", f"'{listed_as}' cannot be read ({exc.strerror})"
+        if not stat.S_ISREG(mode):
+            return "file.not_regular", f"'{listed_as}' is {kind_of(mode)}, not a regular file"
+        return None
+
+    def read_bytes(self, rel: str, findings: list[Finding], **where: Any) -> bytes | None:
+        """The bytes of a one-value file (a caption file, a submission.toml), at most
+        limits.max_line_bytes; None and a finding when it cannot be read safely."""
+        try:
+            return self.source.read(rel, self.limits.max_line_bytes)[0]
+        except UnsafeFile as exc:
+            if exc.check == "file.too_large":
+                findings.append(Finding("metadata.limit", f"{exc} (limits.max_line_bytes); it "
+                                        "was not read", file=rel, **where))
+            else:
+                findings.append(Finding(exc.check, str(exc), file=rel, **where))
+            return None
+
 
 @dataclass
 class ReadResult:
+    root: Root
     records: list[Record]
     findings: list[Finding]
     layouts: dict[str, int]  # layout name -> number of records it produced
 
 
-def walk(root: Path) -> Tree:
+def walk(root: Path, limits: Limits) -> Tree:
     if not root.is_dir():
         raise RootError(f"{root}: not a folder (give the folder that holds the submissions)")
-    tree = Tree(root=root, real=root.resolve())
-    try:
-        os.listdir(root)
-    except OSError as exc:
-        raise RootError(f"{root}: cannot be read ({exc.strerror})") from exc
-    for current, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        rel_dir = Path(current).relative_to(root).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir
+    tree = Tree(root=root, source=Root(root), limits=limits)
+    pending = [""]
+    while pending:
+        rel_dir = pending.pop()
+        try:
+            with os.scandir(root / rel_dir if rel_dir else root) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            if not rel_dir:
+                raise RootError(f"{root}: cannot be read ({exc.strerror})") from exc
+            continue  # an unreadable sub-folder: its files are simply not found
         tree.dirs.add(rel_dir)
-        for name in sorted(filenames):
-            if not name.startswith("."):
-                tree.files.append(posixpath.join(rel_dir, name) if rel_dir else name)
+        for entry in listed:
+            if entry.name.startswith("."):
+                continue
+            rel = posixpath.join(rel_dir, entry.name) if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                pending.append(rel)
+            elif entry.is_file(follow_symlinks=False) or entry.is_symlink():
+                tree.files.append(rel)  # where a symlink leads is decided when it is opened
+            else:
+                tree.special[rel] = kind_of(entry.stat(follow_symlinks=False).st_mode)
+    tree.files.sort()
     return tree
 
 
@@ -98,15 +146,18 @@ class Defaults:
         self.tables: dict[str, dict[str, Any]] = {}
         for rel in tree.files:
             if posixpath.basename(rel) == SUBMISSION_TOML:
-                table = self._load(tree.root / rel, rel, findings)
+                table = self._load(tree, rel, findings)
                 if table:
                     self.tables[posixpath.dirname(rel)] = table
 
     @staticmethod
-    def _load(path: Path, rel: str, findings: list[Finding]) -> dict[str, Any]:
+    def _load(tree: Tree, rel: str, findings: list[Finding]) -> dict[str, Any]:
+        data = tree.read_bytes(rel, findings)
+        if data is None:
+            return {}
         try:
-            table = tomllib.loads(path.read_text("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            table = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
             findings.append(Finding("metadata.malformed", f"not valid TOML ({exc}); its "
                                     "defaults were not applied", file=rel))
             return {}
@@ -114,7 +165,16 @@ class Defaults:
         if unknown:
             findings.append(Finding("metadata.malformed", f"unknown key(s) {', '.join(unknown)} "
                                     f"ignored; allowed: {', '.join(DEFAULTABLE)}", file=rel))
-        return {k: str(v) for k, v in table.items() if k in DEFAULTABLE}
+        kept = {}
+        for key in sorted(set(table) & set(DEFAULTABLE)):
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, str | int | float):
+                findings.append(Finding("metadata.field_type", f"{key} is a TOML "
+                                        f"{type(value).__name__}, not text; it was not applied",
+                                        file=rel, field=key))
+            else:
+                kept[key] = str(value)
+        return kept
 
     def fill(self, record: Record, vocab: Vocabulary) -> None:
         """Fill what the row left empty: nearest submission.toml, then flags, then the path."""
@@ -169,14 +229,23 @@ def is_manifest(tree: Tree, rel: str) -> bool:
     name = posixpath.basename(rel).lower()
     if name in METADATA_NAMES or name == "captions.csv" or not name.endswith(TABLE_SUFFIXES):
         return False
-    columns = header_of(tree.root / rel)
+    columns = header_of(tree, rel)
     return bool(columns & {"country_code", "url"}) and bool(columns & set(ALIASES["caption"]))
 
 
-def read_submissions(root: Path, vocab: Vocabulary, flags: dict[str, str]) -> ReadResult:
+def _root_culture(root: Path, vocab: Vocabulary) -> tuple[str, str] | None:
+    """(slug, folder name) when the submissions folder itself is named for a culture, as in
+    `ccub validate culture_data/korea` on the layout of the public SCoFT data."""
+    name = root.resolve().name
+    slug = vocab.culture(name)
+    return (slug, name) if slug else None
+
+
+def read_submissions(root: Path, vocab: Vocabulary, flags: dict[str, str], limits: Limits
+                     ) -> ReadResult:
     from ccub.readers import imagefolder, manifest, tree_layout
 
-    tree = walk(root)
+    tree = walk(root, limits)
     findings: list[Finding] = []
     defaults = Defaults(tree, flags, findings)
     claimed: set[str] = set()
@@ -188,6 +257,13 @@ def read_submissions(root: Path, vocab: Vocabulary, flags: dict[str, str]) -> Re
         if found:
             layouts[name] = len(found)
         records.extend(found)
+    own_name = _root_culture(root, vocab)
     for record in records:
         defaults.fill(record, vocab)
-    return ReadResult(records=records, findings=findings, layouts=layouts)
+        if not record.culture and own_name:
+            record.set("culture", own_name[0], f"submissions folder '{own_name[1]}'")
+    for rel, kind in sorted(tree.special.items()):
+        if rel not in claimed:
+            findings.append(Finding("file.not_regular", f"{kind}, not a regular file; it was not "
+                                    "read", file=rel))
+    return ReadResult(root=tree.source, records=records, findings=findings, layouts=layouts)

@@ -38,8 +38,9 @@ def _negatives(tree: Tree, record: Record, dataset_root: str, findings: list[Fin
     kept = []
     for value in record.negatives:
         rel, problem = tree.resolve(dataset_root, value)
-        if rel is not None and not (tree.root / rel).is_file():
-            problem = f"'{value}' does not exist (paths are relative to '{dataset_root or '.'}')"
+        if rel is not None and (bad := tree.problem(rel, value)):
+            problem = bad[1] + (f" (paths are relative to '{dataset_root or '.'}')"
+                                if bad[0] == "file.missing" else "")
         if problem:
             findings.append(Finding("negatives.invalid", f"negative image {problem}; it was "
                                     "dropped", record=record.key, field="negative_imgpath"))
@@ -58,12 +59,13 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
         dataset_root = posixpath.dirname(folder) if split and folder.split("/")[-1] == split[1] \
             else folder
         lines: dict[str, int] = {}
-        for row in read_table(tree.root / meta, meta, findings):
+        for row in read_table(tree, meta, findings):
             where = f"{meta}:{row.line}"
             value = first_value(row.values, FILE_COLUMNS)
             if value is None:
                 findings.append(Finding("metadata.malformed", f"line {row.line} has no "
-                                        "file_name", file=meta, line=row.line, field="file_name"))
+                                        "file_name (as text)", file=meta, line=row.line,
+                                        field="file_name"))
                 continue
             rel, problem = tree.resolve(folder, value)
             if rel in lines or (rel is not None and rel in claimed):
@@ -73,7 +75,7 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                                         file=meta, line=row.line, field="file_name"))
                 continue
             record = Record(key=rel or where, origin=where, image=rel)
-            apply_row(record, row.values, vocab, meta)
+            apply_row(record, row.values, vocab, meta, findings, row.line)
             if "split" not in record.sources and split:
                 record.set("split", split[0], f"folder '{split[1]}'")
             if problem:
@@ -82,10 +84,9 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                 record.image = None
                 # A symlink inside the folder has its row: not also "no metadata".
                 claimed.add(posixpath.normpath(posixpath.join(folder, value.replace("\\", "/"))))
-            elif not (tree.root / rel).is_file():
-                findings.append(Finding("file.missing", f"'{value}' is listed but does not "
-                                        "exist", record=record.key, file=meta, line=row.line,
-                                        field="file_name"))
+            elif bad := tree.problem(rel, value):
+                findings.append(Finding(bad[0], bad[1], record=record.key, file=meta,
+                                        line=row.line, field="file_name"))
             _negatives(tree, record, dataset_root, findings)
             if rel:
                 lines[rel] = row.line

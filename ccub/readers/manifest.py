@@ -19,7 +19,7 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
     records: list[Record] = []
     for manifest in (f for f in tree.files if is_manifest(tree, f)):
         folder = posixpath.dirname(manifest)
-        for row in read_table(tree.root / manifest, manifest, findings):
+        for row in read_table(tree, manifest, findings):
             where = f"{manifest}:{row.line}"
             url = first_value(row.values, URL_COLUMNS)
             local = first_value(row.values, FILE_COLUMNS)
@@ -32,7 +32,7 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                                         file=manifest, line=row.line, field="path"))
                 continue
             record = Record(key=rel or where, origin=where, image=rel, url=url)
-            apply_row(record, row.values, vocab, manifest)
+            apply_row(record, row.values, vocab, manifest, findings, row.line)
             if problem:
                 findings.append(Finding("file.outside_root", problem, record=record.key,
                                         file=manifest, line=row.line, field="path"))
@@ -46,9 +46,8 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                 findings.append(Finding("metadata.malformed", f"line {row.line} has neither a "
                                         "url nor a path", file=manifest, line=row.line,
                                         record=record.key, field="url"))
-            elif not (tree.root / rel).is_file():
-                findings.append(Finding("file.missing", f"'{local}' is listed but does not "
-                                        "exist", record=record.key, file=manifest,
+            elif bad := tree.problem(rel, local):
+                findings.append(Finding(bad[0], bad[1], record=record.key, file=manifest,
                                         line=row.line, field="path"))
             if rel:
                 claimed.add(rel)

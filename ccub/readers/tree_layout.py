@@ -18,7 +18,7 @@ def _caption_rows(tree: Tree, findings: list[Finding]) -> dict[str, tuple[str, d
     rows: dict[str, tuple[str, dict]] = {}
     for table in (f for f in tree.files if posixpath.basename(f) == CAPTIONS_CSV):
         folder = posixpath.dirname(table)
-        for row in read_table(tree.root / table, table, findings):
+        for row in read_table(tree, table, findings):
             value = first_value(row.values, FILE_COLUMNS)
             rel, problem = tree.resolve(folder, value) if value else (None, "no file_name")
             if problem or rel is None:
@@ -31,10 +31,28 @@ def _caption_rows(tree: Tree, findings: list[Finding]) -> dict[str, tuple[str, d
 
 def _sidecar(tree: Tree, image: str) -> str | None:
     path = PurePosixPath(image)
-    for candidate in (str(path) + ".txt", str(path.with_suffix(".txt"))):
-        if (tree.root / candidate).is_file():
-            return candidate
-    return None
+    listed = set(tree.files) | set(tree.special)
+    return next((c for c in (str(path) + ".txt", str(path.with_suffix(".txt"))) if c in listed),
+                None)
+
+
+def _read_sidecar(tree: Tree, record: Record, sidecar: str, findings: list[Finding]) -> None:
+    # A caption file is read like any other: a symlink out of the root, a FIFO or a huge
+    # file is a finding on the record, never its caption.
+    if sidecar in tree.special:
+        findings.append(Finding("file.not_regular", f"caption file is {tree.special[sidecar]}, "
+                                "not a regular file; it was not read", record=record.key,
+                                file=sidecar, field="caption"))
+        return
+    data = tree.read_bytes(sidecar, findings, record=record.key, field="caption")
+    if data is None:
+        return
+    try:
+        record.set("caption", data.decode("utf-8"), f"sidecar {sidecar}")
+    except UnicodeDecodeError as exc:
+        findings.append(Finding("metadata.encoding", f"caption file is not valid UTF-8 "
+                                f"(byte {exc.start + 1}); save it as UTF-8",
+                                record=record.key, file=sidecar, field="caption"))
 
 
 def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[str]
@@ -48,16 +66,12 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
         record = Record(key=image, origin=image, image=image)
         if image in tables:
             record.origin, row = tables[image]
-            apply_row(record, row, vocab, record.origin.rsplit(":", 1)[0])
+            table, line = record.origin.rsplit(":", 1)
+            apply_row(record, row, vocab, table, findings, int(line))
         elif sidecar := _sidecar(tree, image):
             record.origin = sidecar
-            try:
-                record.set("caption", (tree.root / sidecar).read_bytes().decode("utf-8"),
-                           f"sidecar {sidecar}")
-            except UnicodeDecodeError as exc:
-                findings.append(Finding("metadata.encoding", f"caption file is not valid UTF-8 "
-                                        f"(byte {exc.start + 1}); save it as UTF-8",
-                                        record=record.key, file=sidecar, field="caption"))
+            claimed.add(sidecar)
+            _read_sidecar(tree, record, sidecar, findings)
         problem = tree.escapes(image)
         if problem:
             findings.append(Finding("file.outside_root", problem, record=record.key, file=image))
