@@ -116,11 +116,28 @@ def publish(tmp: Path, out: Path, names: tuple[str, ...]) -> None:
     _roll_forward(out)
 
 
+def _journal(out: Path) -> tuple[Path, list[str]] | None:
+    """(temporary folder, names) of the journal; None when it is not one ccub wrote."""
+    try:
+        journal = json.loads((out / JOURNAL).read_text("utf-8"))
+        tmp, names = journal["tmp"], journal["names"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    plain = [tmp, *names] if isinstance(names, list) else [None]
+    if not all(isinstance(n, str) and n and "/" not in n and n not in (".", "..") for n in plain) \
+            or not tmp.startswith(TMP_PREFIX):
+        return None
+    return out / tmp, names
+
+
 def _roll_forward(out: Path) -> None:
-    journal = json.loads((out / JOURNAL).read_text("utf-8"))
-    tmp = out / journal["tmp"]
+    journal = _journal(out)
+    if journal is None:  # never move anything on the word of a file ccub did not write
+        (out / JOURNAL).unlink()
+        return
+    tmp, names = journal
     aside = tmp / ".previous"
-    for name in journal["names"]:
+    for name in names:
         if not (tmp / name).exists():
             continue  # already moved into place
         if (out / name).exists():

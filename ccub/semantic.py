@@ -38,10 +38,11 @@ def _default_device() -> str:
 
 
 def _load_image(path: Path, preprocess):
-    from PIL import Image
+    from ccub.imaging.decode import open_image
 
     try:
-        with Image.open(path) as im:
+        # ccub's own small copies (semantic_size), so a modest pixel cap holds.
+        with open_image(path, 16_000_000) as im:
             return preprocess(im.convert("RGB"))
     except Exception as exc:  # a decoding error names the file, not just PIL's internals
         raise OSError(f"cannot read image {path} for embedding: {exc}") from exc

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -11,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ccub import __version__
+from ccub.escape import csv_text
 from ccub.pipeline import Result
 
 SCHEMA = "ccub.validate.report"
@@ -101,12 +100,8 @@ def config_toml(config: dict[str, Any]) -> str:
 
 
 def issues_csv(report: dict[str, Any]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=ISSUE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for issue in sorted(report["issues"], key=lambda i: (i["contributor"] or "", i["file"] or "")):
-        writer.writerow({k: issue[k] for k in ISSUE_COLUMNS})
-    return out.getvalue()
+    issues = sorted(report["issues"], key=lambda i: (i["contributor"] or "", i["file"] or ""))
+    return csv_text(issues, list(ISSUE_COLUMNS))
 
 
 def write_reports(result: Result, folder: Path) -> dict[str, Any]:

@@ -3,9 +3,11 @@ e-mail or issue."""
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from typing import Any
 
+from ccub.escape import markdown_text
 from ccub.report import config_toml
 
 MAX_GROUPS = 300  # duplicate groups listed
@@ -14,12 +16,7 @@ MAX_GROUP_EDGES = 40  # relations listed per group (the strongest; the HTML repo
 
 
 def _cell(value: Any) -> str:
-    text = "" if value is None else str(value)
-    text = text if len(text) <= 200 else text[:200] + "…"
-    # Escape what Markdown or an HTML-rendering viewer would interpret.
-    for ch in ("\\", "|", "<", ">", "`", "*", "_", "[", "]"):
-        text = text.replace(ch, "\\" + ch)
-    return " ".join(text.split())
+    return markdown_text(value, 200)
 
 
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
@@ -121,6 +118,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                         [[i["file"] or i["record"], i["line"], i["field"], i["severity"],
                           i["check"], i["message"] + (f" (fixed: {i['fixed']})" if i["fixed"] else ""),
                           i["fix"]] for i in issues])
+    toml = config_toml(report["config"]).strip()
+    # A fence longer than any backtick run inside, so no configured text can close it.
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall("`+", toml)), default=0))
     lines += ["## Configuration", "", "Every threshold and vocabulary in force (usable as a "
-              "`ccub.toml`):", "", "```toml", config_toml(report["config"]).strip(), "```", ""]
+              "`ccub.toml`):", "", fence + "toml", toml, fence, ""]
     return "\n".join(lines)
