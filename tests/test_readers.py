@@ -354,3 +354,18 @@ def test_output_loads_when_only_train_has_negatives(tmp_path, monkeypatch):
     assert run(root, out).exit_code == 0
     ds = _load_dataset(monkeypatch, tmp_path, out / "clean" / "korea")
     assert ds["test"]["text"] == ["a plate of cabbage kimchi beside steamed rice"]
+
+
+def test_submissions_folder_named_for_a_culture_gives_the_culture(tmp_path):
+    """`ccub validate culture_data/korea` on the layout of the public SCoFT data: the rows
+    have no culture column; the folder given names it."""
+    root = tmp_path / "culture_data" / "korea"
+    imagefolder(root / "train", [("FOOD_1.jpg", "a bowl of bibimbap with vegetables")])
+    rows = read_jsonl(root / "train" / "metadata.jsonl")
+    assert "culture" not in rows[0]
+    [record] = read(root).records
+    assert record.culture == "korea"
+    assert record.sources["culture"] == "submissions folder 'korea'"
+    # Anything more specific wins: a path component below the folder, a flag, the row.
+    [record] = read(root, {"culture": "india"}).records
+    assert record.culture == "india"
