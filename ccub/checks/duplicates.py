@@ -25,6 +25,7 @@ import numpy as np
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
 from ccub.dedup.search import connected_groups, pairs_between, pairs_within
 from ccub.imaging.analyze import full_pixel_digest
+from ccub.imaging.decode import DecodeRefused
 from ccub.imaging.phash import VARIANTS, WORDS
 from ccub.records import Finding, Record
 from ccub.safeio import Root, UnsafeFile
@@ -218,17 +219,17 @@ def _confirm(group: list[int], graph: Graph, ctx: Context, own: int) -> list[lis
 def _full_digest(node: Node, own: bool, ctx: Context) -> str:
     """Full-resolution pixel digest of the very file analysed ("" when it changed since)."""
     max_pixels = int(ctx.cfg.limits.max_megapixels * 1e6)
-    if not own:
-        data, _ = Root(ctx.against.root).read(node.image, int(ctx.cfg.limits.max_file_mb * 1e6))
-        return full_pixel_digest(data, max_pixels)
-    facts = ctx.facts[node.image]
     try:
+        if not own:
+            data, _ = Root(ctx.against.root).read(node.image, int(ctx.cfg.limits.max_file_mb * 1e6))
+            return full_pixel_digest(data, max_pixels)
+        facts = ctx.facts[node.image]
         data, _ = ctx.root.read(node.image, facts.byte_size, expect=facts.identity)
-    except UnsafeFile:
+        if hashlib.sha256(data).hexdigest() != facts.sha256:
+            return ""
+        return full_pixel_digest(data, max_pixels)
+    except (UnsafeFile, DecodeRefused):
         return ""
-    if hashlib.sha256(data).hexdigest() != facts.sha256:
-        return ""
-    return full_pixel_digest(data, max_pixels)
 
 
 def _preference(node: Node, ctx: Context) -> tuple:
