@@ -253,8 +253,8 @@ def card(
         "--init", help="Write a commented card.toml template here and stop.")] = False,
 ) -> None:
     """Regenerate the data cards (Hugging Face README.md and Croissant JSON-LD) of a clean
-    dataset from its report and the steward's card.toml."""
-    import json
+    dataset from its report, its files and the steward's card.toml: --meta, else ./card.toml,
+    else the one the cards were last written from, else the facts recorded with them."""
     from importlib import resources
 
     if init:
@@ -266,22 +266,26 @@ def card(
                           .read_text("utf-8"), encoding="utf-8")
         console.print(f"wrote {target}: fill it in, then run `ccub card`", highlight=False)
         return
-    from data_cards import write_cards
+    from ccub.outdir import OutputBusy, OutputError, exclusive
+    from data_cards import recorded_source, refresh_cards
     from data_cards.facts import CardError
 
     data_dir = data_dir or Path("data")
-    report_path = data_dir / "reports" / "report.json"
-    if not report_path.is_file():
-        err.print(f"[red]error:[/] {report_path} not found; give the --out folder of a "
-                  "`ccub validate` run")
+    if not data_dir.is_dir():  # the lock would create it
+        err.print(f"[red]error:[/] {data_dir / 'reports' / 'report.json'} not found; give the --out "
+                  "folder of a `ccub validate` run", highlight=False)
         raise typer.Exit(EXIT_USAGE)
-    meta = meta or (Path("card.toml") if Path("card.toml").is_file() else None)
     try:
-        result = write_cards(json.loads(report_path.read_text("utf-8")), data_dir, meta)
-    except CardError as exc:
-        err.print(f"[red]card error:[/] {exc}")
+        # The lock also completes a publish that a killed validate left half done.
+        with exclusive(data_dir, command="ccub card"):
+            # ./card.toml first, as for validate; else the card.toml the cards were last written
+            # from (the steward may have edited it), else the facts recorded with them.
+            local = Path("card.toml") if Path("card.toml").is_file() else None
+            result = refresh_cards(data_dir, meta or local or recorded_source(data_dir))
+    except (CardError, OutputBusy, OutputError) as exc:
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
-    _card_summary(result, data_dir / "clean", meta)
+    _card_summary(result, data_dir / "clean", result.source)
 
 
 def _summary(report: dict[str, Any], out: Path) -> None:
@@ -401,6 +405,8 @@ def _model_stack() -> None:
 def _run_prepare_stages(dataset: Path, culture: str | None, tiny: str | None, cfg: Any, only: str | None = None,
                         force: bool = False, device: str | None = None) -> Any:
     from ccub.models import ModelUnavailable
+    from ccub.outdir import OutputBusy, OutputError
+    from data_cards.facts import CardError
     from finetune.dataset import DatasetError
     from finetune.prepare import STAGES, Options, PrepareError, prepare
 
@@ -417,8 +423,8 @@ def _run_prepare_stages(dataset: Path, culture: str | None, tiny: str | None, cf
 
         try:
             result = prepare(options, cfg, on_progress)
-        except (DatasetError, PrepareError, ModelUnavailable) as exc:
-            err.print(f"[red]error:[/] {exc}", highlight=False)
+        except (DatasetError, PrepareError, ModelUnavailable, OutputBusy, OutputError, CardError) as exc:
+            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(EXIT_USAGE) from exc
     _prepare_summary(result)
     if result.failures:
@@ -446,6 +452,9 @@ def _prepare_summary(result: Any) -> None:
         console.print("[bold yellow]SMOKE RUN:[/] some captions or negatives in this dataset were made with "
                       "RANDOM WEIGHTS (see prepare.json); rerun with real models and --force before training.")
     console.print(f"record of settings and seeds: {result.root / 'prepare.json'}", highlight=False)
+    if result.cards:
+        console.print(f"data cards refreshed: {', '.join(str(p) for p in result.cards if p.suffix != '.png')}",
+                      highlight=False)
 
 
 @app.command()

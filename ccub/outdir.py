@@ -70,7 +70,8 @@ def exclusive(out: Path, wait: bool = False, command: str = "ccub") -> Iterator[
             lock.acquire(blocking=wait)
         except Timeout:
             raise OutputBusy(f"{out} is being written by another ccub run ({_holder(out)}); "
-                             "wait for it to finish, or rerun with --wait") from None
+                             "run again when it has finished (`ccub validate --wait` waits "
+                             "by itself)") from None
     except OSError as exc:
         raise OutputError(describe_os_error(exc, out)) from exc
     try:

@@ -10,29 +10,47 @@ writes a commented template: `card_template.toml`); everything else comes from w
 - `hf_card`: `<out>/clean/README.md` (hub YAML header + dataset card) and its PNG plots.
 - `croissant` (when present): `<out>/clean/croissant.json`.
 
+Whenever cards are written, the steward's facts they were written from are recorded in
+`<out>/reports/card.json` (with the card.toml they came from): validate records them in its
+staging folder, so they are published with the cards, and `refresh_cards` rewrites the cards
+of a published output from them after its data changed (`ccub prepare`) or the steward's
+card.toml did (`ccub card`).
+
 A card missing required fields is still written, marked incomplete (`ccub_card_status:
 incomplete` in the header and a banner); `CardResult.missing` names the fields to add.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ccub.files import atomic_write_bytes
-from data_cards.facts import CardMeta, DatasetStats, compute_stats, load_meta, missing_fields
+from ccub.files import atomic_write_bytes, atomic_write_text
+from data_cards.facts import (
+    CardError,
+    CardMeta,
+    DatasetStats,
+    compute_stats,
+    load_meta,
+    meta_from_dict,
+    missing_fields,
+)
 
-__all__ = ["CardResult", "write_cards", "build_cards"]
+__all__ = ["CardResult", "write_cards", "refresh_cards", "recorded_source", "build_cards"]
 
 PLOT_DIR = "card"
+FACTS_FILE = "card.json"  # under <out>/reports/
+FACTS_SCHEMA = "ccub.card.facts"
 
 
 @dataclass
 class CardResult:
     paths: list[Path] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    source: Path | None = None  # the card.toml the facts came from, when known
 
 
 def build_cards(meta: CardMeta, stats: DatasetStats) -> dict[str, bytes]:
@@ -58,13 +76,75 @@ def build_cards(meta: CardMeta, stats: DatasetStats) -> dict[str, bytes]:
 
 
 def write_cards(report: dict[str, Any], out_dir: Path, meta_path: Path | None) -> CardResult:
-    """Compute the stats, write README.md, plots and croissant.json under `out_dir/clean`."""
-    meta = load_meta(meta_path)
-    clean = Path(out_dir) / "clean"
-    stats = compute_stats(report, Path(out_dir), contributor_min_images=meta.contributor_min_images)
-    result = CardResult(missing=missing_fields(meta, stats))
+    """Compute the stats, write README.md, plots and croissant.json under `out_dir/clean` and
+    record the facts of `meta_path` (None: the empty defaults) under `out_dir/reports`."""
+    return _write(report, Path(out_dir), load_meta(meta_path), meta_path)
+
+
+def refresh_cards(data_dir: Path, meta_path: Path | None = None) -> CardResult:
+    """Rewrite the cards of a published output from its report and files as they are now.
+
+    The facts are `meta_path`'s when given (and are recorded for the next refresh), else
+    those recorded when the cards were last written. Call while holding
+    `ccub.outdir.exclusive(data_dir)`.
+    """
+    data_dir = Path(data_dir)
+    report_path = data_dir / "reports" / "report.json"
+    try:
+        report = json.loads(report_path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise CardError(f"{report_path} not found; give the --out folder of a `ccub validate` "
+                        "run") from None
+    except (OSError, ValueError) as exc:
+        raise CardError(f"{report_path}: unreadable ({exc}); rerun `ccub validate`") from exc
+    if meta_path is not None:
+        return write_cards(report, data_dir, meta_path)
+    return _write(report, data_dir, *_recorded(data_dir))
+
+
+def recorded_source(data_dir: Path) -> Path | None:
+    """The card.toml the cards of `data_dir` were last written from, when it is still there."""
+    source = _recorded(Path(data_dir))[1]
+    return source if source is not None and source.is_file() else None
+
+
+def _write(report: dict[str, Any], out_dir: Path, meta: CardMeta,
+           source: Path | None) -> CardResult:
+    clean = out_dir / "clean"
+    stats = compute_stats(report, out_dir, contributor_min_images=meta.contributor_min_images)
+    # The facts first: killed half way, the next refresh still renders what was asked for.
+    _record(out_dir, meta, source)
+    result = CardResult(missing=missing_fields(meta, stats), source=source)
     for rel, data in build_cards(meta, stats).items():
         path = clean / rel
         atomic_write_bytes(path, data)
         result.paths.append(path)
     return result
+
+
+def _record(out_dir: Path, meta: CardMeta, source: Path | None) -> None:
+    atomic_write_text(out_dir / "reports" / FACTS_FILE, json.dumps({
+        "schema": FACTS_SCHEMA, "schema_version": 1,
+        "source": str(Path(source).resolve()) if source is not None else None,
+        "facts": dataclasses.asdict(meta)}, indent=2, ensure_ascii=False) + "\n")
+
+
+def _recorded(data_dir: Path) -> tuple[CardMeta, Path | None]:
+    """The recorded facts and their card.toml; the defaults for an output that has none."""
+    path = data_dir / "reports" / FACTS_FILE
+    if not path.is_file():
+        return CardMeta(), None
+    fix = "rerun `ccub card --meta card.toml`"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CardError(f"{path}: unreadable ({exc}); {fix}") from exc
+    if not isinstance(data, dict) or data.get("schema") != FACTS_SCHEMA \
+            or not isinstance(data.get("facts"), dict) \
+            or not isinstance(data.get("source"), str | None):
+        raise CardError(f"{path}: not a record of card facts; {fix}")
+    try:
+        meta = meta_from_dict(data["facts"], str(path))
+    except CardError as exc:
+        raise CardError(f"{exc}; {fix}") from exc
+    return meta, Path(data["source"]) if data.get("source") else None

@@ -9,8 +9,9 @@ pattern is relative to that folder. Per culture and split it declares:
 - a `cr:FileSet` for `<culture>/<split>/images/*.{jpg,jpeg,png,webp}`,
 - a RecordSet `<culture>-<split>-images` (one record per image file: `file_name`, the path
   relative to the split folder as metadata.jsonl writes it, and `image`, the content), and
-- a RecordSet `<culture>-<split>` (one record per metadata row: caption `text`, culture,
-  category, licence, ... and `image`, joined from the image RecordSet by `file_name`).
+- a RecordSet `<culture>-<split>` (one record per metadata row: a field for every column of
+  the file, typed by what it holds, and `image`, joined from the image RecordSet by
+  `file_name`).
 
 Steward text goes in as data only (the JSON encoder escapes it); `dumps` additionally
 escapes `<`, `>` and `&` so the document can be embedded in an HTML `<script>` element.
@@ -27,7 +28,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-from data_cards.facts import CardMeta, DatasetStats, effective_license, missing_fields
+from ccub.files import atomic_write_text
+from data_cards.facts import (
+    CARRIED,
+    COLUMN_DOCS,
+    CardMeta,
+    DatasetStats,
+    effective_license,
+    missing_fields,
+)
 
 CONFORMS_TO = "http://mlcommons.org/croissant/1.0"
 CARD_FILE = "croissant.json"
@@ -80,21 +89,10 @@ IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "webp")
 # image/jpeg or image/png (it has no image/webp); Pillow opens all three whatever the suffix.
 IMAGE_FORMATS = ["image/jpeg", "image/png", "image/webp"]
 
-# Columns ccub writes on every row of every metadata.jsonl (export.py), so each is safe to
-# declare as a field of every record set.
-TEXT_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("text", "The community caption, as the contributor wrote it."),
-    ("culture", "The culture the image was submitted for."),
-    ("category", "The content category (e.g. FOOD, CLOTHING, ARCHITECTURE)."),
-    ("license", "The image's licence (SPDX identifier) as declared by the contributor."),
-    ("creator", "Who made the image (attribution)."),
-    ("contributor", "Id of the person who submitted the image."),
-    ("consent", "What the contributor stated about consent of people shown."),
-    ("language", "Language of the caption (BCP 47), when stated."),
-    ("caption_source", "Where the caption came from, when stated."),
-    ("source_file", "The image's path in the submissions folder."),
-    ("export", "How ccub wrote the image (metadata removed losslessly, or re-encoded)."),
-)
+# Field types by column kind (facts.column_kind). mlcroissant reads metadata.jsonl with pandas,
+# which turns date-like columns (created_at) into timestamps: a text field refuses those, while a
+# date-time field reads a timestamp and an ISO string alike.
+KIND_TYPES = {"text": "sc:Text", "list": "sc:Text", "datetime": "sc:DateTime"}
 
 ORGANISATION_WORDS = re.compile(
     r"\b(university|institute|institut|laboratory|lab|labs|inc|ltd|llc|gmbh|foundation|"
@@ -303,6 +301,28 @@ def _field(record_set: str, name: str, data_type: str, description: str,
             "description": description, "dataType": data_type, "source": source, **extra}
 
 
+def _column_fields(record_set: str, metadata: dict[str, str],
+                   columns: dict[str, str]) -> list[dict[str, Any]]:
+    """A field for every column of the metadata file but file_name (the join key).
+
+    Column names are the contributors' own: the field's name is a slug of it, unique in the
+    record set, and the column is read by its exact name."""
+    taken = {"file_name", "image"}
+    fields = []
+    for column, kind in columns.items():
+        if column == "file_name":
+            continue
+        name = base = _slug(column)
+        suffix = 2
+        while name in taken:
+            name, suffix = f"{base}-{suffix}", suffix + 1
+        taken.add(name)
+        fields.append(_field(record_set, name, KIND_TYPES[kind], COLUMN_DOCS.get(column, CARRIED),
+                             {"fileObject": metadata, "extract": {"column": column}},
+                             **({"repeated": True} if kind == "list" else {})))
+    return fields
+
+
 def _record_sets(stats: DatasetStats) -> list[dict[str, Any]]:
     sets: list[dict[str, Any]] = []
     for culture, splits in sorted(stats.data_files.items()):
@@ -335,9 +355,7 @@ def _record_sets(stats: DatasetStats) -> list[dict[str, Any]]:
                 _field(rows, "image", "sc:ImageObject", "The image the row describes.",
                        {"field": {"@id": f"{images}/image"}}),
             ]
-            fields += [_field(rows, column, "sc:Text", description,
-                              {"fileObject": metadata, "extract": {"column": column}})
-                       for column, description in TEXT_COLUMNS]
+            fields += _column_fields(rows, metadata, stats.file_columns.get(path, {}))
             sets.append({
                 "@type": "cr:RecordSet",
                 "@id": rows,
@@ -393,9 +411,14 @@ def render_croissant(meta: CardMeta, stats: DatasetStats, *,
         + (f" Caption sources: {_dist(stats.by_caption_source)}." if stats.by_caption_source
            else ""),
     ]
-    if stats.has_blip_text:
-        annotation.append("Column blip_text holds machine-generated captions (SCoFT); "
-                          "ccub passes them through without review.")
+    if stats.blip_text_rows:
+        annotation.append(f"Column blip_text holds generic captions (SCoFT) for "
+                          f"{_count(stats.blip_text_rows, 'image')}, machine-made or derived from "
+                          "the caption (column blip_source says how); ccub does not review them.")
+    if stats.negative_rows:
+        annotation.append(f"Column negative_imgpath lists SCoFT negative images for "
+                          f"{_count(stats.negative_rows, 'image')} "
+                          f"({_count(stats.negative_files, 'file')} in all).")
     maintenance = _join([
         meta.maintenance,
         f"Withdrawal: {meta.withdrawal}" if meta.withdrawal else "",
@@ -427,7 +450,7 @@ def render_croissant(meta: CardMeta, stats: DatasetStats, *,
         "rai:dataAnnotationProtocol": annotation,
         "rai:annotationsPerItem": "1 community caption per image"
                                   + (" (plus a machine caption in blip_text)"
-                                     if stats.has_blip_text else ""),
+                                     if stats.blip_text_rows else ""),
         "rai:dataPreprocessingProtocol": _preprocessing(stats),
         "rai:personalSensitiveInformation": _personal(meta, stats),
         "rai:dataBiases": _biases(meta, stats),
@@ -478,5 +501,5 @@ def write_croissant(meta: CardMeta, stats: DatasetStats, clean_dir: Path) -> Pat
     clean_dir = Path(clean_dir)
     document = render_croissant(meta, stats, timeframe=collection_timeframe(clean_dir, stats))
     path = clean_dir / CARD_FILE
-    path.write_text(dumps(document) + "\n", encoding="utf-8")
+    atomic_write_text(path, dumps(document) + "\n")
     return path

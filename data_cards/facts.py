@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
 import statistics
 import tomllib
 from collections import Counter, defaultdict
@@ -29,6 +30,31 @@ PRIVACY_CHECKS = {
     "privacy.owner_name": "owner_name",
 }
 BLOCKING = ("error", "review")
+ISO_MOMENT = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?)?")
+
+# What each column of metadata.jsonl holds, for both cards (Markdown code spans are kept as
+# they are in the Croissant descriptions).
+COLUMN_DOCS = {
+    "file_name": "image path relative to the split folder (`images/<name>`)",
+    "text": "the community caption, written by a member of the culture (SCoFT's caption)",
+    "blip_text": "SCoFT: a generic machine caption without cultural context, used as the "
+                 "contrast to `text`",
+    "blip_source": "how `blip_text` was made (`ccub prepare`: model, lexicon strip, or the dataset's own)",
+    "negative_imgpath": "SCoFT: paths of negative images (relative to `<culture>/`), "
+                        "copied to `<culture>/negatives/`; may be empty",
+    "culture": "culture slug (one config per culture)",
+    "category": "category from ccub's vocabulary (e.g. FOOD, ARCH, CLOTH)",
+    "license": "SPDX id of the image's licence",
+    "creator": "who made the image (for attribution)",
+    "contributor": "contributor id as given in the submission",
+    "consent": "consent statement recorded for people shown (or `n/a`)",
+    "language": "caption language (ISO 639-1), when known",
+    "caption_source": "how the caption was written (e.g. contributor, translated)",
+    "created_at": "when the image was taken or created, when known",
+    "source_file": "the image's path in the submission",
+    "export": "how the image was written: metadata removed losslessly, or re-encoded",
+}
+CARRIED = "carried through from the submission"
 
 
 class CardError(ValueError):
@@ -73,10 +99,15 @@ def load_meta(path: Path | None) -> CardMeta:
         raise CardError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise CardError(f"{path}: not valid TOML ({exc})") from exc
+    return meta_from_dict(data, str(path))
+
+
+def meta_from_dict(data: dict[str, Any], where: str) -> CardMeta:
+    """CardMeta from parsed card.toml (or recorded) values, each checked; `where` names the source."""
     known = {f.name: f for f in fields(CardMeta)}
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise CardError(f"{path}: unknown key(s) {', '.join(unknown)}; "
+        raise CardError(f"{where}: unknown key(s) {', '.join(unknown)}; "
                         f"valid keys: {', '.join(known)}")
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
@@ -85,16 +116,16 @@ def load_meta(path: Path | None) -> CardMeta:
             if isinstance(value, str):
                 value = [value] if value.strip() else []
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise CardError(f"{path}: {key} must be a list of strings")
+                raise CardError(f"{where}: {key} must be a list of strings")
             value = [v.strip() for v in value if v.strip()]
         elif kind == "int":
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise CardError(f"{path}: {key} must be a positive whole number")
+                raise CardError(f"{where}: {key} must be a positive whole number")
         else:
             if hasattr(value, "isoformat"):  # TOML dates: publication_date = 2024-06-01
                 value = value.isoformat()
             if not isinstance(value, str):
-                raise CardError(f"{path}: {key} must be a string")
+                raise CardError(f"{where}: {key} must be a string")
             value = value.strip()
         kwargs[key] = value
     return CardMeta(**kwargs)
@@ -149,9 +180,12 @@ class DatasetStats:
     tool_versions: dict[str, str] = field(default_factory=dict)
     config_sha256: str = ""
     generated: str = ""  # ISO date the card was generated (the only date-dependent value)
-    has_blip_text: bool = False
-    has_negatives: bool = False
+    blip_text_rows: int = 0  # rows with a generic caption (SCoFT, `ccub prepare`)
+    negative_rows: int = 0  # rows listing negative images
+    negative_files: int = 0  # distinct negative images listed
     columns: list[str] = field(default_factory=list)  # metadata.jsonl columns, first-seen order
+    # metadata.jsonl path -> its columns in file order, each with its kind (see column_kind)
+    file_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def _version(dist: str) -> str:
@@ -188,6 +222,28 @@ def _checks(config: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
         thresholds = {name: _lookup(config, name) for name in spec.thresholds}
         rows.append((spec.id, overrides.get(spec.id) or spec.severity, thresholds))
     return rows
+
+
+def is_iso_moment(value: str) -> bool:
+    """A plain ISO 8601 date or date-time (the forms every date parser reads alike)."""
+    if not ISO_MOMENT.fullmatch(value):
+        return False
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def column_kind(values: list[Any]) -> str:
+    """What a column holds, from its values (empty ones aside): "list" when all are lists,
+    "datetime" when all are ISO dates or date-times, else "text". Croissant fields are typed by it."""
+    given = [v for v in values if v not in (None, "")]
+    if given and all(isinstance(v, list) for v in given):
+        return "list"
+    if given and all(isinstance(v, str) and is_iso_moment(v) for v in given):
+        return "datetime"
+    return "text"
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
@@ -240,13 +296,18 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
             stats.metadata_files.append((rel, hashlib.sha256(data).hexdigest(), len(data)))
             rows_by_file[rel] = _read_rows(meta)
     stats.cultures = sorted(stats.data_files)
-    columns: dict[str, None] = {}
-    for rows in rows_by_file.values():
+    negatives: set[tuple[str, str]] = set()  # (culture folder, path): paths are per culture
+    for rel, rows in rows_by_file.items():
+        names = list(dict.fromkeys(k for r in rows for k in r))
+        stats.file_columns[rel] = {name: column_kind([r.get(name) for r in rows]) for name in names}
         for r in rows:
-            columns.update(dict.fromkeys(r))
-            stats.has_blip_text |= bool(r.get("blip_text"))
-            stats.has_negatives |= bool(r.get("negative_imgpath"))
-    stats.columns = list(columns)
+            stats.blip_text_rows += bool(r.get("blip_text"))
+            listed = r.get("negative_imgpath")
+            if isinstance(listed, list) and listed:
+                stats.negative_rows += 1
+                negatives.update((rel.split("/", 1)[0], str(p)) for p in listed)
+    stats.negative_files = len(negatives)
+    stats.columns = list(dict.fromkeys(c for names in stats.file_columns.values() for c in names))
     # Caption sources are written to the rows, not to the report's records.
     sources: Counter[str] = Counter()
     for rows in rows_by_file.values():

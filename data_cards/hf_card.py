@@ -19,6 +19,8 @@ import jinja2
 import yaml
 
 from data_cards.facts import (
+    CARRIED,
+    COLUMN_DOCS,
     REQUIRED,
     CardMeta,
     DatasetStats,
@@ -46,25 +48,6 @@ SCOFT_BIBTEX = """@inproceedings{liu2024scoft,
   year      = {2024}
 }"""
 
-FIELD_DOCS = {
-    "file_name": "image path relative to the split folder (`images/<name>`)",
-    "text": "the community caption, written by a member of the culture (SCoFT's caption)",
-    "blip_text": "SCoFT: a generic machine caption without cultural context, used as the "
-                 "contrast to `text`",
-    "negative_imgpath": "SCoFT: paths of negative images (relative to `<culture>/`), "
-                        "copied to `<culture>/negatives/`; may be empty",
-    "culture": "culture slug (one config per culture)",
-    "category": "category from ccub's vocabulary (e.g. FOOD, ARCH, CLOTH)",
-    "license": "SPDX id of the image's licence",
-    "creator": "who made the image (for attribution)",
-    "contributor": "contributor id as given in the submission",
-    "consent": "consent statement recorded for people shown (or `n/a`)",
-    "language": "caption language (ISO 639-1), when known",
-    "caption_source": "how the caption was written (e.g. contributor, translated)",
-    "created_at": "when the image was taken or created, when known",
-    "source_file": "the image's path in the submission",
-    "export": "how the image was written: metadata removed losslessly, or re-encoded",
-}
 
 # ---------------------------------------------------------------------------- escaping
 
@@ -256,7 +239,7 @@ def context(meta: CardMeta, stats: DatasetStats, plots: dict[str, str],
             missing: list[str]) -> dict[str, Any]:
     licence = effective_license(meta, stats)
     split_names = sorted(stats.by_split, key=_split_order)
-    columns = stats.columns or list(FIELD_DOCS)
+    columns = stats.columns or list(COLUMN_DOCS)
     checks_by_id = {c[0]: c for c in stats.checks}
     return {
         "meta": meta, "stats": stats, "missing": missing, "required": REQUIRED,
@@ -286,7 +269,7 @@ def context(meta: CardMeta, stats: DatasetStats, plots: dict[str, str],
             for split, path in sorted(stats.data_files[culture].items(),
                                       key=lambda kv: _split_order(kv[0]))]),
         "fields": _table(("field", "description"), [
-            (md_code_span(c), Raw(FIELD_DOCS.get(c, "carried through from the submission")))
+            (md_code_span(c), Raw(COLUMN_DOCS.get(c, CARRIED)))
             for c in columns]),
         "licences": _licences(stats),
         "languages_table": _count_table("caption language", stats.by_language, stats.total),

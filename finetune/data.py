@@ -20,7 +20,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ccub.config import Limits
+from ccub.imaging.decode import open_image
 from finetune.dataset import ScoftExample
+
+# The pixel cap of ccub's default config, for callers without a config at hand.
+DEFAULT_MAX_PIXELS = int(Limits.max_megapixels * 1_000_000)
 
 
 def seeded(*parts: object) -> torch.Generator:
@@ -29,12 +34,14 @@ def seeded(*parts: object) -> torch.Generator:
     return torch.Generator().manual_seed(int.from_bytes(digest[:8], "big") & (2**63 - 1))
 
 
-def load_square(path, resolution: int) -> torch.Tensor:
-    """(3, R, R) uint8: shorter side resized to R (bilinear, antialiased), then centre-cropped."""
+def load_square(path, resolution: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> torch.Tensor:
+    """(3, R, R) uint8: shorter side resized to R (bilinear, antialiased), then centre-cropped.
+
+    Only JPEG, PNG and WebP are opened, with at most `max_pixels` pixels (checked on the header)."""
     import numpy as np
     from PIL import Image, ImageOps
 
-    with Image.open(path) as im:
+    with open_image(path, max_pixels) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
         scale = resolution / min(im.size)
         size = (max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale)))
@@ -62,12 +69,13 @@ class Batch:
 
 
 class TrainingData:
-    def __init__(self, examples: list[ScoftExample], resolution: int, random_flip: bool):
+    def __init__(self, examples: list[ScoftExample], resolution: int, random_flip: bool,
+                 max_pixels: int = DEFAULT_MAX_PIXELS):
         self.examples = examples
         self.resolution = resolution
         self.random_flip = random_flip
-        self.pixels = torch.stack([load_square(e.image, resolution) for e in examples])
-        self.negatives = [torch.stack([load_square(n, resolution) for n in e.negatives])
+        self.pixels = torch.stack([load_square(e.image, resolution, max_pixels) for e in examples])
+        self.negatives = [torch.stack([load_square(n, resolution, max_pixels) for n in e.negatives])
                           if e.negatives else torch.zeros(0, 3, resolution, resolution, dtype=torch.uint8)
                           for e in examples]
         self.max_negatives = max((len(e.negatives) for e in examples), default=0)

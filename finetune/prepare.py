@@ -11,6 +11,10 @@ files (rewritten atomically). A row therefore never names a file that is missing
 written; an interrupted batch leaves at most unreferenced files, which the next run
 overwrites. Rows already done are skipped unless ``force``; one failing image is reported
 and the others go on.
+
+A dataset that `ccub validate` published (``DATA/clean/<culture>/``) is prepared while holding
+DATA's lock (`ccub.outdir.exclusive`), and its data cards are refreshed afterwards, even after
+a failure or an interruption: they state the sha256 and the columns of every metadata file.
 """
 
 from __future__ import annotations
@@ -29,6 +33,9 @@ from typing import Any
 from ccub import __version__
 from ccub.config import Config, Prepare, setting_problems
 from ccub.files import atomic_write, atomic_write_text
+from ccub.imaging.decode import open_image
+from ccub.outdir import JOURNAL, exclusive
+from data_cards import refresh_cards
 from finetune.captions import STRATEGIES
 from finetune.dataset import (
     GENERIC,
@@ -84,6 +91,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
     smoke_run: bool = False
+    cards: list[Path] = field(default_factory=list)  # data cards refreshed (a published dataset)
 
     @property
     def exit_code(self) -> int:
@@ -141,21 +149,17 @@ class Committer:
 
 
 def open_rgb(path: Path, max_pixels: int):
-    """The image upright and in RGB, refusing decompression bombs before decoding."""
-    from PIL import Image, ImageOps
+    """The image upright and in RGB; only JPEG, PNG and WebP, with the pixel cap checked
+    before decoding (limits.max_megapixels)."""
+    from PIL import ImageOps
 
-    with Image.open(path) as im:
-        if im.width * im.height > max_pixels:
-            raise ValueError(f"{im.width}x{im.height} pixels is over the limit of {max_pixels:,} "
-                             f"(limits.max_megapixels)")
+    with open_image(path, max_pixels) as im:
         im.load()
         return ImageOps.exif_transpose(im).convert("RGB")
 
 
-def upright_size(path: Path) -> tuple[int, int]:
-    from PIL import Image
-
-    with Image.open(path) as im:
+def upright_size(path: Path, max_pixels: int) -> tuple[int, int]:
+    with open_image(path, max_pixels) as im:
         rotated = im.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientations that swap the sides
         return (im.height, im.width) if rotated else (im.width, im.height)
 
@@ -234,8 +238,33 @@ def _lexicon(cfg: Config, culture: str | None):
 # --------------------------------------------------------------------------- the run
 
 
+def published_in(root: Path) -> Path | None:
+    """The `ccub validate --out` folder when `root` is one of its DATA/clean/<culture>/ datasets."""
+    clean = Path(root).resolve().parent
+    data = clean.parent
+    if clean.name == "clean" and ((data / "reports").is_dir() or (data / JOURNAL).is_file()):
+        return data
+    return None
+
+
 def prepare(opts: Options, cfg: Config, progress: ProgressFn | None = None) -> Result:
-    """Fill in generic captions and negatives of the dataset at ``opts.root`` (see the module doc)."""
+    """Fill in generic captions and negatives of the dataset at ``opts.root`` (see the module doc).
+
+    Raises `ccub.outdir.OutputBusy`/`OutputError` when a published dataset's folder is held by
+    another run or cannot be written, `data_cards.facts.CardError` when its cards cannot be."""
+    data = published_in(opts.root)
+    if data is None:
+        return _prepare(opts, cfg, progress)
+    with exclusive(data, command="ccub prepare"):
+        try:
+            result = _prepare(opts, cfg, progress)
+        finally:
+            cards = refresh_cards(data)  # every batch committed so far changed metadata.jsonl
+    result.cards = cards.paths
+    return result
+
+
+def _prepare(opts: Options, cfg: Config, progress: ProgressFn | None) -> Result:
     settings = cfg.prepare
     check_settings(settings)
     unknown = sorted(set(opts.stages) - set(STAGES))
@@ -425,7 +454,7 @@ class NegativeStage:
         groups: dict[tuple[int, int], list[Row]] = {}
         for item in todo:
             try:
-                size = upright_size(self.dataset.image_path(*item))
+                size = upright_size(self.dataset.image_path(*item), self.max_pixels)
             except Exception as exc:  # noqa: BLE001 - an unreadable image fails alone
                 self.fail(item, exc)
                 continue

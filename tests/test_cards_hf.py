@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import make_image, row, submission
+from typer.testing import CliRunner
 
 import ccub.report
+from ccub.cli import app
 from ccub.config import load_config
 from ccub.pipeline import Options, validate
 from data_cards import write_cards
@@ -249,3 +251,35 @@ def test_regenerated_card_is_identical(dataset, tmp_path):
     b = render_hf_card(meta, compute_stats(report, out, today="2030-01-01"), {})
     diff = [(x, y) for x, y in zip(a.splitlines(), b.splitlines(), strict=True) if x != y]
     assert len(diff) == 1 and "2020-01-01" in diff[0][0]
+
+
+def test_card_without_meta_keeps_the_facts_validate_used(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no ./card.toml: validate reads the submission's
+    root, out = tmp_path / "in", tmp_path / "out"
+    submission(root, [row(f"k{i}.jpg", i, category="FOOD") for i in range(3)], folder="korea")
+    steward = root / "card.toml"
+    steward.write_text(COMPLETE, encoding="utf-8")
+    validated = CliRunner().invoke(app, ["validate", str(root), "--out", str(out), "--workers", "1"])
+    assert validated.exit_code == 0, validated.output
+
+    def card(*args: str) -> dict:
+        result = CliRunner().invoke(app, ["card", str(out), *args])
+        assert result.exit_code == 0, result.output
+        return _front_matter((out / "clean" / "README.md").read_text(encoding="utf-8"))
+
+    assert card()["ccub_card_status"] == "complete"
+    # The steward edits the card.toml validate read: `ccub card` takes the edit.
+    steward.write_text(COMPLETE.replace('"CCUB test"', '"CCUB edited"'), encoding="utf-8")
+    assert card()["pretty_name"] == "CCUB edited"
+    # Gone (moved, or another machine): the facts recorded with the cards remain.
+    steward.unlink()
+    head = card()
+    assert head["ccub_card_status"] == "complete" and head["pretty_name"] == "CCUB edited"
+    # An explicit --meta wins and is recorded: the next refresh keeps its facts.
+    draft = tmp_path / "drafts" / "card.toml"
+    draft.parent.mkdir()
+    draft.write_text('citation = "@misc{x, title={x}}"\n', encoding="utf-8")
+    missing = ["publication_date", "creators", "version"]
+    assert card("--meta", str(draft))["ccub_card_missing"] == missing
+    draft.unlink()
+    assert card()["ccub_card_missing"] == missing

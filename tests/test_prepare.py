@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ccub.cli import app
+from ccub.imaging.decode import DecodeRefused
 from finetune import prepare as prep
 from finetune.dataset import DatasetError, read_dataset, scoft_examples
 from finetune.negatives import ControlNetGenerator, generation_size, negative_seed
@@ -190,6 +192,21 @@ def test_a_broken_image_fails_alone(tmp_path):
     assert all(len(r["negative_imgpath"]) == K for name, r in by_name.items() if name != "images/train_1.jpg")
 
 
+def test_images_open_only_as_accepted_formats_under_the_pixel_cap(tmp_path):
+    from finetune.data import load_square
+
+    disguised = tmp_path / "bitmap.jpg"  # a BMP named .jpg: Pillow would open it, ccub does not
+    Image.new("RGB", (64, 48)).save(disguised, "BMP")
+    large = make_image(tmp_path / "large.png", size=(80, 60))
+    openers = (prep.open_rgb, prep.upright_size, lambda path, cap: load_square(path, 32, cap))
+    for path, cap, check in ((disguised, 10**6, "file.format"), (large, 80 * 60 - 1, "file.too_many_pixels")):
+        for opener in openers:
+            with pytest.raises(DecodeRefused) as refused:
+                opener(path, cap)
+            assert refused.value.check == check
+    assert load_square(large, 32, 80 * 60).shape == (3, 32, 32)
+
+
 def test_force_redoes_generated_negatives_and_keeps_the_communitys(tmp_path):
     root = dataset(tmp_path / "ds", n=2)
     make_image(root / "negatives" / "mine.jpg", size=(64, 64), seed=99)
@@ -246,16 +263,38 @@ def test_hostile_paths_in_rows_are_refused(tmp_path):
 # --------------------------------------------------------------------------- what reads the result
 
 
-def test_validate_then_prepare_loads_as_imagefolder_and_for_scoft(tmp_path):
+CARD = """version = "1.0.0"
+publication_date = 2024-06-01
+citation = "@misc{ccub, title = {CCUB}, year = {2024}}"
+creators = ["Jane Doe"]
+"""
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory):
+    """korea (3 images, with created_at) and nigeria (2) validated with a complete card.toml, then
+    `ccub prepare --culture korea --base tiny`: returns the --out folder and prepare's CLI result."""
+    base = tmp_path_factory.mktemp("published")
+    root, out = base / "sub", base / "out"
+    for i in range(2):  # pixels unlike korea's: no cross-culture duplicates
+        make_image(root / "nigeria" / f"FOOD_{i}.jpg", seed=300 + i)
+    submission(root, [row(f"FOOD_{i}.jpg", i, created_at=f"2023-05-0{i + 1}") for i in range(3)], folder="korea")
+    submission(root, [row(f"FOOD_{i}.jpg", 10 + i) for i in range(2)], folder="nigeria")
+    (base / "card.toml").write_text(CARD, encoding="utf-8")
+    validated = CliRunner().invoke(app, ["validate", str(root), "--out", str(out), "--workers", "1",
+                                         "--meta", str(base / "card.toml")])
+    assert validated.exit_code == 0, validated.output
+    with pytest.MonkeyPatch.context() as patch:  # module scope: the autouse cache fixture is not set yet
+        patch.setenv("CCUB_CACHE", str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache"))
+        prepared = CliRunner().invoke(app, ["prepare", "--culture", "korea", "--data", str(out), "--base", "tiny",
+                                            "--negatives", str(K), "--device", "cpu"])
+    return out, prepared
+
+
+def test_validate_then_prepare_loads_as_imagefolder_and_for_scoft(published, tmp_path):
     datasets = pytest.importorskip("datasets")
-    rows_in = [row(f"FOOD_{i}.jpg", i) for i in range(3)]
-    submission(tmp_path / "sub", rows_in, folder="korea")
-    validated = CliRunner().invoke(app, ["validate", str(tmp_path / "sub"), "--out", str(tmp_path / "out"),
-                                         "--workers", "1"])
-    assert validated.exit_code in (0, 1) and (tmp_path / "out" / "clean" / "README.md").is_file(), validated.output
-    clean = tmp_path / "out" / "clean"
-    cli = CliRunner().invoke(app, ["prepare", "--culture", "korea", "--data", str(tmp_path / "out"),
-                                   "--base", "tiny", "--negatives", str(K), "--device", "cpu"])
+    out, cli = published
+    clean = out / "clean"
     assert cli.exit_code == 0, cli.output
     assert "SMOKE RUN" in cli.output and "RANDOM WEIGHTS" in cli.output
     examples = scoft_examples(read_dataset(clean / "korea"))
@@ -265,6 +304,39 @@ def test_validate_then_prepare_loads_as_imagefolder_and_for_scoft(tmp_path):
     assert len(loaded) == 3
     assert all(len(r["negative_imgpath"]) == K and r["blip_text"] for r in loaded)
     assert loaded[0]["image"].size[0] > 0
+
+
+def test_prepare_refreshes_the_cards_and_mlcroissant_reads_every_culture(published):
+    mlc = pytest.importorskip("mlcroissant")
+    out, cli = published
+    clean = out / "clean"
+    assert cli.exit_code == 0 and "data cards refreshed" in cli.output, cli.output
+    document = json.loads((clean / "croissant.json").read_text("utf-8"))
+    objects = {o["contentUrl"]: o for o in document["distribution"] if o["@type"] == "cr:FileObject"}
+    assert sorted(objects) == ["korea/train/metadata.jsonl", "nigeria/train/metadata.jsonl"]
+    readme = (clean / "README.md").read_text("utf-8")
+    for path, obj in objects.items():
+        digest = hashlib.sha256((clean / path).read_bytes()).hexdigest()
+        assert obj["sha256"] == digest and digest in readme
+    assert "ccub_card_status: complete" in readme  # the steward's facts, as validate recorded them
+    assert "3 of 5 images have SCoFT negatives (`negative_imgpath`, 6 negative images in all)" in readme
+    dataset = mlc.Dataset(jsonld=str(clean / "croissant.json"))
+    assert not dataset.metadata.ctx.issues.errors, dataset.metadata.ctx.issues.report()
+    records = {}  # culture -> file_name -> record (mlcroissant yields a record set's records once)
+    for culture in ("korea", "nigeria"):
+        on_disk = rows(clean / culture)
+        record_set = next(rs for rs in document["recordSet"] if rs["@id"] == f"{culture}-train")
+        columns = [f["source"]["extract"]["column"] for f in record_set["field"] if "extract" in f["source"]]
+        assert columns == list(on_disk[0])  # every column of metadata.jsonl is a field
+        records[culture] = {r[f"{culture}-train/file_name"].decode(): r
+                            for r in dataset.records(record_set=f"{culture}-train")}
+        assert sorted(records[culture]) == sorted(r["file_name"] for r in on_disk)
+    assert {"created_at", "blip_text", "negative_imgpath"} <= set(rows(clean / "korea")[0])
+    for expected in rows(clean / "korea"):
+        record = records["korea"][expected["file_name"]]
+        assert record["korea-train/blip_text"].decode() == expected["blip_text"]
+        assert [p.decode() for p in record["korea-train/negative_imgpath"]] == expected["negative_imgpath"]
+        assert record["korea-train/created_at"].date().isoformat() == expected["created_at"]
 
 
 def test_unavailable_models_are_named_with_the_fix(tmp_path):

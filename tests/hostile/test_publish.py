@@ -156,7 +156,7 @@ def test_second_writer_exits_2_naming_the_holder(two_outputs):
         assert result.exit_code == 2, result.output
         text = " ".join(result.output.split())
         assert "being written by another ccub run" in text and f"pid {os.getpid()}" in text
-        assert "--wait" in text
+        assert "--wait" in text  # how to queue instead
         card = CliRunner().invoke(app, ["card", str(out)])
         assert card.exit_code == 2 and "another ccub run" in " ".join(card.output.split())
     assert state(out) == old
