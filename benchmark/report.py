@@ -2,19 +2,24 @@
 
 Every output says when any model or the CLIP scorer has random weights (a smoke run): the
 numbers then mean nothing, and the files say so in their first lines (CSV: a column).
+
+Prompts, run names and paths are text from users: CSV cells go through `ccub.escape.csv_text`
+(no cell runs as a spreadsheet formula), Markdown through `markdown_text` (no cell renders as
+HTML or a link), HTML through Jinja's autoescape; images are decoded by `open_image` only.
 """
 
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
 import math
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from benchmark.evaluate import METRICS
+from ccub.escape import csv_text, markdown_text, spreadsheet_cell
 from ccub.files import atomic_write_bytes, atomic_write_text
 
 SMOKE = ("SMOKE RUN: made with RANDOM WEIGHTS (tiny models or a random CLIP); these numbers mean nothing "
@@ -80,12 +85,17 @@ def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
     return rows
 
 
-def csv_text(rows: list[dict], columns: list[str]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
+def read_back(names: Iterable[str]) -> Callable[[str], str]:
+    """Cell -> the name it was written from, for CSVs written by `csv_text`, which prefixes a name that
+    looks like a formula ("+MPC") with an apostrophe; other cells are returned as they are."""
+    written = {spreadsheet_cell(name): name for name in names}
+    return lambda cell: written.get(cell, cell)
+
+
+def md_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table whose every cell is text: run names, prompts and participants' ids included."""
+    return ["| " + " | ".join(map(markdown_text, header)) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(map(markdown_text, row)) + " |" for row in rows)]
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -113,23 +123,23 @@ HEADER = ["metric", "better", "model", "prompts / pairs", "base", "model", "diff
 
 
 def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
-    lines = [f"# ccub benchmark: {context['culture']}", ""]
+    lines = [f"# ccub benchmark: {markdown_text(context['culture'])}", ""]
     if context["smoke_run"]:
         lines += [f"> **{SMOKE}**", ""]
     lines += [PROXY, "", "Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% "
               "bootstrap intervals over prompts; p-values are sign-flip tests over prompts, adjusted "
               f"({context['config'].correction}) across the table.", ""]
-    lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in table_rows(comparisons)]
+    lines += md_table(HEADER, table_rows(comparisons))
     if scores.sets:
-        lines += ["", "Set-level metrics (one value per model; no interval):", "",
-                  "| metric | better | " + " | ".join(m.name for m in context["models"]) + " |",
-                  "|---|---|" + "---|" * len(context["models"])]
-        for metric, per_model in scores.sets.items():
-            lines.append(f"| {metric} | {arrow(metric)} | " + " | ".join(
-                fmt(per_model.get(m.name)) for m in context["models"]) + " |")
-    lines += ["", *(f"- {note}" for note in scores.notes), "", footer_text(context), ""]
+        lines += ["", "Set-level metrics (one value per model; no interval):", ""]
+        lines += md_table(["metric", "better", *(m.name for m in context["models"])], set_rows(scores, context))
+    lines += ["", *(f"- {markdown_text(note)}" for note in scores.notes), "", markdown_text(footer_text(context)), ""]
     return "\n".join(lines)
+
+
+def set_rows(scores, context: dict[str, Any]) -> list[list[str]]:
+    return [[metric, arrow(metric), *(fmt(per_model.get(m.name)) for m in context["models"])]
+            for metric, per_model in scores.sets.items()]
 
 
 def footer_text(context: dict[str, Any]) -> str:
@@ -188,14 +198,19 @@ def forest_plot(comparisons: list) -> str | None:
     return data
 
 
-def _thumbnail(path: Path, size: int = 192) -> str:
-    from PIL import Image
+def _thumbnail(path: Path, max_pixels: int, size: int = 192) -> str | None:
+    """A small JPEG of a cached image, or None when it is not a JPEG, PNG or WebP of at most
+    `max_pixels` pixels (the cache is a folder anyone may have written to): the report then says so."""
+    from ccub.imaging.decode import DecodeRefused, open_image
 
-    with Image.open(path) as im:
-        im = im.convert("RGB")
-        im.thumbnail((size, size))
-        buffer = io.BytesIO()
-        im.save(buffer, format="JPEG", quality=85)
+    try:
+        with open_image(path, max_pixels) as im:
+            im = im.convert("RGB")
+    except (DecodeRefused, OSError):
+        return None
+    im.thumbnail((size, size))
+    buffer = io.BytesIO()
+    im.save(buffer, format="JPEG", quality=85)
     return base64.b64encode(buffer.getvalue()).decode()
 
 
@@ -211,13 +226,14 @@ padding:1em;font-weight:bold}.grid img{width:128px;height:128px;object-fit:cover
 {% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% if forest %}<p><img alt="forest plot of the differences" src="data:image/png;base64,{{ forest }}"></p>{% endif %}
 {% if sets %}<h2>Set-level metrics</h2><table><tr><th>metric</th><th>better</th>
-{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>{% for metric, better, values in sets %}<tr><td>{{ metric }}</td>
-<td>{{ better }}</td>{% for v in values %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}</table>{% endif %}
+{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>{% for row in sets %}<tr>{% for cell in row %}<td>{{ cell }}</td>
+{% endfor %}</tr>{% endfor %}</table>{% endif %}
 {% if notes %}<ul>{% for n in notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <h2>Images, same seed side by side</h2>
 {% for p in grids %}<h3>{{ p.text }}</h3><table class="grid"><tr>{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>
-{% for seed_row in p.rows %}<tr>{% for img in seed_row %}<td><img alt="" src="data:image/jpeg;base64,{{ img }}">
-</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
+{% for seed_row in p.rows %}<tr>{% for img in seed_row %}<td>{% if img %}<img alt=""
+src="data:image/jpeg;base64,{{ img }}">{% else %}not shown: not a JPEG, PNG or WebP within limits.max_megapixels
+{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
 <footer>{{ footer }}</footer></body></html>"""
 
 
@@ -225,11 +241,10 @@ def html(comparisons: list, scores, context: dict[str, Any]) -> str:
     import jinja2
 
     models = [m.name for m in context["models"]]
-    grids = [{"text": p.text, "rows": [[_thumbnail(context["images"][(m, p.id, s)]) for m in models]
-                                       for s in context["seeds"]]} for p in context["prompts"]]
-    sets = [(metric, arrow(metric), [fmt(per.get(m)) for m in models]) for metric, per in scores.sets.items()]
+    grids = [{"text": p.text, "rows": [[_thumbnail(context["images"][(m, p.id, s)], context["max_pixels"])
+                                         for m in models] for s in context["seeds"]]} for p in context["prompts"]]
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
         culture=context["culture"], smoke=context["smoke_run"], smoke_text=SMOKE, proxy=PROXY, header=HEADER,
-        rows=table_rows(comparisons), forest=forest_plot(comparisons), sets=sets, models=models,
+        rows=table_rows(comparisons), forest=forest_plot(comparisons), sets=set_rows(scores, context), models=models,
         notes=scores.notes, grids=grids, footer=footer_text(context))

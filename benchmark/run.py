@@ -114,7 +114,8 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
         culture_classes=classes, class_texts=identification_texts(classes, cfg),
         framings={p.id: framing_texts(p.generic) for p in prompts},
         reference=_dataset_images(runs[0].dataset, "test"), training=_dataset_images(runs[0].dataset, "train"))
-    lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device)
+    max_pixels = int(cfg.limits.max_megapixels * 1e6)
+    lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device, max_pixels)
     scores = evaluate(inputs, lambda paths: embed_images(paths, spec, device=device),
                       lambda texts: embed_texts(texts, spec, device=device), lpips[0],
                       logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size)
@@ -127,7 +128,8 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                "settings": settings, "clip": spec.describe(), "suite": str(opts.prompts or "built-in"),
                "reference": f"{len(inputs.reference)} held-out community images ({runs[0].dataset}/test)",
                "training": len(inputs.training), "smoke_run": smoke, "images": inputs.images,
-               "seconds": time.monotonic() - started, "config": b, "classes": classes}
+               "seconds": time.monotonic() - started, "config": b, "classes": classes,
+               "max_pixels": max_pixels}
     output = Path(runs[0].folder) / "benchmark"
     files = write_outputs(output, scores, comparisons, context)
     report("scoring", 1, 1)
@@ -171,7 +173,7 @@ def _compare(scores, models: list[Model], b) -> list:
     return stats.adjust(comparisons, method=b.correction)
 
 
-def _lpips(enabled: bool, tiny: bool, device: str) -> tuple[Callable | None, list[str]]:
+def _lpips(enabled: bool, tiny: bool, device: str, max_pixels: int) -> tuple[Callable | None, list[str]]:
     """A function (paths_a, paths_b) -> LPIPS distance matrix, or None and the reason."""
     if not enabled:
         return None, []
@@ -182,10 +184,10 @@ def _lpips(enabled: bool, tiny: bool, device: str) -> tuple[Callable | None, lis
         backbone = build_backbone("lpips", tiny=tiny, device=device)
     except ModelUnavailable as exc:
         return None, [f"LPIPS metrics: not computed ({exc})"]
-    return _distance_matrix(backbone, device), []
+    return _distance_matrix(backbone, device, max_pixels), []
 
 
-def _distance_matrix(backbone, device: str, chunk: int = 64) -> Callable:
+def _distance_matrix(backbone, device: str, max_pixels: int, chunk: int = 64) -> Callable:
     """(paths_a, paths_b) -> LPIPS matrix. When a is b, only the upper triangle is computed (the
     diagonal is 0 and LPIPS is symmetric); pairs go through the backbone `chunk` at a time."""
     import numpy as np
@@ -198,7 +200,7 @@ def _distance_matrix(backbone, device: str, chunk: int = 64) -> Callable:
 
     def tensor(path: Path) -> torch.Tensor:
         if path not in cache:
-            cache[path] = to_unit(load_square(path, size))
+            cache[path] = to_unit(load_square(path, size, max_pixels))
         return cache[path]
 
     @torch.no_grad()

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from ccub.escape import markdown_text
 from ccub.files import atomic_write_text
 
 LORA_FILE = "pytorch_lora_weights.safetensors"
@@ -97,37 +98,42 @@ def write_run_card(output: Path, facts: dict[str, Any]) -> None:
 
 
 def render_card(facts: dict[str, Any]) -> str:
+    """The model card. Names, paths and descriptions come from users: in the YAML header they are JSON
+    strings (valid YAML, no line breaks), in the Python example JSON literals inside a fenced block, and
+    everywhere else `markdown_text`, so no value renders as HTML, a link or a table break."""
     cfg = facts["config"]
     smoke = facts["smoke_run"]
     base = facts["base_path"] if facts["base_model"] != facts["base_path"] and smoke else facts["base_model"]
+    md = markdown_text
     lines = ["---", f"base_model: {json.dumps(facts['base_model'])}", "library_name: diffusers",
              "tags:", "- text-to-image", "- stable-diffusion", "- lora", "- scoft", "- ccub",
-             f"- culture-{facts['culture'] or 'unknown'}", "---", "",
-             f"# SCoFT LoRA: {facts['culture'] or 'unknown culture'} ({facts['variant']})", ""]
+             f"- {json.dumps('culture-' + (facts['culture'] or 'unknown'))}", "---", "",
+             f"# SCoFT LoRA: {md(facts['culture'] or 'unknown culture')} ({md(facts['variant'])})", ""]
     if smoke:
         lines += ["> **SMOKE RUN.** Trained with RANDOM WEIGHTS (a tiny random base model, captioner or "
                   "backbone). These weights only test the pipeline; do not use or report them.", ""]
     terms = ", ".join(f"{name} x {weight:g}" for name, weight in facts["loss_weights"].items())
     lines += [
         f"LoRA (rank {cfg['rank']}, alpha {cfg['lora_alpha'] or cfg['rank']}) on the UNet attention projections of "
-        f"`{facts['base_model']}`, trained by `ccub finetune` with variant **{facts['variant']}** "
-        f"(losses: {terms}; perceptual terms every {cfg['perceptual_interval']} micro-batches, distance "
-        f"`{facts['backbones'].get('contrastive', '-')}` for L_C and `{facts['backbones'].get('perceptual', '-')}` "
-        f"for L_P).", "",
+        f"{md(facts['base_model'])}, trained by `ccub finetune` with variant **{md(facts['variant'])}** "
+        f"(losses: {md(terms)}; perceptual terms every {cfg['perceptual_interval']} micro-batches, distance "
+        f"{md(facts['backbones'].get('contrastive', '-'))} for L_C and "
+        f"{md(facts['backbones'].get('perceptual', '-'))} for L_P).", "",
         "```python",
         "from diffusers import StableDiffusionPipeline",
         f"pipe = StableDiffusionPipeline.from_pretrained({json.dumps(base)})",
         f"pipe.load_lora_weights({json.dumps(str(facts['output']))})",
         "```", "",
         "| | |", "|---|---|",
-        f"| dataset | `{facts['dataset']}` ({facts['images']} images; data card: `{facts['data_card'] or 'none'}`) |",
+        f"| dataset | {md(facts['dataset'])} ({facts['images']} images; data card: "
+        f"{md(facts['data_card'] or 'none')}) |",
         f"| steps | {facts['steps']} optimizer steps of {cfg['train_batch_size']} x "
         f"{cfg['gradient_accumulation_steps']} images x {facts['hardware']['processes']} process(es) |",
         f"| time | {facts['seconds']:.0f} s |",
-        f"| hardware | {facts['hardware'].get('gpu', facts['hardware']['device'])}, "
-        f"{facts['hardware']['mixed_precision']} |",
+        f"| hardware | {md(facts['hardware'].get('gpu', facts['hardware']['device']))}, "
+        f"{md(facts['hardware']['mixed_precision'])} |",
         f"| seed | {cfg['seed']} |",
-        f"| libraries | {', '.join(f'{k} {v}' for k, v in facts['versions'].items())} |", "",
+        f"| libraries | {md(', '.join(f'{k} {v}' for k, v in facts['versions'].items()))} |", "",
         "The resolved config is `config.toml`, the training log `train_log.jsonl` (TensorBoard logs in `logs/`),",
         "validation grids `samples/`.", ""]
     return "\n".join(lines)

@@ -11,12 +11,13 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from conftest import config, make_image, write_jsonl  # noqa: E402
+from helpers_io import photo, write_jsonl  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark import generate as gen  # noqa: E402
 from benchmark.run import Options, run_benchmark  # noqa: E402
 from ccub.cli import app  # noqa: E402
+from ccub.config import load_config  # noqa: E402
 from finetune import prepare as prep  # noqa: E402
 from finetune.config import load_scoft_config  # noqa: E402
 from finetune.train import RunOptions, train  # noqa: E402
@@ -52,10 +53,11 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         rows = []
         for i in range(count):
             name = f"images/{split}_{i}.jpg"
-            make_image(root / split / name, size=(72, 64), seed=60 + i + 10 * len(split))
+            (root / split / name).parent.mkdir(parents=True, exist_ok=True)
+            photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
             rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
         write_jsonl(root / split / "metadata.jsonl", rows)
-    cfg = config()
+    cfg = bench_config()
     cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
     cfg.prepare.negatives_per_image = 1
     prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
@@ -73,7 +75,8 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def bench_config():
-    cfg = config()
+    # Imported from neither conftest: tests/hostile has its own, and the two clash when run together.
+    cfg = load_config(cwd=Path(__file__).parent)  # defaults: no ccub.toml from the working folder
     cfg.benchmark.steps = 3
     cfg.benchmark.clip = "tiny"
     cfg.benchmark.bootstrap = 500
@@ -108,7 +111,7 @@ def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):
     assert all(r["p_adjusted"] != "" and r["n_prompts"] == "3" for r in paired)
     assert {r["model"] for r in paired} == {"korea-M", "korea-lora"}
     md = (out / "summary.md").read_text()
-    assert "SMOKE RUN" in md and "RANDOM WEIGHTS" in md and "| clip_score |" in md
+    assert "SMOKE RUN" in md and "RANDOM WEIGHTS" in md and "| clip\\_score |" in md
     html = (out / "report.html").read_text()
     assert "SMOKE RUN" in html and html.count("data:image/jpeg;base64") == 3 * 3 * 2
     assert "data:image/png;base64" in html, "forest plot"

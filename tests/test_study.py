@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import config
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
@@ -28,15 +27,23 @@ from benchmark.study.outputs import write_outputs
 from benchmark.study.responses import read_responses
 from benchmark.study.simulate import simulate, write_responses
 from ccub.cli import app
+from ccub.config import Config, load_config
 
 SETTINGS = {"scheduler": "dpm-solver", "steps": 4, "guidance": 4.5, "resolution": 32, "lora_scale": 1.0,
             "dtype": "auto", "batch_size": 8}
 CLIP = "ViT-B-32:openai"
 
 
+def config() -> Config:
+    """The defaults, never a ccub.toml from the working folder. Not imported from tests/conftest.py:
+    tests/hostile has a conftest of its own, and the two clash by name when run together."""
+    return load_config(cwd=Path(__file__).parent)
+
+
 def colour(model: str, prompt: int, seed: int) -> tuple[int, int, int]:
-    """A distinct colour per image, so a survey image can be traced back to its source."""
-    index = {"base": 0, "korea-M": 1, "korea-MPC": 2, "korea-lora": 3, "india-M": 4}[model]
+    """A distinct colour per image, so a survey image can be traced back to its source (other run names, in
+    tests that trace nothing, share one)."""
+    index = {"base": 0, "korea-M": 1, "korea-MPC": 2, "korea-lora": 3, "india-M": 4}.get(model, 3)
     return (40 + 60 * index, 30 + 40 * prompt, 20 + 50 * seed)
 
 
@@ -292,7 +299,8 @@ def test_incomplete_or_repeated_rankings_are_rejected(study, tmp_path):
 def test_survey_csv_and_crowd_results(study, tmp_path):
     items = study["items"]
     lines = ["study_id,participant,item,question,ranking,identifies,affiliation,consent,started,finished"]
-    lines += [f'{study["study_id"]},p-9,{i["id"]},{q},B>C>A,no,"Busan, ""Korea""",true,s,f'
+    lines += [f'{study["study_id"]},p-9,{i["id"]},{q},B>C>A,no,"Busan, ""Korea""",true,2026-11-29T10:00:00Z,'
+              f'2026-11-29T10:20:00Z'
               for i in items for q in study["questions"]]
     write(tmp_path / "r", "survey.csv", "\n".join(lines) + "\n")
     crowd = ["WorkerId,Input.item_id,Input.study_id,Answer.alignment,Answer.representation,Answer.identifies"]
@@ -311,14 +319,25 @@ def test_survey_csv_and_crowd_results(study, tmp_path):
     assert first.models == tuple(items[0]["slots"][s] for s in "CBA")
 
 
-def test_a_resubmission_replaces_the_earlier_file(study, tmp_path):
-    write(tmp_path / "r", "early.json", response(study, order=("A", "B", "C"), finished="2026-11-29T10:00:00+00:00"))
-    write(tmp_path / "r", "late.json", response(study, order=("C", "B", "A"), finished="2026-11-29T11:00:00+00:00"))
-    found, _ = read_responses(tmp_path / "r", [study])
+@pytest.mark.parametrize(("policy", "counted"), [("latest", "CBA"), ("first", "ABC"), ("drop", None)])
+def test_a_resubmission_is_settled_by_the_policy(study, tmp_path, policy, counted):
+    # The later file is named first and written in another time zone: times are compared, not names or text.
+    write(tmp_path / "r", "b-early.json", response(study, order=("A", "B", "C"), finished="2026-11-29T12:00:00+02:00"))
+    write(tmp_path / "r", "a-late.json", response(study, order=("C", "B", "A"), finished="2026-11-29T11:00:00+00:00"))
+    write(tmp_path / "r", "c-same.json", response(study, "p-2"))
+    write(tmp_path / "r", "d-same-again.json", response(study, "p-2"))  # the same file twice: no conflict
+    found, rejected = read_responses(tmp_path / "r", [study], resubmission=policy)
     got = found[study["study_id"]]
     item = study["items"][0]
-    assert {r.models for r in got.rankings if r.item == item["id"]} == {tuple(item["slots"][s] for s in "CBA")}
-    assert any("late.json" in n and "only the later" in n for n in got.notes)
+    mine = {r.models for r in got.rankings if r.item == item["id"] and r.participant == "p-1"}
+    assert rejected == [] and got.resubmission == policy
+    assert mine == ({tuple(item["slots"][s] for s in counted)} if counted else set())
+    assert len([r for r in got.rankings if r.participant == "p-2"]) == len(study["items"]) * 4
+    [conflict] = got.conflicts
+    kept = {Path(p.source).name for p in conflict.kept}
+    assert conflict.participant == "p-1" and conflict.policy == policy
+    assert kept == {"latest": {"a-late.json"}, "first": {"b-early.json"}, "drop": set()}[policy]
+    assert {Path(p.source).name for p in conflict.kept + conflict.set_aside} == {"a-late.json", "b-early.json"}
 
 
 # --------------------------------------------------------------------------- analysis
@@ -436,7 +455,7 @@ def test_outputs_label_simulated_and_smoke_studies(tmp_path):
     result = analyze(study, found[study["study_id"]], read_metrics(made.out / "metrics.csv"), s)
     files = write_outputs([result], tmp_path / "analysis")
     assert [f.name for f in files] == ["rankings.csv", "win_rates.csv", "agreement.csv", "proxies.csv",
-                                       "analysis.md", "report.html"]
+                                       "conflicts.csv", "analysis.md", "report.html"]
     md = (tmp_path / "analysis" / "analysis.md").read_text()
     html = (tmp_path / "analysis" / "report.html").read_text()
     for text in (md, html):

@@ -18,13 +18,14 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from benchmark.study import stats
-from benchmark.study.responses import Ranking, Responses
+from benchmark.study.responses import Conflict, Ranking, Responses
 
 GROUPS = ("all", "affiliated")  # every participant, or those who identify with the culture
 FEW_PARTICIPANTS = 10
@@ -97,15 +98,21 @@ class Analysis:
     correlations: list[Correlation] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    resubmission: str = "latest"  # the policy that settled conflicting files
+    conflicts: list[Conflict] = field(default_factory=list)
 
 
-def read_metrics(path: Path) -> dict[tuple[str, str], dict[str, float]]:
-    """(item, model) -> metric -> value, from the bundle's metrics.csv (absent: no proxies to correlate)."""
+def read_metrics(path: Path, models: Iterable[str] = ()) -> dict[tuple[str, str], dict[str, float]]:
+    """(item, model) -> metric -> value, from the bundle's metrics.csv (absent: no proxies to correlate).
+    `models`: the study's model names, which the CSV may hold formula-escaped ("'+MPC")."""
+    from benchmark.report import read_back
+
+    model = read_back(models)
     found: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     if path.is_file():
         with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
-                found[(row["item"], row["model"])][row["metric"]] = float(row["value"])
+                found[(row["item"], model(row["model"]))][row["metric"]] = float(row["value"])
     return dict(found)
 
 
@@ -122,8 +129,9 @@ def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], di
         study_id=study["study_id"], culture=study["culture"], culture_name=study["culture_name"], group=group,
         reference="base" if "base" in models else models[0], models=models, questions=list(study["questions"]),
         participants=len(people), identifies=counts, smoke_run=bool(study["smoke_run"]),
-        simulated=any(p.simulated for p in people.values()), notes=list(responses.notes),
-        settings={k: getattr(settings, k) for k in ("bootstrap", "confidence", "prior", "seed")})
+        simulated=any(p.simulated for p in people.values()),
+        settings={k: getattr(settings, k) for k in ("bootstrap", "confidence", "prior", "seed")},
+        resubmission=responses.resubmission, conflicts=list(responses.conflicts))
     if not rankings:
         who = "any participant" if group == "all" else "participants who identify with the culture"
         result.notes.append(f"no rankings from {who}: nothing to analyse")

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.report import csv_text
+from ccub.escape import csv_text, markdown_text
 
 STUDY_FILE = "study.json"
 METRICS_FILE = "metrics.csv"
@@ -118,19 +118,22 @@ def read_source(run: Path) -> Source:
             raise ValueError("format is not ccub-benchmark")
     except ValueError as exc:
         raise StudyError(f"{path}: unreadable ({exc}); rerun `ccub benchmark --model {run}`") from exc
-    return Source(path, manifest, _read_metrics(path.parent / "results.csv"))
+    names = [m["name"] for m in manifest["models"]] + [p["id"] for p in manifest["prompts"]]
+    return Source(path, manifest, _read_metrics(path.parent / "results.csv", names))
 
 
-def _read_metrics(path: Path) -> dict[tuple[str, str, int], dict[str, float]]:
+def _read_metrics(path: Path, names: list[str]) -> dict[tuple[str, str, int], dict[str, float]]:
     from benchmark.evaluate import METRICS
+    from benchmark.report import read_back
 
     found: dict[tuple[str, str, int], dict[str, float]] = {}
     if not path.is_file():
         return found
+    name = read_back(names)
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             if METRICS.get(row["metric"], ("",))[0] == "image" and row["seed"] != "":
-                found.setdefault((row["model"], row["prompt"], int(row["seed"])), {})[row["metric"]] = \
+                found.setdefault((name(row["model"]), name(row["prompt"]), int(row["seed"])), {})[row["metric"]] = \
                     float(row["value"])
     return found
 
@@ -219,10 +222,16 @@ def study_id(models: dict[str, dict[str, Any]], items: list[dict], seed: int) ->
 
 
 def encode_jpeg(path: Path, size: int, quality: int, max_pixels: int) -> bytes:
-    """A fresh JPEG with no metadata: nothing of the source file (names, PNG text chunks) reaches participants."""
-    from finetune.prepare import open_rgb
+    """A fresh JPEG with no metadata: nothing of the source file (names, PNG text chunks) reaches participants.
 
-    im = open_rgb(path, max_pixels)
+    The benchmark cache is a folder anyone may have written to: only JPEG, PNG and WebP of at most
+    `max_pixels` pixels are decoded (`open_image` checks both on the header)."""
+    from PIL import ImageOps
+
+    from ccub.imaging.decode import open_image
+
+    with open_image(path, max_pixels) as source:
+        im = ImageOps.exif_transpose(source).convert("RGB")
     im.thumbnail((size, size))
     buffer = io.BytesIO()
     im.save(buffer, format="JPEG", quality=quality)
@@ -233,7 +242,7 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     from benchmark.study.survey import load_texts
 
     s = cfg.study
-    _check_study_settings(s)
+    check_study_settings(s)
     if not opts.runs:
         raise StudyError("name at least one run folder (runs/<name>/) whose benchmark images the study shows")
     # `ccub benchmark --model runs/x --compare runs/y` writes x's benchmark only, with y's images in it.
@@ -266,12 +275,14 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
                          progress or (lambda stage, done, total: None))
 
 
-def _check_study_settings(s) -> None:
+def check_study_settings(s) -> None:
+    """Raise ConfigError naming every [study] setting out of range (make and analyze read them)."""
+    from benchmark.study.responses import RESUBMISSION
     from benchmark.study.survey import QUESTIONS
     from ccub.config import ConfigError, setting_problems
 
-    problems = setting_problems(s, {}, {"items": 0, "per_participant": 0, "image_size": 64, "jpeg_quality": 1,
-                                        "bootstrap": 1})
+    problems = setting_problems(s, {"resubmission": RESUBMISSION}, {
+        "items": 0, "per_participant": 0, "image_size": 64, "jpeg_quality": 1, "bootstrap": 1})
     unknown = [q for q in s.questions if q not in QUESTIONS]
     if unknown or not s.questions:
         problems.append(f"questions = {s.questions}: choose one or more of {list(QUESTIONS)}")
@@ -399,7 +410,7 @@ Consent is the platform's task: every row of a results file is read as consented
 def bundle_readme(study: dict, out: Path) -> str:
     smoke = ("\n**TEST STUDY: the images come from models with random weights. Do not run it with "
              "people.**\n" if study["smoke_run"] else "")
-    return f"""# ccub study {study['study_id']}: {study['culture_name']}
+    return f"""# ccub study {study['study_id']}: {markdown_text(study['culture_name'])}
 {smoke}
 {len(study['items'])} items, {len(study['models'])} images each, questions: {', '.join(study['questions'])}.
 

@@ -76,6 +76,9 @@ def analyze(
     out: Annotated[Path | None, typer.Option("--out", help="Output folder (default: STUDY/analysis).")] = None,
     participants: Annotated[str, typer.Option(help="all, or affiliated: only those who identify with the "
                                                    "culture.")] = "all",
+    resubmission: Annotated[str | None, typer.Option(
+        help="When a participant's files answer the same item differently: count the latest, the first, or drop "
+             "the participant (\\[study] resubmission).", show_default=False)] = None,
     config: ConfigOption = None,
 ) -> None:
     """Rank the models per question (Bradley-Terry), measure agreement, and correlate the benchmark's proxies.
@@ -83,22 +86,30 @@ def analyze(
     Exit codes: 0 done; 1 done, but some response files were rejected (listed); 2 nothing to analyse.
     """
     from benchmark.study.analyze import GROUPS, analyze, read_metrics
-    from benchmark.study.bundle import METRICS_FILE, StudyError, find_studies, read_study
+    from benchmark.study.bundle import METRICS_FILE, StudyError, check_study_settings, find_studies, read_study
     from benchmark.study.outputs import write_outputs
-    from benchmark.study.responses import read_responses
+    from benchmark.study.responses import RESUBMISSION, read_responses
+    from ccub.config import ConfigError
 
     cfg = _load(config)
-    if participants not in GROUPS:
-        err.print(f"[red]error:[/] --participants {escape(participants)}: use one of {', '.join(GROUPS)}",
-                  highlight=False)
-        raise typer.Exit(EXIT_USAGE)
+    for flag, value, allowed in (("--participants", participants, GROUPS),
+                                 ("--resubmission", resubmission, RESUBMISSION)):
+        if value is not None and value not in allowed:
+            err.print(f"[red]error:[/] {flag} {escape(value)}: use one of {', '.join(allowed)}", highlight=False)
+            raise typer.Exit(EXIT_USAGE)
+    cfg.study.resubmission = resubmission or cfg.study.resubmission
+    try:
+        check_study_settings(cfg.study)
+    except ConfigError as exc:
+        err.print(f"[red]config error:[/] {escape(str(exc))}", highlight=False)
+        raise typer.Exit(EXIT_USAGE) from exc
     try:
         folders = find_studies(study)
         keys = [read_study(f) for f in folders]
         ids = [k["study_id"] for k in keys]
         if len(set(ids)) != len(ids):
             raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
-        found, rejected = read_responses(responses, keys)
+        found, rejected = read_responses(responses, keys, cfg.limits, cfg.study.resubmission)
     except (StudyError, FileNotFoundError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(EXIT_USAGE) from exc
@@ -106,7 +117,11 @@ def analyze(
         err.print(f"[red]rejected:[/] {escape(message)}", highlight=False)
     console.print(f"{sum(r.files for r in found.values())} response file(s) read, {len(rejected)} rejected",
                   highlight=False)
-    results = [analyze(key, found[key["study_id"]], read_metrics(folder / METRICS_FILE), cfg.study, participants)
+    for read in found.values():
+        _print_conflicts(read)
+    results = [analyze(key, found[key["study_id"]],
+                       read_metrics(folder / METRICS_FILE, [m["name"] for m in key["models"]]), cfg.study,
+                       participants)
                for folder, key in zip(folders, keys, strict=True)]
     for result in results:
         if not result.strengths:
@@ -121,6 +136,20 @@ def analyze(
         _print_analysis(result)
     console.print(f"outputs: {', '.join(str(f) for f in files)}", highlight=False, markup=False)
     raise typer.Exit(EXIT_FINDINGS if rejected else EXIT_OK)
+
+
+def _print_conflicts(read) -> None:
+    """Each participant whose files disagree, with the files counted and set aside (ids quoted: they are
+    whatever the files say)."""
+    from benchmark.study.responses import RESUBMISSION
+    from benchmark.study.shapes import quoted
+
+    for c in read.conflicts:
+        kept = ", ".join(p.source for p in c.kept) or "none"
+        aside = ", ".join(p.source for p in c.set_aside)
+        console.print(f"conflict: participant {quoted(c.participant)} sent files that answer the same items "
+                      f"differently; counted: {kept}; set aside: {aside} ([study] resubmission = {c.policy}: "
+                      f"{RESUBMISSION[c.policy]})", highlight=False, markup=False, soft_wrap=True)
 
 
 def _print_analysis(result) -> None:

@@ -1,8 +1,11 @@
-"""The analysis' outputs: rankings.csv, win_rates.csv, agreement.csv, proxies.csv, analysis.md, report.html.
+"""The analysis' outputs: rankings.csv, win_rates.csv, agreement.csv, proxies.csv, conflicts.csv,
+analysis.md, report.html.
 
 Every row carries the culture, the study id and the participant group, so the CSVs of several
 studies (one per culture) concatenate into one table. A smoke study (random-weight models) or
-simulated responses are said in every file: such numbers describe nothing real.
+simulated responses are said in every file: such numbers describe nothing real. Participants'
+ids and run names are untrusted text: CSV cells are formula-escaped, Markdown cells escaped,
+HTML autoescaped.
 """
 
 from __future__ import annotations
@@ -11,8 +14,10 @@ import math
 from pathlib import Path
 from typing import Any
 
-from benchmark.report import csv_text, error_bar, fmt, png_base64
+from benchmark.report import error_bar, fmt, md_table, png_base64
 from benchmark.study.analyze import Analysis
+from benchmark.study.responses import RESUBMISSION
+from ccub.escape import csv_text, markdown_text
 from ccub.files import atomic_write_bytes, atomic_write_text
 
 SMOKE = ("TEST STUDY: the images come from models with RANDOM WEIGHTS; these rankings mean nothing and must not "
@@ -50,6 +55,7 @@ def table_rows(a: Analysis) -> dict[str, list[dict[str, Any]]]:
                            "items": g.items, "mean_raters": g.mean_raters} for g in a.agreement],
         "proxies.csv": [{**common, "question": c.question, "metric": c.metric, "tau": c.tau, "ci_low": c.low,
                          "ci_high": c.high, "items": c.items, "prompts": c.prompts} for c in a.correlations],
+        "conflicts.csv": [{**common, **dict(zip(CONFLICT_COLUMNS, row, strict=True))} for row in conflict_rows(a)],
     }
 
 
@@ -122,6 +128,22 @@ def win_matrix(a: Analysis, question: str) -> tuple[list[str], list[list[str]]]:
     return ["row beats column", *a.models], rows
 
 
+CONFLICT_COLUMNS = ["participant", "file", "finished", "counted", "resubmission"]
+
+
+def conflict_rows(a: Analysis) -> list[list[str]]:
+    """One row per file of each participant whose files answer the same items differently."""
+    return [[c.participant, who.source, who.finished.isoformat() if who.finished else "-", counted, c.policy]
+            for c in a.conflicts
+            for group, counted in ((c.kept, "yes"), (c.set_aside, "no")) for who in group]
+
+
+def resubmission_line(a: Analysis) -> str:
+    who = f"{len(a.conflicts)} participant(s)" if a.conflicts else "No participant"
+    return (f"[study] resubmission = {a.resubmission}: when a participant's files answer the same item "
+            f"differently, {RESUBMISSION[a.resubmission]}. {who} sent such files.")
+
+
 def participants_line(a: Analysis) -> str:
     who = "all participants" if a.group == "all" else "participants who identify with the culture"
     ids = a.identifies
@@ -132,31 +154,30 @@ def participants_line(a: Analysis) -> str:
 # --------------------------------------------------------------------------- Markdown
 
 
-def _md_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows)]
-
-
 def markdown(a: Analysis) -> str:
-    lines = [f"# ccub study {a.study_id}: {a.culture_name}", ""]
+    lines = [f"# ccub study {markdown_text(a.study_id)}: {markdown_text(a.culture_name)}", ""]
     lines += [f"> **{b}**\n" for b in banners(a)]
-    lines += [participants_line(a), "", READING, ""]
+    lines += [markdown_text(participants_line(a)), "", READING, ""]
     header = [h.format(ref=a.reference) for h in STRENGTH_HEADER]
-    lines += ["## Rankings", "", *_md_table(header, strength_rows(a)), ""]
-    lines += ["## Agreement between participants", "", *_md_table(AGREEMENT_HEADER, agreement_rows(a)), ""]
+    lines += ["## Rankings", "", *md_table(header, strength_rows(a)), ""]
+    lines += ["## Agreement between participants", "", *md_table(AGREEMENT_HEADER, agreement_rows(a)), ""]
     for q in a.questions:
         if any(w.question == q for w in a.wins):
-            lines += [f"## Win rates: {q}", "", *_md_table(*win_matrix(a, q)), ""]
+            lines += [f"## Win rates: {q}", "", *md_table(*win_matrix(a, q)), ""]
     if a.correlations:
-        lines += ["## Benchmark proxies against people (Kendall's tau, 95% CI)", "", *_md_table(*proxy_matrix(a)), ""]
-    lines += [*(f"- {n}" for n in a.notes), "", settings_line(a), ""]
+        lines += ["## Benchmark proxies against people (Kendall's tau, 95% CI)", "", *md_table(*proxy_matrix(a)), ""]
+    lines += ["## Resubmissions", "", markdown_text(resubmission_line(a)), ""]
+    if a.conflicts:
+        lines += [*md_table(CONFLICT_COLUMNS, conflict_rows(a)), ""]
+    lines += [*(f"- {markdown_text(n)}" for n in a.notes), "", markdown_text(settings_line(a)), ""]
     return "\n".join(lines)
 
 
 def settings_line(a: Analysis) -> str:
     s = a.settings
     return (f"Study {a.study_id}, culture {a.culture}, models {', '.join(a.models)}; {s['bootstrap']} bootstrap "
-            f"resamples, confidence {s['confidence']}, Bradley-Terry prior {s['prior']} pseudo-wins, seed {s['seed']}.")
+            f"resamples, confidence {s['confidence']}, Bradley-Terry prior {s['prior']} pseudo-wins, seed {s['seed']}; "
+            f"resubmissions: {a.resubmission}.")
 
 
 # --------------------------------------------------------------------------- HTML
@@ -228,6 +249,7 @@ section{border-top:3px solid #1f5fa8;margin-top:2em}</style></head><body><h1>ccu
 src="data:image/png;base64,{{ s.strengths }}"></p>{% endif %}
 {% if title.startswith("Benchmark proxies") and s.proxies %}<p><img alt="Kendall's tau of each proxy and question"
 src="data:image/png;base64,{{ s.proxies }}"></p>{% endif %}{% endfor %}
+<p>{{ s.resubmissions }}</p>
 {% if s.a.notes %}<h3>Notes</h3><ul>{% for n in s.a.notes %}<li>{{ n }}</li>{% endfor %}</ul>{% endif %}
 <footer>{{ s.settings }}</footer></section>{% endfor %}</body></html>"""
 
@@ -238,7 +260,10 @@ def _section(a: Analysis) -> dict[str, Any]:
     tables += [(f"Win rates: {q}", *win_matrix(a, q)) for q in a.questions if any(w.question == q for w in a.wins)]
     if a.correlations:
         tables.append(("Benchmark proxies against people (Kendall's tau, 95% CI)", *proxy_matrix(a)))
+    if a.conflicts:
+        tables.append(("Resubmissions", CONFLICT_COLUMNS, conflict_rows(a)))
     return {"a": a, "banners": banners(a), "participants": participants_line(a), "tables": tables,
+            "resubmissions": resubmission_line(a),
             "strengths": strengths_plot(a), "proxies": proxies_plot(a), "settings": settings_line(a)}
 
 

@@ -1,0 +1,132 @@
+"""The shape of untrusted JSON, checked before any value is used.
+
+Two walks: `check_bounds` looks at every value of a document (nesting depth, the length of
+every text, key or value, and text that UTF-8 cannot hold), `check_shape` compares the
+fields a reader uses with the shape it expects. A shape is
+
+- a Python type: `str`, `int` (not true/false), `bool`;
+- `[shape]`: a list whose every element has that shape;
+- `(shape, shape, ...)`: any one of them;
+- `{"field": shape, "field?": shape}`: an object; a field whose name ends in "?" may be missing
+  or null; fields the shape does not name are allowed (and only bounded).
+
+Messages name the field by its path (`answers[3].ranking`; list positions are counted from 1,
+as people count answers), what it holds and what it must hold.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NAMES = {str: ("a text", "texts"), int: ("an integer", "integers"), bool: ("true or false", "true/false values"),
+          dict: ("an object", "objects")}
+
+
+class ShapeError(ValueError):
+    """A value of the wrong type or size; the message names its path."""
+
+
+def check_bounds(value: Any, max_depth: int, max_chars: int) -> None:
+    """Raise ShapeError for nesting deeper than `max_depth` lists and objects, a text (key or value)
+    longer than `max_chars` characters, or an unpaired surrogate (JSON allows `\\ud800`; no file
+    written as UTF-8 can hold it). Iterative, so no depth can exhaust the stack."""
+    stack = [(value, 0, "")]
+    while stack:
+        current, depth, path = stack.pop()
+        if isinstance(current, str):
+            _check_text(current, _name(path), max_chars)
+            continue
+        if not isinstance(current, dict | list):
+            continue
+        if depth + 1 > max_depth:
+            raise ShapeError(f"{_name(path)} is nested {depth + 1} lists or objects deep, more than the "
+                             f"{max_depth} allowed (limits.max_json_depth)")
+        if isinstance(current, dict):
+            for key, inner in current.items():
+                _check_text(key, f"a key of {_name(path)}", max_chars)
+                stack.append((inner, depth + 1, _join(path, key)))
+        else:
+            stack.extend((inner, depth + 1, f"{path}[{n}]") for n, inner in enumerate(current, start=1))
+
+
+def check_shape(value: Any, shape: Any, path: str = "") -> None:
+    """Raise ShapeError naming the first field of `value` that does not have `shape`."""
+    if isinstance(shape, dict):
+        _require(value, dict, path, shape)
+        for name, inner in shape.items():
+            key = name.removesuffix("?")
+            if value.get(key) is None:
+                if name.endswith("?"):
+                    continue
+                raise ShapeError(f"field {_join(path, key)} is {'null' if key in value else 'missing'}; it must "
+                                 f"be {expected(inner)}")
+            check_shape(value[key], inner, _join(path, key))
+    elif isinstance(shape, list):
+        _require(value, list, path, shape)
+        for n, inner in enumerate(value, start=1):
+            check_shape(inner, shape[0], f"{path}[{n}]")
+    elif isinstance(shape, tuple):
+        if not any(_fits(value, option, path) for option in shape):
+            raise ShapeError(f"{_name(path)} is {describe(value)}; it must be {expected(shape)}")
+    else:
+        _require(value, shape, path, shape)
+
+
+def describe(value: Any) -> str:
+    """What a JSON value is, for a message: `a text ("yes")`, `an integer (7)`, `a list`, ..."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, str):
+        return f"a text ({quoted(value)})"
+    if isinstance(value, int | float):
+        return f"a number ({str(value)[:40]})"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """`text` for a message: quoted, control characters escaped (repr), cut to `limit` characters."""
+    return repr(text[:limit]) + ("..." if len(text) > limit else "")
+
+
+def expected(shape: Any) -> str:
+    if isinstance(shape, tuple):
+        return " or ".join(expected(s) for s in shape)
+    if isinstance(shape, list):
+        inner = shape[0]
+        return f"a list of {_NAMES[dict if isinstance(inner, dict) else inner][1]}"
+    return _NAMES[dict if isinstance(shape, dict) else shape][0]
+
+
+def _fits(value: Any, shape: Any, path: str) -> bool:
+    try:
+        check_shape(value, shape, path)
+    except ShapeError:
+        return False
+    return True
+
+
+def _require(value: Any, kind: type, path: str, shape: Any) -> None:
+    # true/false are ints in Python, never in a JSON reader's eyes.
+    fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    if not fits:
+        raise ShapeError(f"{_name(path)} is {describe(value)}; it must be {expected(shape)}")
+
+
+def _check_text(text: str, subject: str, max_chars: int) -> None:
+    if len(text) > max_chars:
+        raise ShapeError(f"{subject} is {len(text):,} characters long, over the {max_chars:,} allowed "
+                         f"(limits.max_field_chars)")
+    if _SURROGATE.search(text):
+        raise ShapeError(f"{subject} holds an unpaired surrogate (\\ud800-\\udfff), which is not text")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _name(path: str) -> str:
+    return f"field {path}" if path else "the file"
