@@ -6,8 +6,10 @@ import contextlib
 import csv
 import io
 import json
+import ssl
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ccub.cli import app
-from ccub.config import load_config
+from ccub.config import Config, load_config
 from ccub.fetch import read_manifest, run_fetch
 from ccub.fetch.client import retry_after_seconds
 from ccub.fetch.run import METADATA, REPORT, STATE
@@ -37,11 +39,17 @@ PNG = _image_bytes("PNG", 2)
 
 
 class Server:
-    """Routes by path; counts requests per path; some routes fail a set number of times first."""
+    """Routes by path; counts requests per path; some routes fail a set number of times first.
 
-    def __init__(self):
+    `routes` adds handlers by path (`handler(request, n)`, n: the path's request count); `hosts`
+    records the Host header of each request. With a `context`, the server speaks HTTPS.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", context: ssl.SSLContext | None = None, port: int = 0):
         self.hits: dict[str, int] = {}
         self.times: dict[str, list[float]] = {}
+        self.hosts: list[str] = []
+        self.routes: dict[str, Callable] = {}
         self.lock = threading.Lock()
         owner = self
 
@@ -53,11 +61,15 @@ class Server:
                 with owner.lock:
                     n = owner.hits[self.path] = owner.hits.get(self.path, 0) + 1
                     owner.times.setdefault(self.path, []).append(time.monotonic())
+                    owner.hosts.append(self.headers.get("Host", ""))
                 owner.handle(self, n)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        if context is not None:
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.base = f"{'https' if context else 'http'}://{host}:{self.port}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     @property
@@ -79,7 +91,9 @@ class Server:
         path = h.path.split("?")[0]
         index = path.rsplit("-", 1)[-1]
         seed = int(index) if index.isdigit() else 0
-        if path.startswith("/jpg"):
+        if path in self.routes:
+            self.routes[path](h, n)
+        elif path.startswith("/jpg"):
             self.send(h, 200, _image_bytes("JPEG", seed) if seed else JPEG)
         elif path.startswith("/png"):
             self.send(h, 200, PNG, "image/png")
@@ -140,8 +154,8 @@ def server():
     s.close()
 
 
-@pytest.fixture
-def cfg():
+def fast_config(allow_private: bool = True) -> Config:
+    """Settings that keep the tests fast; `allow_private` because the test servers are on loopback."""
     c = load_config(cwd=Path("/nonexistent"))
     f = c.fetch
     f.per_host_rate, f.per_host_concurrency, f.workers = 0, 4, 4
@@ -149,7 +163,13 @@ def cfg():
     f.retries, f.backoff_base, f.backoff_max = 1, 0.05, 0.1
     f.max_mb = 1.0  # bigger than the test images, smaller than /huge
     f.contact = "steward@example.org"
+    f.allow_private = allow_private
     return c
+
+
+@pytest.fixture
+def cfg():
+    return fast_config()
 
 
 def write_manifest(path: Path, rows: list[dict], columns=COLUMNS) -> Path:
@@ -249,7 +269,7 @@ def test_resume_after_interrupt(tmp_path, server, cfg):
     files = sorted(p.name for p in (out / "images").iterdir())
     assert 3 <= len(meta) < 6 and files == sorted(m["file_name"][7:] for m in meta)
     state = json.loads((out / STATE).read_text())["downloads"]
-    assert set(state) == {m["source_url"] for m in meta}
+    assert {e["source_url"] for e in state.values()} == {m["source_url"] for m in meta}
     hits_before = dict(server.hits)
     result = run_fetch(manifest, out, cfg)
     rep = report(out)
@@ -317,8 +337,8 @@ def test_cli_fetch_then_validate(tmp_path, server, cfg):
         r["consent"] = "yes" if r["category_code"] == "CLOTH" else "n/a"  # carried through to metadata.jsonl
     manifest = write_manifest(tmp_path / "manifest.csv", rows, columns=[*COLUMNS, "consent"])
     out = tmp_path / "submissions" / "ccub-kor"
-    result = CliRunner().invoke(app, ["fetch", str(manifest), "--out", str(out), "--config", str(toml)],
-                                env={"COLUMNS": "200"})
+    result = CliRunner().invoke(app, ["fetch", str(manifest), "--out", str(out), "--config", str(toml),
+                                      "--allow-private"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "fetch outcomes" in result.output and "contact" in result.output  # no contact configured: a note
     outcome = validate(Options(root=out, out=tmp_path / "data"), load_config(toml))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import os
+import re
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -16,7 +17,8 @@ from typing import Any
 
 from ccub import __version__
 from ccub.config import Config, setting_problems
-from ccub.fetch.client import Client, Download, Failure, Stopped
+from ccub.escape import csv_text
+from ccub.fetch.client import SUFFIX, Client, Download, Failure, Stopped, public_url, verify_image
 from ccub.fetch.manifest import Row, read_manifest
 from ccub.files import atomic_write_text
 from ccub.vocab import Vocabulary
@@ -31,6 +33,10 @@ PROVENANCE = ("source_url", "final_url", "http_status", "content_type", "bytes",
 # Manifest columns that would change how `ccub validate` reads metadata.jsonl; never carried through.
 RESERVED = {"file_name", "path", "image", "file", "url", "image_url", "text", "culture", "category", *PROVENANCE}
 CHECKPOINT_EVERY = 20
+# The names fetch gives its files (stem_for, client.SUFFIX, the client's temporary names): the only
+# files it ever removes, and only directly inside its own images/ folder.
+OWN_FILE = re.compile(r"[A-Z0-9]{1,16}_[0-9a-f]{16}\.(?:jpg|png|webp)")
+OWN_PART = re.compile(r"\.[A-Z0-9]{1,16}_[0-9a-f]{16}\.\d+\.\d+\.part")
 
 
 class FetchError(ValueError):
@@ -49,6 +55,10 @@ class Outcome:
     bytes: int | None = None
     file_name: str = ""
     final_url: str = ""
+
+    def __post_init__(self) -> None:
+        # An Outcome is what gets published (fetch_report.csv, the console): its URLs are stripped here, once.
+        self.url, self.final_url = public_url(self.url), public_url(self.final_url)
 
 
 @dataclass
@@ -82,16 +92,22 @@ def check_settings(cfg: Config) -> list[str]:
     problems = setting_problems(s, {}, {"workers": 1, "per_host_concurrency": 1, "retries": 0,
                                         "max_redirects": 0})
     problems += [f"{name} = {getattr(s, name)}: must be above 0" for name in
-                 ("connect_timeout", "read_timeout", "max_mb") if getattr(s, name) <= 0]
+                 ("connect_timeout", "read_timeout", "max_mb", "total_timeout") if getattr(s, name) <= 0]
     problems += [f"{name} = {getattr(s, name)}: must not be negative" for name in
-                 ("per_host_rate", "backoff_base", "backoff_max", "retry_after_max") if getattr(s, name) < 0]
+                 ("per_host_rate", "backoff_base", "backoff_max", "retry_after_max", "min_bytes_per_second",
+                  "rate_grace") if getattr(s, name) < 0]
     return [f"[fetch] {p}" for p in problems]
 
 
 def stem_for(row: Row) -> str:
     """A safe file stem: the category code and a hash of the URL, never the URL's own path."""
     category = "".join(c for c in (row.category or "IMG").upper() if c.isalnum())[:16] or "IMG"
-    return f"{category}_{hashlib.sha256(row.url.encode('utf-8')).hexdigest()[:16]}"
+    return f"{category}_{state_key(row.url)[:16]}"
+
+
+def state_key(url: str) -> str:
+    """A download's key in the state: a hash, so the state holds no credential or token of the URL either."""
+    return hashlib.sha256(url.encode("utf-8")).hexdigest()
 
 
 def _sha256(path: Path) -> str:
@@ -112,7 +128,8 @@ def _load_state(out: Path) -> dict[str, dict[str, Any]]:
         data = json.loads((out / STATE).read_text("utf-8"))
     except (OSError, ValueError):
         return {}
-    return data.get("downloads", {}) if isinstance(data, dict) else {}
+    downloads = data.get("downloads") if isinstance(data, dict) else None
+    return {k: v for k, v in downloads.items() if isinstance(v, dict)} if isinstance(downloads, dict) else {}
 
 
 def _verified(out: Path, entry: dict[str, Any] | None) -> bool:
@@ -136,12 +153,15 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
     if manifest.resolve().is_relative_to(out.resolve()):
         raise FetchError(f"{manifest} lies inside the output folder {out}; `ccub validate` would read it as a "
                          "second submission: choose another --out")
-    rows, _ = read_manifest(manifest, Vocabulary(cfg))
+    rows, _ = read_manifest(manifest, Vocabulary(cfg), cfg.limits)
     out.mkdir(parents=True, exist_ok=True)
     folder = out / IMAGES
-    for stale in folder.glob(".*.part") if folder.is_dir() else ():
-        stale.unlink(missing_ok=True)  # left by a killed run; never under a final name
+    if folder.is_symlink():
+        raise FetchError(f"{folder} is a symlink; fetch writes and tidies only its own folder: remove the link")
+    max_pixels = int(cfg.limits.max_megapixels * 1e6)
     state = _load_state(out)
+    known = {entry.get("file_name") for entry in state.values()}
+    altered: set[str] = set()
     result = FetchResult(out=out)
     by_line: dict[int, Outcome] = {}
     todo: list[Row] = []
@@ -152,15 +172,24 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         elif row.duplicate_of is not None:
             by_line[row.line] = Outcome(row.line, row.url, "skipped", "duplicate_url",
                                         f"same URL as line {row.duplicate_of}; fetched once")
-        elif _verified(out, entry := state.get(row.url)):
+        elif _verified(out, entry := state.get(state_key(row.url))):
             by_line[row.line] = Outcome(row.line, row.url, "skipped", "already_downloaded",
                                         "verified by sha256", 0, entry.get("http_status"), entry.get("bytes"),
-                                        entry["file_name"], entry.get("final_url", ""))
+                                        entry["file_name"], entry.get("final_url") or "")
         else:
-            state.pop(row.url, None)
+            altered.add((state.pop(state_key(row.url), None) or {}).get("file_name"))
             todo.append(row)
+    adopted = _sweep(folder, known, altered, {stem_for(row): row for row in todo}, max_pixels)
+    for row in todo:
+        if row.url in adopted:
+            entry = state[state_key(row.url)] = adopted[row.url]
+            by_line[row.line] = Outcome(row.line, row.url, "skipped", "adopted",
+                                        "a complete file left by an interrupted run, verified by decoding (its "
+                                        "final URL, status and content type were not recorded)", 0, None,
+                                        entry["bytes"], entry["file_name"])
+    todo = [row for row in todo if row.url not in adopted]
     stop = threading.Event()
-    client = Client(cfg.fetch, user_agent(cfg), stop)
+    client = Client(cfg.fetch, user_agent(cfg), stop, max_pixels)
 
     def job(row: Row) -> tuple[Download | None, Failure | None, int]:
         return client.fetch(row.url, folder, stem_for(row))
@@ -173,10 +202,11 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         if failure is not None:
             return Outcome(row.line, row.url, "failed", failure.cause, str(failure), attempts, failure.status)
         file_name = download.path.relative_to(out).as_posix()
-        state[row.url] = {"file_name": file_name, "source_url": row.url, "final_url": download.final_url,
-                          "http_status": download.status, "content_type": download.content_type,
-                          "bytes": download.bytes, "sha256": download.sha256, "format": download.format,
-                          "retrieved_at": download.retrieved_at, "attempts": attempts}
+        state[state_key(row.url)] = {"file_name": file_name, "source_url": public_url(row.url),
+                                     "final_url": public_url(download.final_url), "http_status": download.status,
+                                     "content_type": download.content_type, "bytes": download.bytes,
+                                     "sha256": download.sha256, "format": download.format,
+                                     "retrieved_at": download.retrieved_at, "attempts": attempts}
         return Outcome(row.line, row.url, "ok", "", "", attempts, download.status, download.bytes, file_name,
                        download.final_url)
 
@@ -225,7 +255,7 @@ def _write_metadata(out: Path, rows: list[Row], state: dict[str, dict[str, Any]]
     """metadata.jsonl: one line per fetched row whose file exists, with its provenance."""
     lines = []
     for row in rows:
-        entry = state.get(row.url)
+        entry = state.get(state_key(row.url))
         if row.problems or row.duplicate_of is not None or not entry:
             continue
         path = _inside(out, entry["file_name"])
@@ -242,9 +272,46 @@ def _write_metadata(out: Path, rows: list[Row], state: dict[str, dict[str, Any]]
 
 
 def _write_report(out: Path, outcomes: list[Outcome]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for o in outcomes:
-        writer.writerow({k: ("" if v is None else v) for k, v in asdict(o).items()})
-    atomic_write_text(out / REPORT, buffer.getvalue())
+    rows = ({k: ("" if v is None else v) for k, v in asdict(o).items()} for o in outcomes)
+    atomic_write_text(out / REPORT, csv_text(rows, list(REPORT_COLUMNS)))
+
+
+def _sweep(folder: Path, known: set, altered: set, todo: dict[str, Row], max_pixels: int) -> dict[str, dict]:
+    """Tidy what a killed run left in images/; the state entries of adopted files, by row URL.
+
+    `.part` files are removed, and so are files the state lists but that no longer match it
+    (`altered`; fetched again). A complete image the state does not list (renamed into place after
+    the last checkpoint) is adopted when it has the name of a row still to fetch (`todo`, by stem)
+    and decodes as that format, and is removed otherwise, so `ccub validate` never finds it
+    without metadata.
+    """
+    adopted: dict[str, dict] = {}
+    for item in list(os.scandir(folder)) if folder.is_dir() else ():
+        path, name = Path(item.path), item.name
+        if not item.is_file(follow_symlinks=False):
+            continue
+        if OWN_PART.fullmatch(name) or (OWN_FILE.fullmatch(name) and f"{IMAGES}/{name}" in altered):
+            path.unlink(missing_ok=True)
+        elif OWN_FILE.fullmatch(name) and f"{IMAGES}/{name}" not in known:
+            row = todo.get(path.stem)
+            entry = _adopt(path, row, max_pixels) if row else None
+            if entry:
+                adopted[row.url] = entry
+            else:
+                path.unlink(missing_ok=True)
+    return adopted
+
+
+def _adopt(path: Path, row: Row, max_pixels: int) -> dict[str, Any] | None:
+    """The state entry for a file a killed run completed; None when it does not decode as its suffix says."""
+    try:
+        fmt = verify_image(path, max_pixels)
+    except Failure:
+        return None
+    if SUFFIX[fmt] != path.suffix:
+        return None
+    st = path.stat()
+    return {"file_name": f"{IMAGES}/{path.name}", "source_url": public_url(row.url), "final_url": None,
+            "http_status": None, "content_type": None, "bytes": st.st_size, "sha256": _sha256(path),
+            "format": fmt, "retrieved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(st.st_mtime)),
+            "attempts": 0}
