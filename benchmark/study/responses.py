@@ -16,9 +16,7 @@ sent twice); files that answer the same item differently are a conflict, settled
 
 from __future__ import annotations
 
-import csv
 import io
-import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +25,7 @@ from typing import Any
 from benchmark.study import shapes
 from benchmark.study.shapes import quoted
 from ccub.config import Limits
+from ccub.rows import csv_rows, parse_json
 from ccub.safeio import Root, UnsafeFile
 
 RESPONSE_FORMAT = "ccub-study-response"
@@ -159,13 +158,9 @@ def _read_file(root: Root, path: Path, keys: dict[str, _Key], limits: Limits) ->
         data, _ = root.read(path.relative_to(root.path).as_posix(), int(limits.max_metadata_mb * 1e6))
     except UnsafeFile as exc:
         raise ResponseError(f"{exc}{' (limits.max_metadata_mb)' if exc.check == 'file.too_large' else ''}") from exc
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ResponseError(f"not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8") from exc
     if path.suffix.lower() == ".json":
-        return _from_json(text, path, keys, limits)
-    return _from_csv(text, path, keys, limits)
+        return _from_json(data, path, keys, limits)
+    return _from_csv(data, path, keys, limits)
 
 
 # --------------------------------------------------------------------------- checks shared by every format
@@ -237,24 +232,15 @@ def _finished(value: str, where: str) -> datetime | None:
 # --------------------------------------------------------------------------- survey JSON
 
 
-def _parse_json(text: str, limits: Limits) -> Any:
-    try:
-        data = json.loads(text)
-    except RecursionError as exc:
-        raise ResponseError(f"JSON nested too deeply to be a file saved by survey.html (limits.max_json_depth is "
-                            f"{limits.max_json_depth})") from exc
-    except ValueError as exc:  # JSONDecodeError, and integers of more than 4,300 digits
-        where = f"line {exc.lineno}: {exc.msg}" if isinstance(exc, json.JSONDecodeError) else str(exc)[:120]
-        raise ResponseError(f"not valid JSON ({where}); {UNEDITED}") from exc
-    try:
-        shapes.check_bounds(data, limits.max_json_depth, limits.max_field_chars)
-    except shapes.ShapeError as exc:
-        raise ResponseError(f"{exc}; {UNEDITED}") from exc
-    return data
+def _parse_json(data: bytes, limits: Limits) -> Any:
+    value, problem, _ = parse_json(data, limits)
+    if problem:
+        raise ResponseError(f"the file {problem}; {UNEDITED}")
+    return value
 
 
-def _from_json(text: str, path: Path, keys: dict[str, _Key], limits: Limits) -> tuple[str, list[Submission]]:
-    data = _parse_json(text, limits)
+def _from_json(raw: bytes, path: Path, keys: dict[str, _Key], limits: Limits) -> tuple[str, list[Submission]]:
+    data = _parse_json(raw, limits)
     if not isinstance(data, dict) or data.get("format") != RESPONSE_FORMAT:
         raise ResponseError(f"field format must be {RESPONSE_FORMAT!r}: this is not a file saved by survey.html")
     try:
@@ -293,33 +279,27 @@ _COLUMNS = {
 }
 
 
-def _csv_table(text: str, limits: Limits) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
-    """(header, [(row number, column -> cell)]): every row as wide as the header, every cell within
-    `limits.max_field_chars`. Rows are numbered as a spreadsheet shows them, the header being row 1."""
-    reader = csv.reader(io.StringIO(text, newline=""))
-    try:
-        table = [(n, cells) for n, cells in enumerate(reader, start=1) if cells]
-    except csv.Error as exc:
-        raise ResponseError(f"line {reader.line_num}: {exc}; save the file as CSV again (quote cells that hold "
-                            f"commas, quotes or line breaks)") from exc
+def _csv_table(data: bytes, limits: Limits) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(header, [(line, column -> cell)]): every row as wide as the header, every cell within
+    `limits.max_field_chars`; a row is numbered by the line it starts on."""
+    table = []
+    for row in csv_rows(io.BytesIO(data), limits):
+        if row.problem:
+            raise ResponseError(f"line {row.line} {row.problem}; save the file as CSV again (quote cells that "
+                                f"hold commas, quotes or line breaks)")
+        table.append((row.line, row.value))
     if not table:
         raise ResponseError("the file is empty")
     header = table[0][1]
-    rows = []
-    for number, cells in table:
+    for line, cells in table:
         if len(cells) != len(header):
-            raise ResponseError(f"row {number} has {len(cells)} cells but the header has {len(header)}; quote cells "
-                                f"that hold commas")
-        for column, cell in zip(header, cells, strict=True):
-            if len(cell) > limits.max_field_chars:
-                raise ResponseError(f"row {number}, column {quoted(column)}: {len(cell):,} characters, over the "
-                                    f"{limits.max_field_chars:,} allowed (limits.max_field_chars)")
-        rows.append((number, dict(zip(header, cells, strict=True))))
-    return header, rows[1:]
+            raise ResponseError(f"line {line} has {len(cells)} cells but the header has {len(header)}; quote "
+                                f"cells that hold commas")
+    return header, [(line, dict(zip(header, cells, strict=True))) for line, cells in table[1:]]
 
 
-def _from_csv(text: str, path: Path, keys: dict[str, _Key], limits: Limits) -> tuple[str, list[Submission]]:
-    fieldnames, rows = _csv_table(text, limits)
+def _from_csv(raw: bytes, path: Path, keys: dict[str, _Key], limits: Limits) -> tuple[str, list[Submission]]:
+    fieldnames, rows = _csv_table(raw, limits)
     header = {h.strip().lower(): h for h in fieldnames}
     id_column = header.get("study_id") or header.get("input.study_id")
     ids = {row[id_column].strip() for _, row in rows} if id_column else {""}
@@ -339,7 +319,7 @@ def _from_csv(text: str, path: Path, keys: dict[str, _Key], limits: Limits) -> t
                             f"question ({', '.join(key.questions)}, or Answer.<question>)")
     people: dict[str, Submission] = {}
     for number, row in rows:
-        where = f"row {number}"
+        where = f"line {number}"
         participant = row[column["participant"]].strip()
         if not participant:
             raise ResponseError(f"{where}: empty {column['participant']}")

@@ -1,8 +1,7 @@
 """The shape of untrusted JSON, checked before any value is used.
 
-Two walks: `check_bounds` looks at every value of a document (nesting depth, the length of
-every text, key or value, and text that UTF-8 cannot hold), `check_shape` compares the
-fields a reader uses with the shape it expects. A shape is
+`check_shape` compares the fields a reader uses with the shape it expects (the bounds of the
+whole document, depth and text length, are checked when it is parsed: `ccub.rows`). A shape is
 
 - a Python type: `str`, `int` (not true/false), `bool`;
 - `[shape]`: a list whose every element has that shape;
@@ -16,39 +15,14 @@ as people count answers), what it holds and what it must hold.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _NAMES = {str: ("a text", "texts"), int: ("an integer", "integers"), bool: ("true or false", "true/false values"),
           dict: ("an object", "objects")}
 
 
 class ShapeError(ValueError):
     """A value of the wrong type or size; the message names its path."""
-
-
-def check_bounds(value: Any, max_depth: int, max_chars: int) -> None:
-    """Raise ShapeError for nesting deeper than `max_depth` lists and objects, a text (key or value)
-    longer than `max_chars` characters, or an unpaired surrogate (JSON allows `\\ud800`; no file
-    written as UTF-8 can hold it). Iterative, so no depth can exhaust the stack."""
-    stack = [(value, 0, "")]
-    while stack:
-        current, depth, path = stack.pop()
-        if isinstance(current, str):
-            _check_text(current, _name(path), max_chars)
-            continue
-        if not isinstance(current, dict | list):
-            continue
-        if depth + 1 > max_depth:
-            raise ShapeError(f"{_name(path)} is nested {depth + 1} lists or objects deep, more than the "
-                             f"{max_depth} allowed (limits.max_json_depth)")
-        if isinstance(current, dict):
-            for key, inner in current.items():
-                _check_text(key, f"a key of {_name(path)}", max_chars)
-                stack.append((inner, depth + 1, _join(path, key)))
-        else:
-            stack.extend((inner, depth + 1, f"{path}[{n}]") for n, inner in enumerate(current, start=1))
 
 
 def check_shape(value: Any, shape: Any, path: str = "") -> None:
@@ -114,14 +88,6 @@ def _require(value: Any, kind: type, path: str, shape: Any) -> None:
     fits = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
     if not fits:
         raise ShapeError(f"{_name(path)} is {describe(value)}; it must be {expected(shape)}")
-
-
-def _check_text(text: str, subject: str, max_chars: int) -> None:
-    if len(text) > max_chars:
-        raise ShapeError(f"{subject} is {len(text):,} characters long, over the {max_chars:,} allowed "
-                         f"(limits.max_field_chars)")
-    if _SURROGATE.search(text):
-        raise ShapeError(f"{subject} holds an unpaired surrogate (\\ud800-\\udfff), which is not text")
 
 
 def _join(path: str, key: str) -> str:

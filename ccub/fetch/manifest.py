@@ -6,13 +6,8 @@ JSON value over the `[limits]` caps is a problem on its row while the other rows
 
 from __future__ import annotations
 
-import csv
-import json
-import math
 import os
-import re
 import stat
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +15,7 @@ from urllib.parse import urlsplit
 
 from ccub.config import Limits
 from ccub.fetch.client import public_url
+from ccub.rows import ENCODING, LIMIT, MALFORMED, RawRow, csv_rows, json_kind, jsonl_rows
 from ccub.vocab import Vocabulary
 
 # Required CCUB column -> the column names accepted for it (case-insensitive), the CCUB name first.
@@ -41,10 +37,6 @@ SUFFIXES = (".csv", ".tsv", ".jsonl")
 # Columns that must hold text (a JSONL value of another type is a problem); null is an absent optional.
 TEXT_COLUMNS = {n for names in (*REQUIRED.values(), *OPTIONAL.values()) for n in names}
 REQUIRED_NAMES = {n for names in REQUIRED.values() for n in names}
-# What nesting depth needs looking at: quotes, escapes (inside strings) and brackets.
-JSON_TOKEN = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
-JSON_TYPES = ((type(None), "null"), (bool, "boolean"), ((int, float), "number"), (str, "string"),
-              (list, "array"), (dict, "object"))
 
 
 class ManifestError(ValueError):
@@ -76,32 +68,6 @@ class Row:
     duplicate_of: int | None = None  # line of the first row with the same URL
 
 
-class Lines:
-    """A file's lines as text, read with bounded memory.
-
-    A line over `max_bytes` (line end included) is read to its end in bounded pieces and given as an
-    empty line, so every later line keeps its number; its number is added to `too_long`.
-    """
-
-    def __init__(self, fh: BinaryIO, max_bytes: int):
-        self.fh, self.max_bytes, self.number, self.too_long = fh, max_bytes, 0, []
-
-    def __iter__(self) -> Iterator[str]:
-        while line := self.fh.readline(self.max_bytes + 1):
-            self.number += 1
-            if len(line) > self.max_bytes:
-                self.too_long.append(self.number)
-                while line and not line.endswith(b"\n"):
-                    line = self.fh.readline(self.max_bytes)
-                yield "\n"
-            else:
-                yield line.decode("utf-8-sig" if self.number == 1 else "utf-8", errors="replace")
-
-    def long_since(self, first: int) -> int | None:
-        """The last line over the cap from line `first` on (lines are read in order), None when none."""
-        return self.too_long[-1] if self.too_long and self.too_long[-1] >= first else None
-
-
 def _open(path: Path, limits: Limits) -> BinaryIO:
     """The manifest opened for reading; ManifestError when it is not a regular file under max_metadata_mb.
 
@@ -115,7 +81,7 @@ def _open(path: Path, limits: Limits) -> BinaryIO:
     problem = None
     if not stat.S_ISREG(st.st_mode):
         problem = "is not a regular file"
-    elif st.st_size > limits.max_metadata_mb * 1024 * 1024:
+    elif st.st_size > limits.max_metadata_mb * 1e6:
         problem = (f"is {st.st_size:,} bytes, over the {limits.max_metadata_mb:g} MB cap ([limits] "
                    "max_metadata_mb); split it into smaller manifests")
     if problem:
@@ -124,120 +90,57 @@ def _open(path: Path, limits: Limits) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
-def _too_long(line: int, long_line: int, limits: Limits) -> Problem:
-    where = "" if long_line == line else f" (line {long_line})"
-    return Problem(line, "-", f"a line longer than {limits.max_line_bytes:,} bytes{where} ([limits] "
-                   "max_line_bytes); not read", "shorten its cells or split the row")
+_FIX = {LIMIT: "shorten its cells or split the row",
+        MALFORMED: "write one JSON object per line, or quote cells that hold the delimiter or quotes",
+        ENCODING: "save the manifest as UTF-8"}
 
 
-def _csv_records(lines: Lines, delimiter: str, limits: Limits
-                 ) -> Iterator[tuple[int, list[str] | None, Problem | None]]:
-    """(first line, cells, None) per record, or (first line, None, problem) for one that cannot be read.
-
-    A record spanning several lines (a quoted newline) is numbered by its first line.
-    """
-    reader = csv.reader(lines, delimiter=delimiter)
-    first = 1
-    while True:
-        try:
-            cells, problem = next(reader), None
-        except StopIteration:
-            return
-        except csv.Error as exc:  # the rest of that line is skipped; the next record starts on the next line
-            cells = None
-            problem = Problem(first, "-", f"a cell longer than {limits.max_field_chars:,} characters ([limits] "
-                              "max_field_chars)" if "field limit" in str(exc) else f"not readable as CSV ({exc})",
-                              "shorten the cell, or quote cells that hold the delimiter or quotes")
-        if (long_line := lines.long_since(first)) is not None:
-            cells, problem = None, _too_long(first, long_line, limits)
-        if problem or any(cell.strip() for cell in cells):  # blank lines are not rows
-            yield first, cells, problem
-        first = reader.line_num + 1
+def _unreadable(row: RawRow) -> tuple[int, dict, list[Problem]]:
+    return row.line, {}, [Problem(row.line, "-", row.problem.removeprefix("is ").removeprefix("has "),
+                                  _FIX[row.kind])]
 
 
-def _csv(lines: Lines, delimiter: str, limits: Limits) -> tuple[list[str], list[tuple[int, dict, list]]]:
-    records = _csv_records(lines, delimiter, limits)
+def _csv(fh: BinaryIO, delimiter: str, limits: Limits) -> tuple[list[str], list[tuple[int, dict, list]]]:
+    records = csv_rows(fh, limits, delimiter)
     header: list[str] = []
-    for _line, cells, problem in records:
-        if problem:
-            raise ManifestError(f"the header cannot be read: {problem.message}")
-        header = [cell.strip().lower() for cell in cells]
+    for record in records:
+        if record.problem:
+            raise ManifestError(f"the header {record.problem}")
+        header = [cell.strip().lower() for cell in record.value]
         break
     rows: list[tuple[int, dict, list]] = []
-    for line, cells, problem in records:
-        if problem:
-            rows.append((line, {}, [problem]))
+    for record in records:
+        if record.problem:
+            rows.append(_unreadable(record))
             continue
-        extra = len(cells) - len(header)
-        rows.append((line, dict(zip(header, cells, strict=False)), [] if extra <= 0 else [
-            Problem(line, "-", f"{extra} more cell(s) than the header has columns",
+        extra = len(record.value) - len(header)
+        rows.append((record.line, dict(zip(header, record.value, strict=False)), [] if extra <= 0 else [
+            Problem(record.line, "-", f"{extra} more cell(s) than the header has columns",
                     "quote cells that contain the delimiter")]))
     return header, rows
 
 
-def _json_too_deep(text: str, limit: int) -> bool:
-    """Whether brackets outside strings nest deeper than `limit`: checked before parsing, since json's
-    parser recurses once per level."""
-    if text.count("[") + text.count("{") <= limit:
-        return False
-    depth, in_string = 0, False
-    for token in JSON_TOKEN.findall(text):
-        if token == '"':
-            in_string = not in_string
-        elif not in_string and token[0] != "\\":
-            depth += 1 if token in "[{" else -1
-            if depth > limit:
-                return True
-    return False
-
-
-def _json_type(value: Any) -> str:
-    return next(name for kind, name in JSON_TYPES if isinstance(value, kind))
-
-
-def _finite(text: str) -> float:
-    """A JSON number; NaN, Infinity and 1e999 are refused: they would make metadata.jsonl invalid JSON."""
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError(f"{text[:20]} is not a finite number")
-    return value
-
-
-def _jsonl_row(line: int, text: str, limits: Limits) -> tuple[dict, list[Problem]]:
-    """The object on one JSONL line and its problems; non-text CCUB columns and oversized strings are problems."""
-    fix = "write one JSON object per line"
-    if _json_too_deep(text, limits.max_json_depth):
-        return {}, [Problem(line, "-", f"JSON nested deeper than {limits.max_json_depth} levels ([limits] "
-                            "max_json_depth)", fix)]
-    try:
-        value = json.loads(text, parse_float=_finite, parse_constant=_finite)
-    except json.JSONDecodeError as exc:
-        return {}, [Problem(line, "-", f"not valid JSON ({exc.msg} at column {exc.colno})", fix)]
-    except (ValueError, RecursionError) as exc:  # an integer too long to convert, NaN, a too deep value
-        return {}, [Problem(line, "-", f"not valid JSON ({str(exc)[:200]})", fix)]
+def _jsonl_row(line: int, value: Any) -> tuple[dict, list[Problem]]:
+    """The object on one JSONL line and its problems; non-text CCUB columns are problems."""
     if not isinstance(value, dict):
-        return {}, [Problem(line, "-", f"a JSON {_json_type(value)}, not an object", fix)]
+        return {}, [Problem(line, "-", f"a JSON {json_kind(value)}, not an object", _FIX[MALFORMED])]
     row = {str(k).strip().lower(): v for k, v in value.items()}
-    problems = []
-    for key, v in row.items():
-        if key in TEXT_COLUMNS and not isinstance(v, str) and (v is not None or key in REQUIRED_NAMES):
-            problems.append(Problem(line, key, f"a JSON {_json_type(v)}, not text", f"write {key} as a JSON string"))
-        elif isinstance(v, str) and len(v) > limits.max_field_chars:
-            problems.append(Problem(line, key, f"longer than {limits.max_field_chars:,} characters ([limits] "
-                                    "max_field_chars)", "shorten it"))
+    problems = [Problem(line, key, f"a JSON {json_kind(v)}, not text", f"write {key} as a JSON string")
+                for key, v in row.items()
+                if key in TEXT_COLUMNS and not isinstance(v, str) and (v is not None or key in REQUIRED_NAMES)]
     return row, problems
 
 
-def _jsonl(lines: Lines, limits: Limits) -> tuple[list[str], list[tuple[int, dict, list]]]:
+def _jsonl(fh: BinaryIO, limits: Limits) -> tuple[list[str], list[tuple[int, dict, list]]]:
     columns: dict[str, None] = {}
     rows: list[tuple[int, dict, list]] = []
-    for text in lines:
-        if lines.long_since(lines.number) is not None:
-            rows.append((lines.number, {}, [_too_long(lines.number, lines.number, limits)]))
-        elif text.strip():
-            row, problems = _jsonl_row(lines.number, text, limits)
+    for record in jsonl_rows(fh, limits):
+        if record.problem:
+            rows.append(_unreadable(record))
+        else:
+            row, problems = _jsonl_row(record.line, record.value)
             columns.update(dict.fromkeys(row))
-            rows.append((lines.number, row, problems))
+            rows.append((record.line, row, problems))
     return list(columns), rows
 
 
@@ -247,16 +150,12 @@ def _raw_rows(path: Path, limits: Limits) -> tuple[list[str], list[tuple[int, di
     if suffix not in SUFFIXES:
         raise ManifestError(f"{path}: unknown manifest format; use .csv, .tsv or .jsonl")
     with _open(path, limits) as fh:
-        lines = Lines(fh, limits.max_line_bytes)
         if suffix == ".jsonl":
-            return _jsonl(lines, limits)
-        previous = csv.field_size_limit(limits.max_field_chars)  # process-wide: restored at once
+            return _jsonl(fh, limits)
         try:
-            return _csv(lines, "\t" if suffix == ".tsv" else ",", limits)
+            return _csv(fh, "\t" if suffix == ".tsv" else ",", limits)
         except ManifestError as exc:
             raise ManifestError(f"{path}: {exc}") from exc
-        finally:
-            csv.field_size_limit(previous)
 
 
 def _pick(row: dict[str, Any], names: tuple[str, ...]) -> tuple[str | None, str]:

@@ -430,7 +430,8 @@ def test_csv_cell_over_the_field_limit_is_a_problem_on_its_row(tmp_path, guard):
     guard.watch(manifest.parent)
     rows, problems = read_manifest(manifest, VOCAB)
     assert [(p.line, p.field) for p in problems] == [(3, "-")]
-    assert "65,536 characters" in problems[0].message and "max_field_chars" in problems[0].message
+    assert "a cell of 200,000 characters in column 'caption', over limits.max_field_chars (65,536)" \
+        in problems[0].message
     assert [r.line for r in rows if not r.problems] == [2, 4] and csv.field_size_limit() == limit
 
 
@@ -461,7 +462,7 @@ def test_json_nested_fifty_thousand_deep_is_a_problem_on_its_row(tmp_path, guard
     guard.watch(folder)
     rows, problems = read_manifest(manifest, VOCAB)
     assert [(p.line, p.field) for p in problems] == [(2, "-"), (3, "-")]
-    assert all("deeper than 32 levels" in p.message and "max_json_depth" in p.message for p in problems)
+    assert all("deeper than limits.max_json_depth (32)" in p.message for p in problems)
     assert [r.line for r in rows if not r.problems] == [1, 4]
 
 

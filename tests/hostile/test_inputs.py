@@ -214,7 +214,8 @@ def test_megabyte_caption_is_a_finding_on_its_row_and_reports_stay_small(tmp_pat
     result = run(root, out)
     [found] = findings(result, "metadata.limit")
     assert (found.file, found.line) == ("korea/metadata.jsonl", 1)
-    assert "limits.max_field_chars (65,536 characters)" in found.message
+    assert "has a text of 1,000,000 characters at text, over limits.max_field_chars (65,536)" \
+        in found.message
     assert by_image(result)["korea/b.jpg"].status == "accepted"
     for name in ("report.md", "issues.csv", "report.html", "report.json"):
         assert (out / "reports" / name).stat().st_size < 300_000, name

@@ -155,8 +155,8 @@ def test_cell_over_size_limit_rejected_by_name(bundle, tmp_path, guard):
     found, rejected = read_responses(folder, [study])
     assert set(found[study["study_id"]].participants) == {"p-1", "p-2"}
     by_file = {Path(m.split(": ", 1)[0]).name: m for m in rejected}
-    assert "field affiliation.description is 65,537 characters long" in by_file["long.json"]
-    assert "row 2, column 'affiliation': 65,537 characters" in by_file["long.csv"]
+    assert "a text of 65,537 characters at affiliation.description" in by_file["long.json"]
+    assert "line 2 has a cell of 65,537 characters in column 'affiliation'" in by_file["long.csv"]
     assert all("limits.max_field_chars" in m for m in rejected)
 
 
@@ -188,7 +188,7 @@ def test_csv_row_wider_than_its_header_rejected(bundle, tmp_path, guard):
     item = study["items"][0]["id"]
     text = f"study_id,participant,item,question,ranking\n{study['study_id']},p-4,{item},alignment,A>B>C,Busan, Korea\n"
     folder = responses_folder(tmp_path / "r", {"wide.csv": text}, study, guard)
-    assert "row 2 has 7 cells but the header has 5" in rejected_once(folder, study, "wide.csv")
+    assert "line 2 has 7 cells but the header has 5" in rejected_once(folder, study, "wide.csv")
 
 
 # --------------------------------------------------------------------------- resubmissions
