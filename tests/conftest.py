@@ -19,8 +19,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from ccub.config import Config, load_config  # noqa: E402
 import ccub.pipeline  # noqa: E402
+from ccub.config import Config, load_config  # noqa: E402
 from ccub.pipeline import Options, Outcome, Result  # noqa: E402
 
 DEFAULT_SIZE = (600, 520)

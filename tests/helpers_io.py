@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ccub.config import load_config
 import ccub.pipeline
+from ccub.config import load_config
 from ccub.pipeline import Options, Result
 from ccub.report import write_reports
 

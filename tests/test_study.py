@@ -531,7 +531,8 @@ def test_hostile_response_files_are_rejected_without_breaking_the_console(study,
     write(Path("r"), "good.json", response(study, "p-2"))
     result = CliRunner().invoke(app, ["study", "analyze", str(tmp_path / "study"), "r"])
     assert result.exit_code == 1, result.output
-    assert "deeper than limits.max_json_depth" in result.output and "'[/][bold]x[/bold]' is not in this study" in result.output
+    assert "deeper than limits.max_json_depth" in result.output
+    assert "'[/][bold]x[/bold]' is not in this study" in result.output
     assert "1 participants" in result.output and "understate the uncertainty" in result.output
 
 

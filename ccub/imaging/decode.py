@@ -13,9 +13,8 @@ import warnings
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image, UnidentifiedImageError
 # Registers the three decoders by name: `formats=` only finds plugins already imported.
-from PIL import JpegImagePlugin, PngImagePlugin, WebPImagePlugin  # noqa: F401
+from PIL import Image, JpegImagePlugin, PngImagePlugin, UnidentifiedImageError, WebPImagePlugin  # noqa: F401
 
 # What ccub accepts from contributors and hosts. A JPEG with extra frames (phone portraits)
 # opens as Pillow's "MPO" through the JPEG decoder; only its first frame is ever used.
