@@ -4,8 +4,10 @@
     clean/<culture>/<split>/images/<file>
     clean/<culture>/negatives/<file>        (negative_imgpath is relative to clean/<culture>/)
 
-Images come from the staging folder, already free of metadata; each is re-opened once more
-here with Pillow (an independent parser from the one that stripped it) before it is listed.
+Images come from the staging folder, already free of metadata. Each staged copy was checked
+by `ccub.imaging.verify.verify_image` when it was made (in the decode worker, where the
+source is at hand); a file that fails is not staged and its record is rejected with
+privacy.metadata_left. `verify_clean` checks each file again as it is published.
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ import posixpath
 import shutil
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from ccub.imaging.analyze import ImageFacts
+from ccub.imaging.decode import ACCEPTED
+from ccub.imaging.verify import SUFFIX_FORMAT, pillow_problems, verify_image
 from ccub.records import Record
+
+if TYPE_CHECKING:
+    from ccub.imaging.analyze import ImageFacts
 
 # Row keys in the order they are written; SCoFT's trainer reads text/blip_text/negative_imgpath.
 ROW_FIELDS = ("culture", "category", "license", "creator", "contributor", "consent", "language",
@@ -40,16 +46,29 @@ class Exported:
     path: str  # relative to the output folder
 
 
-def verify_clean(path: Path) -> None:
-    """Raise if Pillow still finds metadata in an exported file."""
-    with Image.open(path) as im:
-        left = [k for k in ("exif", "icc_profile", "xmp", "comment", "XML:com.adobe.xmp")
-                if im.info.get(k)]
-        if im.getexif():
-            left.append("EXIF tags")
-        left += [k for k in (getattr(im, "text", None) or {})]
-    if left:
-        raise ExportError(f"{path}: metadata left after export: {', '.join(left)}")
+def verify_clean(path: Path, facts: ImageFacts | None = None) -> None:
+    """Raise unless the file at `path` is clean.
+
+    Alone: the full `verify_image`. With `facts` (the pipeline), whose staged copy passed
+    `verify_image` (pixel check included) in the worker just before it was written: the
+    file must still be that copy (same size) and Pillow must find no metadata in it; the
+    walkers are not run twice over the same bytes on this serial path.
+    """
+    try:
+        fmt = SUFFIX_FORMAT.get(path.suffix.lower())
+        if fmt is None:
+            with Image.open(path, formats=list(ACCEPTED)) as im:
+                fmt = im.format or ""
+        if facts is None:
+            problems = verify_image(path.read_bytes(), fmt)
+        elif path.stat().st_size != facts.staged_size:
+            problems = ["not the copy verified when it was staged"]
+        else:
+            problems = pillow_problems(path, fmt)
+    except Exception as exc:  # noqa: BLE001
+        problems = [f"cannot be read back ({type(exc).__name__})"]
+    if problems:
+        raise ExportError(f"{path}: metadata left after export: {', '.join(problems)}")
 
 
 class Exporter:
@@ -79,7 +98,7 @@ class Exporter:
         else:
             os.replace(staged, target)
             self.moved[str(staged)] = target
-        verify_clean(target)
+        verify_clean(target, facts)
         return posixpath.join(folder, name)
 
     def add(self, record: Record, caption: str, license_id: str | None,

@@ -89,6 +89,7 @@ COVERAGE = {
     "privacy.device_serial": ("test_privacy_exif",),
     "privacy.owner_name": ("test_privacy_exif", "test_privacy_png_text"),
     "privacy.metadata_left": ("test_privacy_metadata_left", "test_verify_clean_raises_on_exif"),
+    "privacy.metadata_removed": ("test_privacy_metadata_removed",),
     "privacy.caption_email": ("test_privacy_caption",),
     "privacy.caption_phone": ("test_privacy_caption",),
     "privacy.caption_url": ("test_privacy_caption",),
@@ -878,6 +879,28 @@ def test_verify_clean_raises_on_exif(tmp_path):
     clean = tmp_path / "clean.jpg"
     clean.write_bytes(strip_jpeg(dirty.read_bytes()))
     verify_clean(clean)
+
+
+def test_privacy_metadata_removed(root, tmp_path):
+    base = root / "korea"
+    make_image(base / "FOOD_1.jpg", seed=1, exif=exif(T0x010F="Canon"), comment=b"holiday")
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "GPS 37.566500, 126.978000")
+    info.add(b"prVt", b"vendor data")
+    make_image(base / "FOOD_2.png", seed=2, pnginfo=info)
+    make_image(base / "FOOD_3.jpg", seed=3)  # close case: nothing to remove, nothing said
+    submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.png", 2), row("FOOD_3.jpg", 3)])
+    result = run(root, tmp_path)
+    removed = {i.finding.record: i for i in issues_of(result, "privacy.metadata_removed")}
+    assert set(removed) == {K + "FOOD_1.jpg", K + "FOOD_2.png"}
+    assert removed[K + "FOOD_1.jpg"].finding.message == "APP1 Exif, COM comment"
+    assert removed[K + "FOOD_2.png"].finding.message == "tEXt Comment, prVt"
+    assert all(i.severity == "info" and i.finding.fixed for i in removed.values())
+    [place] = [i.finding.message for i in issues_of(result, "privacy.location")
+               if i.finding.record == K + "FOOD_2.png"]
+    assert place == "found in PNG text (Comment)"  # where, never what
+    assert "privacy.metadata_removed" not in checks_for(result, K + "FOOD_3.jpg")
+    assert result.exit_code == 0
 
 
 def test_privacy_caption(root, tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import struct
+import zlib
 
 import pytest
 from PIL import ExifTags, Image, ImageCms, PngImagePlugin
@@ -11,6 +13,8 @@ from PIL import ExifTags, Image, ImageCms, PngImagePlugin
 from ccub.imaging.strip import (
     StripError,
     find_metadata,
+    removed_blocks,
+    rewrite,
     strip_jpeg,
     strip_metadata,
     strip_png,
@@ -101,7 +105,7 @@ def test_jpeg_metadata_removed_pixels_identical(icc, params):
     original = jpeg_with_metadata(icc, **params)
     found = find_metadata(original, "JPEG")
     assert {"APP1:Exif", "APP2:ICC_PROFILE", "COM"} <= set(found)
-    assert "APP1:http://ns.adobe.com/xap/1.0/" in found
+    assert "APP1:XMP" in found
     assert opened(original).getexif().get_ifd(ExifTags.IFD.GPSInfo)  # metadata really was there
 
     stripped = strip_jpeg(original)
@@ -360,3 +364,157 @@ def test_mutated_input_fails_cleanly_or_strips_fully(icc, fmt):
         assert find_metadata(out, fmt) == []
         assert strip_metadata(out, fmt) == out
     assert outcomes == {"rejected", "stripped"}
+
+
+# --- the allowlist ---------------------------------------------------------------------------
+
+
+def segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + (len(payload) + 2).to_bytes(2, "big") + payload
+
+
+def chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def after_app0(jpeg: bytes, *segments: bytes) -> bytes:
+    return jpeg[:20] + b"".join(segments) + jpeg[20:]
+
+
+def test_jpeg_keeps_only_decoding_segments():
+    plain = encode(noise(), "JPEG")
+    extra = [segment(0xE3, b"vendor"), segment(0xE0, b"JFXX\0\x10" + bytes(8)),
+             segment(0xE0, b"JFIF\0\1"), segment(0xEE, b"Adobe\0"), segment(0xDE, bytes(6)),
+             segment(0xF1, b"jpg1"), b"\xff\x01", segment(0xFE, b"note")]
+    dirty = after_app0(plain, *extra)
+    assert find_metadata(dirty, "JPEG") == ["APP3", "APP0:JFXX", "APP0:JFIF", "APP14:Adobe",
+                                            "DHP", "0xFFF1", "TEM", "COM"]
+    assert strip_jpeg(dirty) == plain  # (Pillow cannot even open `dirty`: DHP, JPG1)
+
+
+def test_jpeg_adobe_segment_cut_to_twelve_bytes():
+    rgb = encode(noise(), "JPEG", keep_rgb=True)  # Adobe transform 0, no JFIF
+    at = rgb.index(b"\xff\xee")
+    padded = rgb[:at] + segment(0xEE, rgb[at + 4 : at + 16] + b"private tail") + rgb[at + 16:]
+    assert find_metadata(padded, "JPEG") == ["APP14:Adobe+extra"]
+    [item] = removed_blocks(padded, "JPEG")
+    assert item.content == b"private tail" and item.label == "APP14 Adobe bytes beyond its 12"
+    assert strip_jpeg(padded) == rgb
+    assert decoded(strip_jpeg(padded)) == decoded(rgb)
+
+
+def test_jpeg_bytes_between_segments_dropped_and_reported():
+    plain = encode(noise(), "JPEG")
+    dirty = plain[:20] + b"stray bytes\xff\x00more" + plain[20:]
+    assert find_metadata(dirty, "JPEG") == ["junk"]
+    assert removed_blocks(dirty, "JPEG")[0].label == "bytes between segments"
+    assert strip_jpeg(dirty) == plain
+
+
+def test_removed_names_never_quote_the_file():
+    label = b"GPS 52.52N 13.40E owner Alice"
+    jpeg = after_app0(encode(noise(), "JPEG"), segment(0xE5, label + b"\0data"))
+    png = encode(noise(), "PNG")
+    png = png[:33] + chunk(b"tEXt", label + b"\0value") + chunk(b"tEXt", b"Comment\0x") + png[33:]
+    webp = encode(noise(), "WEBP")
+    webp = webp[:4] + (len(webp) - 8 + 12).to_bytes(4, "little") + webp[8:] + b"G\x01S\xff" + \
+        (4).to_bytes(4, "little") + b"abcd"
+    items = removed_blocks(jpeg, "JPEG") + removed_blocks(png, "PNG") + removed_blocks(webp, "WEBP")
+    assert [(i.name, i.label) for i in items] == [
+        ("APP5", "APP5"), ("tEXt", "tEXt"), ("tEXt", "tEXt Comment"), ("unknown", "unknown chunk")]
+    assert all(b"GPS" not in (i.name + i.label).encode() for i in items)
+
+
+def test_png_ancillary_and_colour_chunks_dropped_unknown_critical_refused():
+    plain = encode(noise(), "PNG")
+    colour = b"".join(chunk(k, d) for k, d in [(b"gAMA", bytes(4)), (b"sRGB", b"\0"),
+                                                (b"cHRM", bytes(32)), (b"cICP", bytes(4))])
+    dirty = plain[:33] + colour + chunk(b"PLTE", bytes(6)) + plain[33:]  # PLTE: a hint for RGB
+    assert find_metadata(dirty, "PNG") == ["gAMA", "sRGB", "cHRM", "cICP", "PLTE"]
+    assert strip_png(dirty) == plain
+    critical = plain[:33] + chunk(b"SeCR", b"x") + plain[33:]
+    result = rewrite(critical, "PNG")
+    assert result.data is None and "unknown critical chunk SeCR" in (result.refused or "")
+    assert find_metadata(critical, "PNG") == ["SeCR"]
+    with pytest.raises(StripError, match="SeCR"):
+        strip_png(critical)
+
+
+def idat_stream(png: bytes) -> bytes:
+    out, pos = [], 8
+    while pos < len(png):
+        length, kind = struct.unpack_from(">I4s", png, pos)
+        if kind == b"IDAT":
+            out.append(png[pos + 8 : pos + 8 + length])
+        pos += 12 + length
+    return b"".join(out)
+
+
+def adam7_png(im: Image.Image) -> bytes:
+    """An interlaced RGB PNG (Pillow only writes plain ones), filter type 0 throughout."""
+    w, h = im.size
+    rows = []
+    for x0, y0, dx, dy in ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4),
+                           (1, 0, 2, 2), (0, 1, 1, 2)):
+        for y in range(y0, h, dy):
+            line = b"".join(bytes(im.getpixel((x, y))) for x in range(x0, w, dx))
+            if line:
+                rows.append(b"\0" + line)
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 1)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"".join(rows)))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("interlace", [False, True], ids=["plain", "adam7"])
+def test_png_image_stream_must_be_exactly_the_image(interlace):
+    im = noise(size=(37, 23))
+    plain = adam7_png(im) if interlace else encode(im, "PNG")
+    assert decoded(plain)[2] == im.tobytes()
+    stream = idat_stream(plain)
+    head = plain[:33]
+    assert strip_png(head + chunk(b"IDAT", stream) + chunk(b"IEND", b"")) == plain
+    hidden = {
+        "after the end": head + chunk(b"IDAT", stream + b"hidden") + chunk(b"IEND", b""),
+        "after the end ": head + chunk(b"IDAT", stream) + chunk(b"IDAT", b"x") + chunk(b"IEND", b""),
+        "more than the image": head + chunk(b"IDAT", zlib.compress(zlib.decompress(stream) + b"x"))
+        + chunk(b"IEND", b""),
+        "shorter": head + chunk(b"IDAT", zlib.compress(zlib.decompress(stream)[:-1]))
+        + chunk(b"IEND", b""),
+        "truncated": head + chunk(b"IDAT", stream[:-6]) + chunk(b"IEND", b""),
+        "not consecutive": head + chunk(b"IDAT", stream[:10]) + chunk(b"tIME", bytes(7))
+        + chunk(b"IDAT", stream[10:]) + chunk(b"IEND", b""),
+    }
+    for reason, data in hidden.items():
+        with pytest.raises(StripError, match=reason.strip()):
+            strip_png(data)
+
+
+def test_png_iend_data_and_wrong_trns_and_palette():
+    plain = encode(noise(), "PNG")
+    assert strip_png(plain[:-12] + chunk(b"IEND", b"inside")) == plain
+    assert find_metadata(plain[:-12] + chunk(b"IEND", b"inside"), "PNG") == ["IEND+data"]
+    with pytest.raises(StripError, match="tRNS"):
+        strip_png(plain[:33] + chunk(b"tRNS", bytes(7)) + plain[33:])  # RGB: exactly 6 bytes
+    pal = encode(noise("P"), "PNG")
+    at = pal.index(b"PLTE") - 4
+    length = int.from_bytes(pal[at : at + 4], "big")
+    big = pal[:at] + chunk(b"PLTE", pal[at + 8 : at + 8 + length] + bytes(3 * 300)) + \
+        pal[at + 12 + length:]
+    with pytest.raises(StripError, match="PLTE"):
+        strip_png(big)  # more entries than 8 bits can index: room for hidden bytes
+
+
+def test_webp_keeps_one_image_chunk_and_alph_only_where_read():
+    lossy = encode(noise("RGBA"), "WEBP", quality=80)
+    names = [name for name in ("VP8X", "ALPH", "VP8 ") if name.encode() in lossy]
+    assert names == ["VP8X", "ALPH", "VP8 "]
+    second = b"VP8L" + (4).to_bytes(4, "little") + b"\x2f\0\0\0"
+    body = lossy[12:] + second
+    doubled = b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body
+    assert find_metadata(doubled, "WEBP") == ["VP8L"]
+    assert strip_webp(doubled) == lossy
+    alph = lossy.index(b"ALPH")
+    twice = lossy[alph:lossy.index(b"VP8 ")]
+    body = lossy[12:alph] + twice + lossy[alph:]
+    with pytest.raises(StripError, match="ALPH"):
+        strip_webp(b"RIFF" + (len(body) + 4).to_bytes(4, "little") + b"WEBP" + body)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import re
 import warnings
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +20,16 @@ from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
 
 from ccub.imaging.decode import DecodeRefused, open_image
 from ccub.imaging.phash import dihedral_phash
-from ccub.imaging.strip import StripError, find_metadata, strip_metadata, webp_is_lossless
+from ccub.imaging.strip import (
+    Removed,
+    Rewrite,
+    StripError,
+    find_metadata,
+    png_text_keyword,
+    rewrite,
+    webp_is_lossless,
+)
+from ccub.imaging.verify import PixelCheck, pixel_key, verify_image
 from ccub.safeio import Identity, Root, UnsafeFile
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
@@ -47,6 +57,23 @@ _XMP_PATTERNS = {
     "device_serial": re.compile(rb"SerialNumber"),
     "owner_name": re.compile(rb"OwnerName|dc:creator|photoshop:Credit|CreatorContactInfo"),
 }
+# A place in free text (comments, PNG text, private chunks): GPS followed by a number, the
+# words latitude/longitude, a geo: URI, a decimal latitude/longitude pair, or degrees and
+# minutes. Specific enough not to fire on binary data by chance.
+_LOCATION_TEXT = re.compile(
+    rb"GPS(?:Latitude|Longitude|Position)|\bGPS\s*[:=]?\s*[-+]?\d"
+    rb"|(?i:\blatitude|\blongitude|\bgeo:\s*[-+]?\d)"
+    rb"|\b\d{1,3}\.\d{3,}\s*(?:\xc2?\xb0)?\s*[NSns]?\s*[,;/ ]\s*[-+]?\d{1,3}\.\d{3,}"
+    rb"|\b\d{1,3}\s*(?:\xc2?\xb0|deg)\s*\d{1,2}\s*(?:'|\xe2\x80\xb2)")
+# Runs of text inside a block, searched instead of the whole block: the pattern above is
+# slow on megabytes of binary data (an MPO's second picture, a private chunk).
+_TEXT_RUN = re.compile(rb"[\t\n\r\x20-\x7e\xb0\xc2\xe2\x80\xb2]{8,}")
+_OWNER_KEYWORDS = ("author", "artist", "owner")
+# Removed blocks that are not text: Pillow parses EXIF and ICC itself, the rest are pixels.
+_NOT_TEXT = {"APP1:Exif", "APP2:ICC_PROFILE", "APP2:MPF", "APP0:JFIF+thumbnail", "iCCP", "eXIf",
+             "EXIF", "ICCP", "IDAT+data", "IEND+data"}
+_XMP_BLOCKS = {"APP1:XMP": "XMP", "XMP ": "XMP", "APP1:extended XMP": "APP1 extended XMP"}
+_SCAN_LIMIT = 256 << 10  # bytes of one removed block searched for personal data
 
 
 @dataclass
@@ -93,7 +120,11 @@ class ImageFacts:
     content: float = 1.0  # share of the pixels inside the trimmed margins
     semantic_input: str | None = None  # small RGB copy for CLIP, when asked for
     decode_scale: int = 1  # JPEG draft reduction used for pixel_key
+    # What the export leaves out of the file, for people ("APP1 Exif", "tEXt Comment");
+    # None when the container could not be parsed (the image is re-encoded).
+    removed: list[str] | None = None
     staged: str | None = None  # metadata-free export candidate
+    staged_size: int = 0  # bytes of the staged copy, as verified
     export: str = ""  # "stripped" (lossless) or "re-encoded"
     thumbnail: str | None = None
 
@@ -125,11 +156,15 @@ def _fail(facts: ImageFacts, check: str, detail: str) -> ImageFacts:
     return facts
 
 
-def _privacy(im: Image.Image) -> dict[str, list[str]]:
+def _privacy(im: Image.Image, removed: list[Removed] | None) -> dict[str, list[str]]:
+    """Personal data in the metadata: Pillow's EXIF and IPTC, plus every removed block
+    (XMP, extended XMP, comments, PNG text, private chunks, trailers). `where` names come
+    from fixed vocabularies, never from the file."""
     found: dict[str, list[str]] = {}
 
     def note(kind: str, where: str) -> None:
-        found.setdefault(kind, []).append(where)
+        if where not in found.get(kind, []):
+            found.setdefault(kind, []).append(where)
 
     exif = im.getexif()
     if exif:
@@ -145,7 +180,7 @@ def _privacy(im: Image.Image) -> dict[str, list[str]]:
                 note("owner_name", "EXIF owner/artist")
                 break
     xmp = im.info.get("xmp")
-    if isinstance(xmp, bytes | str):
+    if removed is None and isinstance(xmp, bytes | str):  # else read from the blocks below
         raw = xmp.encode() if isinstance(xmp, str) else xmp
         for kind, pattern in _XMP_PATTERNS.items():
             if pattern.search(raw):
@@ -156,10 +191,63 @@ def _privacy(im: Image.Image) -> dict[str, list[str]]:
             note("location", "IPTC location")
         if any(key in iptc for key in _IPTC_OWNER):
             note("owner_name", "IPTC by-line")
-    text = getattr(im, "text", None) or {}
-    if any(k.lower() in ("author", "artist", "owner") for k in text):
-        note("owner_name", "PNG text")
+    for kind, places in _privacy_in_blocks(removed).items():
+        for where in places:
+            note(kind, where)
     return found
+
+
+def _privacy_in_blocks(removed: list[Removed] | None) -> dict[str, list[str]]:
+    """Personal data in the blocks the export leaves out, by content."""
+    found: dict[str, list[str]] = {}
+
+    def note(kind: str, where: str) -> None:
+        if where not in found.get(kind, []):
+            found.setdefault(kind, []).append(where)
+
+    for item in removed or ():
+        if item.name in _NOT_TEXT:
+            continue
+        if item.name in _XMP_BLOCKS:
+            for kind, pattern in _XMP_PATTERNS.items():
+                if pattern.search(item.content, 0, _SCAN_LIMIT):
+                    note(kind, _XMP_BLOCKS[item.name])
+        elif item.name in ("tEXt", "zTXt", "iTXt"):
+            keyword, text = _png_text(item.name, item.content)
+            where = f"PNG text ({keyword})" if keyword else "PNG text"
+            if keyword and keyword.lower() in _OWNER_KEYWORDS:
+                note("owner_name", where)
+            patterns = _XMP_PATTERNS if keyword == "XML:com.adobe.xmp" else {
+                "location": _LOCATION_TEXT}
+            for kind, pattern in patterns.items():
+                if pattern.search(text, 0, _SCAN_LIMIT):
+                    note(kind, where)
+            if keyword == "Location" and text.strip():
+                note("location", where)
+        elif any(_LOCATION_TEXT.search(run.group())
+                 for run in _TEXT_RUN.finditer(item.content, 0, _SCAN_LIMIT)):
+            note("location", {"COM comment": "JPEG comment"}.get(item.label, item.label))
+    return found
+
+
+def _inflate(data: bytes) -> bytes:
+    """At most 1 MB of a zlib stream; b"" when it is not one."""
+    try:
+        return zlib.decompressobj().decompress(data, 1 << 20)
+    except zlib.error:
+        return b""
+
+
+def _png_text(name: str, content: bytes) -> tuple[str | None, bytes]:
+    """(keyword when a known one, text) of a tEXt, zTXt or iTXt chunk's data."""
+    _, _, rest = content.partition(b"\0")
+    if name == "zTXt":
+        rest = _inflate(rest[1:])
+    elif name == "iTXt":
+        compressed, body = rest[:1] == b"\1", rest[2:]
+        body = body.split(b"\0", 2)[-1]  # after language tag and translated keyword
+        rest = _inflate(body) if compressed else body
+    return png_text_keyword(content), rest
 
 
 def _is_srgb(icc: bytes) -> tuple[bool, str]:
@@ -292,12 +380,20 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
     facts.frames = getattr(im, "n_frames", 1)
     if facts.frames > 1 and im.format != "MPO":
         return _fail(facts, "file.multi_frame", f"{facts.frames} frames (an animation)")
+    # One pass over the container: the metadata-free copy and what it leaves out.
+    try:
+        rewritten: Rewrite | str = rewrite(data, im.format)
+        removed: list[Removed] | None = rewritten.removed
+        facts.removed = [item.label for item in removed]
+    except StripError as exc:
+        rewritten, removed = str(exc), None
     try:
         exif = im.getexif()
         facts.orientation = int(exif.get(0x0112, 1) or 1)
-        facts.privacy = _privacy(im)
+        facts.privacy = _privacy(im, removed)
     except (OSError, ValueError, SyntaxError, TypeError):
         facts.orientation = 1  # unreadable EXIF is dropped with the rest of the metadata
+        facts.privacy = _privacy_in_blocks(removed)
     if facts.orientation not in range(1, 9):
         facts.orientation = 1
     icc = im.info.get("icc_profile")
@@ -327,9 +423,7 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
         im = ImageOps.exif_transpose(im)
         facts.transforms.append(("orientation", f"EXIF orientation {facts.orientation} applied to the pixels"))
     rgb_im = _to_srgb_rgb(im, facts, icc, srgb)
-    facts.pixel_key = hashlib.sha256(
-        f"{facts.decode_scale}:{rgb_im.size}".encode() + rgb_im.tobytes()
-    ).hexdigest()
+    facts.pixel_key = pixel_key(rgb_im, facts.decode_scale)
     work = rgb_im.copy()
     work.thumbnail((limits.work_size, limits.work_size), Image.Resampling.BILINEAR)
     _stats(facts, np.asarray(work))
@@ -348,31 +442,45 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
         work.save(thumb, "JPEG", quality=70)
         facts.thumbnail = str(thumb)
     if stage is not None:
-        _stage(facts, data, rgb_im, needs_pixels_changed, stage, limits)
+        _stage(facts, data, rgb_im, needs_pixels_changed, stage, limits, rewritten)
     return facts
 
 
 def _stage(facts: ImageFacts, data: bytes, rgb_im: Image.Image, reencode: bool,
-           stage: Path, limits: Limits) -> None:
+           stage: Path, limits: Limits, rewritten: Rewrite | str) -> None:
     fmt = "JPEG" if facts.format == "MPO" else facts.format
     assert fmt is not None
-    out = None
+    out, source = None, None
     if not reencode:
-        try:
-            out = strip_metadata(data, fmt)
+        if isinstance(rewritten, Rewrite) and rewritten.data is not None:
+            out = rewritten.data
             facts.export = "metadata removed losslessly"
-        except StripError as exc:
-            facts.transforms.append(("export", f"container could not be rewritten losslessly ({exc}); re-encoded"))
+            # Same pixels: the copy must give the decoder exactly the source's input
+            # (decoding it again would double the time spent on a 12 MP photo).
+            source = PixelCheck(source=data)
+        else:
+            why = rewritten if isinstance(rewritten, str) else rewritten.refused
+            facts.transforms.append(("export", f"container could not be rewritten losslessly ({why}); re-encoded"))
     if out is None:
+        if facts.decode_scale > 1:
+            # Decoded in draft mode for the statistics: the export needs every pixel.
+            with open_image(data, limits.max_pixels) as full:
+                full.load()
+                rgb_im = full.convert("RGB")
         lossless = fmt == "PNG" or (fmt == "WEBP" and webp_is_lossless(data))
         out = _encode(rgb_im, fmt, limits, lossless_webp=lossless)
         facts.export = ("re-encoded losslessly" if lossless
                         else f"re-encoded at quality {limits.jpeg_quality if fmt == 'JPEG' else limits.webp_quality}")
-    left = find_metadata(out, fmt)
+        # Only PNG and WebP are re-encoded losslessly, and they are never drafted: the
+        # pixels encoded are the ones pixel_key was taken of.
+        source = PixelCheck(facts.pixel_key or "") if lossless else None
+    # Refuse to export rather than leak: the stripper's own check, then parsers independent
+    # of it (ccub.imaging.verify), and for a lossless copy the decoded pixels.
+    left = find_metadata(out, fmt) or verify_image(out, fmt, source)
     if left:
-        # Should never happen; refuse to export rather than leak.
         facts.error, facts.error_detail = "privacy.metadata_left", ", ".join(left)
         return
     target = stage.with_suffix(EXTENSIONS[fmt])
     target.write_bytes(out)
     facts.staged = str(target)
+    facts.staged_size = len(out)
