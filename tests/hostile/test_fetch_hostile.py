@@ -163,7 +163,10 @@ def test_redirect_from_a_public_host_to_loopback_is_refused(tmp_path, guard, cfg
 
 
 def test_dns_rebinding_gets_no_second_lookup(tmp_path, guard, cfg, monkeypatch):
-    # The first answer is public; any later one would point inside, at the same port.
+    # The first answer is public; any later one would point inside, at the same port. One
+    # attempt with patient timeouts: a retry on a busy machine would rightly look again.
+    cfg.fetch.read_timeout = cfg.fetch.connect_timeout = 30
+    cfg.fetch.retries = 0
     inside = Server()
     outside = stand_in(port=inside.port)
     dns = Dns(monkeypatch, {"images.example": [STAND_IN, "127.0.0.1"]})
