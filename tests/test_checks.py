@@ -7,6 +7,7 @@ worker and looks at the findings, the record's outcome and the exported clean da
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -864,11 +865,19 @@ def test_privacy_metadata_left(root, tmp_path, monkeypatch):
     submission(root, [row("FOOD_1.jpg", 1)])
     result = run(root, tmp_path)
     assert "privacy.metadata_left" not in checks_for(result, K + "FOOD_1.jpg")
-    # The safeguard cannot be reached with a real file: make the stripper "miss" a segment.
-    monkeypatch.setattr(analyze, "find_metadata", lambda data, fmt: ["APP1:Exif"])
+    # The safeguard cannot be reached with a real file: make the stripper "miss" the EXIF it
+    # should have removed; the independent verifier refuses the copy.
+    real = analyze.rewrite
+
+    def keeps_exif(data, fmt):
+        return dataclasses.replace(real(data, fmt), data=data)
+
+    (root / "korea" / "FOOD_1.jpg").write_bytes(make_image(
+        tmp_path / "src.jpg", seed=1, exif=exif(T0x013B="Kim Minji")).read_bytes())
+    monkeypatch.setattr(analyze, "rewrite", keeps_exif)
     result = run(root, tmp_path)
     assert_rejected(result, K + "FOOD_1.jpg", "privacy.metadata_left")
-    assert "APP1:Exif" in issues_of(result, "privacy.metadata_left")[0].finding.message
+    assert "marker 0xFFE1" in issues_of(result, "privacy.metadata_left")[0].finding.message
     assert not list((tmp_path / "out" / "clean").rglob("*.jpg"))
 
 

@@ -24,7 +24,6 @@ from ccub.imaging.strip import (
     Removed,
     Rewrite,
     StripError,
-    find_metadata,
     png_text_keyword,
     rewrite,
     webp_is_lossless,
@@ -474,9 +473,9 @@ def _stage(facts: ImageFacts, data: bytes, rgb_im: Image.Image, reencode: bool,
         # Only PNG and WebP are re-encoded losslessly, and they are never drafted: the
         # pixels encoded are the ones pixel_key was taken of.
         source = PixelCheck(facts.pixel_key or "") if lossless else None
-    # Refuse to export rather than leak: the stripper's own check, then parsers independent
-    # of it (ccub.imaging.verify), and for a lossless copy the decoded pixels.
-    left = find_metadata(out, fmt) or verify_image(out, fmt, source)
+    # Refuse to export rather than leak: parsers independent of the stripper
+    # (ccub.imaging.verify) check the copy, and for a lossless copy its pixels.
+    left = verify_image(out, fmt, source)
     if left:
         facts.error, facts.error_detail = "privacy.metadata_left", ", ".join(left)
         return
