@@ -55,8 +55,9 @@ def bounded_lines(fh: BinaryIO, max_bytes: int) -> Iterator[tuple[int, bytes | N
         if number == 1 and raw.startswith(_BOM):
             raw = raw[len(_BOM):]
         if len(raw) > max_bytes and not raw.endswith(b"\n"):
-            while (rest := fh.readline(1 << 20)) and not rest.endswith(b"\n"):
-                pass  # drain the rest of the over-long line
+            rest = raw
+            while rest and not rest.endswith(b"\n"):  # drain the rest of the over-long line
+                rest = fh.readline(1 << 20)
             yield number, None
         else:
             yield number, raw
