@@ -17,15 +17,22 @@ from typing import Any
 
 from ccub.config import ConfigError, build_dataclass, setting_problems
 
-# The study's ablations: which loss terms are on. "lora" is plain LoRA fine-tuning.
+# The study's ablations: which loss terms are on. "lora" is plain LoRA fine-tuning. MP is the
+# reference code's --onlypositive run: L_C keeps only its positive part, D(x0_hat, x+).
 VARIANTS: dict[str, tuple[str, ...]] = {
     "lora": ("ldm",),
     "M": ("ldm", "memorisation"),
-    "MP": ("ldm", "memorisation", "perceptual"),
+    "MP": ("ldm", "memorisation", "perceptual", "contrastive"),
     "MPC": ("ldm", "memorisation", "perceptual", "contrastive"),
 }
-GRAD_STEPS = ("first", "last", "random")
+WITH_NEGATIVES = ("MPC",)
 MIXED_PRECISION = ("auto", "no", "fp16", "bf16")
+GRAD_STEPS = ("first", "last", "random")
+SPACINGS = ("reference", "even")
+NEGATIVE_FLIPS = ("independent", "with_image")
+PERCEPTUAL = ("vgg", "lpips")
+# finetune.backbones.BACKBONES, written out so reading a config never imports torch.
+BACKBONES = ("dreamsim", "clip", "dinov2", "blip2", "lpips", "vgg")
 
 
 @dataclass
@@ -33,10 +40,13 @@ class ScoftConfig:
     # What to train.
     base: str = "CompVis/stable-diffusion-v1-4"
     variant: str = "MPC"
-    # Distance of the contrastive term L_C (lpips, clip, dinov2, dreamsim) and its weights (hub id,
-    # folder or CLIP spec; empty: the backbone's default). L_P is always LPIPS (VGG16).
-    backbone: str = "lpips"
+    # Distance of the contrastive term L_C (dreamsim, the reference's released choice; clip, dinov2,
+    # blip2, lpips, vgg) and its weights (hub id, folder or CLIP spec; empty: the backbone's default).
+    backbone: str = "dreamsim"
     backbone_weights: str = ""
+    # Distance of L_P: "vgg", the reference's VGG16 feature distance (CLIPasso style, no learned
+    # layers, full resolution), or "lpips", the lpips package's learned LPIPS at 224 px.
+    perceptual: str = "vgg"
     # LoRA on the UNet's attention projections (self- and cross-attention).
     rank: int = 64
     lora_alpha: int = 0  # 0: equal to the rank, so reloading never changes the LoRA's strength
@@ -49,8 +59,9 @@ class ScoftConfig:
     perceptual_interval: int = 10  # L_C and L_P on every Nth micro-batch only
     # The guided sampler from z_t to 0 that produces x0_hat for L_C and L_P.
     sampler_steps: int = 20
+    sampler_spacing: str = "reference"  # reference: t, t - s, ..., 0 with s = t // (steps - 1); even
     sampler_guidance: float = 4.5
-    grad_step: str = "first"  # which UNet call of the sampler keeps its gradient
+    grad_step: str = "first"  # which UNet call of the sampler keeps its gradient: first, last, random
     min_timestep: int = 1  # t = 0 breaks the sampler's schedule
     max_timestep: int = 999
     snr_gamma: float = 0.0  # min-SNR weighting of L_LDM when > 0 (5.0 is the usual choice)
@@ -71,6 +82,9 @@ class ScoftConfig:
     # Data.
     resolution: int = 512
     random_flip: bool = True
+    # independent: each negative gets its own random flip (the reference code's); with_image: it
+    # follows its image's flip, keeping the layout the depth ControlNet gave it aligned.
+    negative_flip: str = "independent"
     cache_latents: bool = True
     # Precision and memory.
     mixed_precision: str = "auto"  # auto: bf16 on a GPU that supports it, else fp16; no on CPU
@@ -94,6 +108,9 @@ class ScoftConfig:
     def terms(self) -> tuple[str, ...]:
         return VARIANTS[self.variant]
 
+    def uses_negatives(self) -> bool:
+        return self.variant in WITH_NEGATIVES
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -101,7 +118,9 @@ class ScoftConfig:
 def check(cfg: ScoftConfig) -> ScoftConfig:
     """Raise ConfigError naming every setting that cannot work; return `cfg` otherwise."""
     problems = setting_problems(
-        cfg, {"variant": VARIANTS, "grad_step": GRAD_STEPS, "mixed_precision": MIXED_PRECISION},
+        cfg, {"variant": VARIANTS, "grad_step": GRAD_STEPS, "mixed_precision": MIXED_PRECISION,
+              "sampler_spacing": SPACINGS, "negative_flip": NEGATIVE_FLIPS, "perceptual": PERCEPTUAL,
+              "backbone": BACKBONES},
         dict.fromkeys(("rank", "train_batch_size", "gradient_accumulation_steps", "perceptual_interval",
                        "sampler_steps", "resolution", "checkpointing_steps", "validation_inference_steps"), 1))
     if not 1 <= cfg.min_timestep <= cfg.max_timestep:

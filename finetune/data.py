@@ -2,7 +2,8 @@
 
 A dataset of ~140 images fits in memory many times over, so everything the loop needs is
 prepared once: each image resized (shorter side = resolution) and centre-cropped, its
-negatives through the same resize and crop (so a flip applies to both alike), the frozen text
+negatives through the same resize and crop (each flipped on its own draw, as the reference
+code's transform does, or with its image: `negative_flip`), the frozen text
 encoder's embeddings of every caption, generic caption and the empty prompt, and, when
 `cache_latents`, the VAE's latent distribution (mean and std) of each image in both flips.
 Latents are then drawn from the cached distribution with the step's own generator, exactly as
@@ -57,6 +58,16 @@ def to_unit(pixels: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
+class Pick:
+    """One training example at one stream position: which image, and how it and its negatives
+    are flipped."""
+
+    index: int
+    flip: bool
+    negative_flips: list[bool]
+
+
+@dataclass
 class Batch:
     indices: list[int]
     flips: list[bool]
@@ -70,10 +81,11 @@ class Batch:
 
 class TrainingData:
     def __init__(self, examples: list[ScoftExample], resolution: int, random_flip: bool,
-                 max_pixels: int = DEFAULT_MAX_PIXELS):
+                 negative_flip: str = "independent", max_pixels: int = DEFAULT_MAX_PIXELS):
         self.examples = examples
         self.resolution = resolution
         self.random_flip = random_flip
+        self.negative_flip = negative_flip
         self.pixels = torch.stack([load_square(e.image, resolution, max_pixels) for e in examples])
         self.negatives = [torch.stack([load_square(n, resolution, max_pixels) for n in e.negatives])
                           if e.negatives else torch.zeros(0, 3, resolution, resolution, dtype=torch.uint8)
@@ -114,35 +126,39 @@ class TrainingData:
 
     # ----------------------------------------------------------------- sampling
 
-    def epoch_plan(self, seed: int, epoch: int) -> tuple[list[int], list[bool]]:
-        """The order of epoch `epoch` and each position's flip."""
+    def epoch_plan(self, seed: int, epoch: int) -> list[Pick]:
+        """Epoch `epoch` in order: each example with its flip and its negatives' flips."""
         generator = seeded("order", seed, epoch)
         order = torch.randperm(len(self), generator=generator).tolist()
-        flips = (torch.rand(len(self), generator=generator) < 0.5).tolist() if self.random_flip else [False] * len(self)
-        return order, flips
+        if not self.random_flip:
+            return [Pick(i, False, [False] * len(self.negatives[i])) for i in order]
+        flips = (torch.rand(len(self), generator=generator) < 0.5).tolist()
+        own = (torch.rand(len(self), self.max_negatives, generator=generator) < 0.5).tolist()
+        return [Pick(i, flip, own[at][:len(self.negatives[i])] if self.negative_flip == "independent"
+                     else [flip] * len(self.negatives[i])) for at, (i, flip) in enumerate(zip(order, flips,
+                                                                                               strict=True))]
 
-    def positions(self, seed: int, positions: list[int]) -> tuple[list[int], list[bool]]:
-        """Example indices and flips at global stream positions (epoch after epoch)."""
-        indices, flips, plans = [], [], {}
+    def positions(self, seed: int, positions: list[int]) -> list[Pick]:
+        """The examples at global stream positions (epoch after epoch)."""
+        picks, plans = [], {}
         for p in positions:
             epoch, at = divmod(p, len(self))
             if epoch not in plans:
                 plans[epoch] = self.epoch_plan(seed, epoch)
-            indices.append(plans[epoch][0][at])
-            flips.append(plans[epoch][1][at])
-        return indices, flips
+            picks.append(plans[epoch][at])
+        return picks
 
-    def batch(self, indices: list[int], flips: list[bool], vae, generator: torch.Generator, device,
-              dtype) -> Batch:
-        pixels = torch.stack([self._flip(self.pixels[i], f) for i, f in zip(indices, flips, strict=True)])
+    def batch(self, picks: list[Pick], vae, generator: torch.Generator, device, dtype) -> Batch:
+        indices, flips = [p.index for p in picks], [p.flip for p in picks]
+        pixels = torch.stack([self._flip(self.pixels[p.index], p.flip) for p in picks])
         k = self.max_negatives
-        negatives = torch.zeros(len(indices), k, 3, self.resolution, self.resolution, dtype=torch.uint8)
-        mask = torch.zeros(len(indices), k, dtype=torch.bool)
-        for row, (i, f) in enumerate(zip(indices, flips, strict=True)):
-            count = len(self.negatives[i])
-            if count:
-                negatives[row, :count] = self._flip(self.negatives[i], f)
-                mask[row, :count] = True
+        negatives = torch.zeros(len(picks), k, 3, self.resolution, self.resolution, dtype=torch.uint8)
+        mask = torch.zeros(len(picks), k, dtype=torch.bool)
+        for row, pick in enumerate(picks):
+            for slot, (negative, flip) in enumerate(zip(self.negatives[pick.index], pick.negative_flips,
+                                                        strict=True)):
+                negatives[row, slot] = self._flip(negative, flip)
+                mask[row, slot] = True
         latents = self._latents(indices, flips, pixels, vae, generator, device, dtype)
         text = torch.stack([self.embeddings[self.examples[i].text] for i in indices]).to(device)
         generic = torch.stack([self.embeddings[self.examples[i].generic] for i in indices]).to(device)

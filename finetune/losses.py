@@ -22,8 +22,13 @@ import torch.nn.functional as F
 Distance = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
+def wide(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32 at least: half-precision outputs are widened, float64 stays float64."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
 def per_sample_mse(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return F.mse_loss(a.float(), b.float(), reduction="none").flatten(1).mean(dim=1)
+    return F.mse_loss(wide(a), wide(b), reduction="none").flatten(1).mean(dim=1)
 
 
 def ldm_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -40,7 +45,7 @@ def memorisation_loss(prediction: torch.Tensor, generic_prediction: torch.Tensor
 
 
 def perceptual_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.Tensor) -> torch.Tensor:
-    return distance(x0_hat, positives).float().mean()
+    return wide(distance(x0_hat, positives)).mean()
 
 
 def contrastive_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.Tensor, negatives: torch.Tensor,
@@ -50,11 +55,11 @@ def contrastive_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.
     `negatives` (B, K, 3, H, W) padded, `negative_mask` (B, K) True where a slot holds a real negative.
     Distances are computed for real negatives only.
     """
-    positive = distance(x0_hat, positives).float()
+    positive = wide(distance(x0_hat, positives))
     rows, slots = negative_mask.nonzero(as_tuple=True)
     negative_sum = torch.zeros_like(positive)
     if rows.numel():
-        d = distance(x0_hat[rows], negatives[rows, slots]).float()
+        d = wide(distance(x0_hat[rows], negatives[rows, slots]))
         negative_sum = negative_sum.index_add(0, rows, d)
     counts = negative_mask.sum(dim=1).to(positive)
     negative_mean = torch.where(counts > 0, negative_sum / counts.clamp(min=1), torch.zeros_like(positive))

@@ -1,15 +1,20 @@
 """The short guided sampler that turns a training latent z_t into x0_hat for the perceptual losses.
 
 From z_t (per-sample timestep t) it runs classifier-free-guided DDPM steps down to t = 0 on the
-training scheduler's noise schedule: `steps` timesteps evenly spaced from t to 0, or just
-[t, 0] when t < steps - 1 (as the reference code does). Each sample of a batch keeps its own
-schedule: timesteps are a (batch, steps) table in which unused entries are skipped.
+training scheduler's noise schedule. With `spacing = "reference"` (the reference code's) the
+`steps` timesteps are t, t - s, t - 2s, ..., t - (steps - 2) s, 0 with s = t // (steps - 1), or
+just [t, 0] when t < steps - 1; `spacing = "even"` spaces them evenly from t to 0 instead
+(the reference's last jump from t - (steps - 2) s to 0 can span up to steps - 1 stride lengths).
+Each sample of a batch keeps its own schedule: timesteps are a (batch, steps) table in which
+unused entries are skipped.
 
-The gradient flows through exactly one UNet call (`grad_index`): by default the first, whose
-conditional prediction is the training prediction eps_theta(z_t, t, c) itself; every other
-UNet call runs without gradient, while the latent stays attached through the (linear) DDPM
-updates. Conditional and unconditional branches share one UNet call where neither needs a
-gradient; the unconditional branch is skipped when the guidance scale is 1.
+The gradient flows through exactly one UNet call per sample (`grad_steps`): by default the
+first, whose conditional prediction is the training prediction eps_theta(z_t, t, c) itself;
+"last" and "random" (drawn over the steps the sample actually takes, as the reference code
+draws it) move it. Every other UNet call runs without gradient, while the latent stays
+attached through the (linear) DDPM updates. Conditional and unconditional branches share one
+UNet call where neither needs a gradient; the unconditional branch is skipped when the
+guidance scale is 1.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
+from finetune.config import GRAD_STEPS, SPACINGS
 
 # unet(latents, timesteps, text_embeddings) -> model output (eps or v), same shape as latents.
 UnetFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -30,12 +37,19 @@ class Schedule:
     next_times: torch.Tensor  # (B, S) long: where the step goes (-1: past the end, alpha_bar = 1)
 
 
-def schedule(t: torch.Tensor, steps: int) -> Schedule:
+def schedule(t: torch.Tensor, steps: int, spacing: str = "reference") -> Schedule:
     """Per-sample timesteps from t down to 0 (see the module doc)."""
     batch = t.shape[0]
-    fractions = torch.linspace(1.0, 0.0, steps, dtype=torch.float64, device=t.device)
-    # floor(x + 0.5), not round(): round-half-to-even could repeat a timestep.
-    times = torch.floor(t.double()[:, None] * fractions[None, :] + 0.5).long()
+    if spacing == "reference":
+        stride = (t // (steps - 1))[:, None]
+        times = t[:, None] - torch.arange(steps, device=t.device)[None, :] * stride
+        times[:, -1] = 0
+    elif spacing == "even":
+        fractions = torch.linspace(1.0, 0.0, steps, dtype=torch.float64, device=t.device)
+        # floor(x + 0.5), not round(): round-half-to-even could repeat a timestep.
+        times = torch.floor(t.double()[:, None] * fractions[None, :] + 0.5).long()
+    else:
+        raise ValueError(f"sampler spacing {spacing!r}: expected one of {', '.join(SPACINGS)}")
     active = torch.ones(batch, steps, dtype=torch.bool, device=t.device)
     short = t < steps - 1
     if short.any():
@@ -85,32 +99,47 @@ def ddpm_step(output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor, prev_
     return mean + stochastic * variance.sqrt() * noise
 
 
-def grad_index(mode: str, steps: int, generator: torch.Generator | None = None) -> int:
+def grad_draw(size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(size,) uniforms in [0, 1) for `grad_steps`; drawn on every micro-batch whatever the mode,
+    so the generator's stream never depends on it."""
+    return torch.rand(size, generator=generator, dtype=torch.float64)
+
+
+def grad_steps(mode: str, plan: Schedule, draw: torch.Tensor) -> torch.Tensor:
+    """(B,) the step of each sample whose conditional UNet call keeps its gradient: its first or
+    last step, or one drawn uniformly over the steps the sample takes (2 when t < steps - 1)."""
+    taken = plan.active.sum(dim=1)
     if mode == "first":
-        return 0
-    if mode == "last":
-        return steps - 1
-    if mode == "random":
-        return int(torch.randint(0, steps, (1,), generator=generator).item())
-    raise ValueError(f"grad_step {mode!r}: expected first, last or random")
+        pick = torch.zeros_like(taken)
+    elif mode == "last":
+        pick = taken - 1
+    elif mode == "random":
+        pick = (draw.to(taken.device) * taken).long()  # draw < 1, so pick < taken
+    else:
+        raise ValueError(f"grad_step {mode!r}: expected one of {', '.join(GRAD_STEPS)}")
+    # The pick-th active step of each sample.
+    order = plan.active.long().cumsum(dim=1) - 1
+    hit = plan.active & (order == pick[:, None])
+    return hit.long().argmax(dim=1)
 
 
 def guided_x0(unet: UnetFn, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
-              first_cond: torch.Tensor, alphas_cumprod: torch.Tensor, *, steps: int, guidance: float,
-              keep_grad_at: int, prediction_type: str, generator: torch.Generator | None = None) -> torch.Tensor:
+              first_cond: torch.Tensor, alphas_cumprod: torch.Tensor, *, plan: Schedule, keep_grad_at: torch.Tensor,
+              guidance: float, prediction_type: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """The latent x0 estimate from z_t (see the module doc).
 
     `first_cond` is the training prediction eps_theta(z_t, t, c), reused as the first conditional
-    prediction. `keep_grad_at` is the step whose conditional UNet call keeps its gradient.
+    prediction. `keep_grad_at` (B,) is the step whose conditional UNet call keeps each sample's
+    gradient (`grad_steps`).
     """
-    plan = schedule(t, steps)
     latent = z_t
+    steps = plan.times.shape[1]
     for i in range(steps):
         ts, active = plan.times[:, i], plan.active[:, i]
         if not active.any():
             continue
         cond_out, uncond_out = _predict(unet, latent, ts, cond, uncond, first_cond if i == 0 else None,
-                                        with_grad=i == keep_grad_at, guided=guidance != 1.0)
+                                        grad_rows=active & (keep_grad_at == i), guided=guidance != 1.0)
         output = cond_out if uncond_out is None else uncond_out + guidance * (cond_out - uncond_out)
         noise = torch.randn(latent.shape, generator=generator, device="cpu", dtype=torch.float32)
         stepped = ddpm_step(output, latent, ts, plan.next_times[:, i], alphas_cumprod,
@@ -119,17 +148,25 @@ def guided_x0(unet: UnetFn, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tens
     return latent
 
 
+def _rows(grad: torch.Tensor, grad_rows: torch.Tensor) -> torch.Tensor:
+    """`grad` where a row keeps its gradient, the same values detached elsewhere."""
+    if grad_rows.all():
+        return grad
+    return torch.where(grad_rows.view(-1, *([1] * (grad.dim() - 1))), grad, grad.detach())
+
+
 def _predict(unet: UnetFn, latent: torch.Tensor, ts: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
-             reuse: torch.Tensor | None, *, with_grad: bool, guided: bool):
-    """(conditional, unconditional or None) predictions; only the conditional one may carry a gradient."""
+             reuse: torch.Tensor | None, *, grad_rows: torch.Tensor, guided: bool):
+    """(conditional, unconditional or None) predictions; only the conditional one may carry a
+    gradient, and only in `grad_rows`."""
     if reuse is not None:
-        cond_out = reuse if with_grad else reuse.detach()
+        cond_out = _rows(reuse, grad_rows) if grad_rows.any() else reuse.detach()
         if not guided:
             return cond_out, None
         with torch.no_grad():
             return cond_out, unet(latent.detach(), ts, uncond)
-    if with_grad:
-        cond_out = unet(latent, ts, cond)
+    if grad_rows.any():
+        cond_out = _rows(unet(latent, ts, cond), grad_rows)
         if not guided:
             return cond_out, None
         with torch.no_grad():

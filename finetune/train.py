@@ -137,7 +137,7 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
 
     # 2. Data, with the frozen encoders' outputs cached once.
     examples = scoft_examples(read_dataset(opts.dataset))
-    data = TrainingData(examples, cfg.resolution, cfg.random_flip)
+    data = TrainingData(examples, cfg.resolution, cfg.random_flip, cfg.negative_flip)
     data.cache_text(parts.tokenizer, text_encoder, device, weight_dtype)
     if cfg.cache_latents:
         data.cache_latents(vae, device, weight_dtype)
@@ -182,9 +182,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
         for micro in range(accum):
             m = step * accum + micro
             positions = [(m * world + rank) * batch_size + j for j in range(batch_size)]
-            indices, flips = data.positions(cfg.seed, positions)
             generator = seeded("micro", cfg.seed, m, rank)
-            batch = data.batch(indices, flips, vae, generator, device, weight_dtype)
+            batch = data.batch(data.positions(cfg.seed, positions), vae, generator, device, weight_dtype)
             with accelerator.accumulate(unet):
                 with accelerator.autocast():
                     total, terms = scoft_losses(unet, frozen, batch, cfg, m, generator)
@@ -250,11 +249,11 @@ def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device) -> dict[str, str]:
 
     described = {}
     if "perceptual" in cfg.terms():
-        frozen.lpips = build_backbone("lpips", tiny=tiny, device=device)
-        described["perceptual"] = frozen.lpips.describe()
+        frozen.perceptual = build_backbone(cfg.perceptual, tiny=tiny, device=device)
+        described["perceptual"] = frozen.perceptual.describe()
     if "contrastive" in cfg.terms():
-        same = cfg.backbone == "lpips" and frozen.lpips is not None and not cfg.backbone_weights
-        frozen.contrast = frozen.lpips if same else build_backbone(
+        same = cfg.backbone == cfg.perceptual and frozen.perceptual is not None and not cfg.backbone_weights
+        frozen.contrast = frozen.perceptual if same else build_backbone(
             cfg.backbone, weights=cfg.backbone_weights or None, tiny=tiny, device=device)
         described["contrastive"] = frozen.contrast.describe()
     return described

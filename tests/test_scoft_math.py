@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler  # noqa: E402
 
 from finetune import losses  # noqa: E402
 from finetune.config import ScoftConfig  # noqa: E402
-from finetune.sampler import ddpm_step, guided_x0, schedule  # noqa: E402
+from finetune.sampler import ddpm_step, grad_steps, guided_x0, schedule  # noqa: E402
 from finetune.step import perceptual_due, weights  # noqa: E402
 
 
@@ -80,6 +80,9 @@ def test_perceptual_loss_and_min_snr_by_hand():
 def test_variant_weights_and_interval():
     cfg = ScoftConfig()
     assert weights(cfg) == {"ldm": 0.7, "memorisation": 0.3, "perceptual": 0.01, "contrastive": 0.05}
+    # MP is the reference's --onlypositive run: the same weights, L_C without its negatives.
+    assert weights(ScoftConfig(variant="MP")) == weights(cfg)
+    assert cfg.uses_negatives() and not ScoftConfig(variant="MP").uses_negatives()
     assert weights(ScoftConfig(variant="M")) == {"ldm": 0.7, "memorisation": 0.3}
     assert weights(ScoftConfig(variant="lora")) == {"ldm": 1.0}
     assert [m for m in range(25) if perceptual_due(cfg, m)] == [0, 10, 20]
@@ -89,15 +92,44 @@ def test_variant_weights_and_interval():
 # --------------------------------------------------------------------------- sampler
 
 
-def test_schedule_is_twenty_even_steps_or_t_and_zero():
-    plan = schedule(torch.tensor([999, 19, 5]), 20)
+def test_schedule_is_the_reference_spacing_or_t_and_zero():
+    plan = schedule(torch.tensor([999, 37, 19, 5, 18]), 20)
+    # The reference code: t - i * (t // 19) for i < 19, then 0; [t, 0] when t < 19.
+    assert plan.times[0].tolist() == [999 - i * 52 for i in range(19)] + [0]
+    assert plan.times[1].tolist() == list(range(37, 18, -1)) + [0]  # 37 ... 19, then one jump to 0
+    assert plan.times[2].tolist() == list(range(19, -1, -1))
+    for row, t in ((3, 5), (4, 18)):
+        assert plan.active[row].nonzero().flatten().tolist() == [0, 19]
+        assert (plan.times[row, 0], plan.times[row, 19]) == (t, 0)
+        assert plan.next_times[row, 0] == 0 and plan.next_times[row, 19] == -1
+    assert plan.active[:3].all() and plan.next_times[0, 0] == plan.times[0, 1]
+    for row in range(3):
+        assert (plan.times[row, :-1] > plan.times[row, 1:]).all(), "strictly decreasing: no repeated timestep"
+
+
+def test_even_spacing_is_the_option_for_evenly_spaced_steps():
+    plan = schedule(torch.tensor([999, 37]), 20, "even")
     assert plan.times[0].tolist() == [round(999 * (19 - i) / 19 + 1e-9) for i in range(20)]
-    assert plan.times[0, 0] == 999 and plan.times[0, -1] == 0 and plan.active[0].all()
-    assert plan.times[1].tolist() == list(range(19, -1, -1))
-    assert plan.active[2].nonzero().flatten().tolist() == [0, 19]
-    assert (plan.times[2, 0], plan.times[2, 19]) == (5, 0)
-    assert plan.next_times[2, 0] == 0 and plan.next_times[2, 19] == -1 and plan.next_times[0, 0] == plan.times[0, 1]
-    assert (plan.times[0, :-1] > plan.times[0, 1:]).all(), "strictly decreasing: no repeated timestep"
+    assert plan.times[1].tolist() == [int(37 * (19 - i) / 19 + 0.5) for i in range(20)]
+    assert (plan.times[1, :-1] > plan.times[1, 1:]).all()
+    with pytest.raises(ValueError, match="spacing"):
+        schedule(torch.tensor([10]), 20, "log")
+
+
+def test_gradient_step_is_drawn_over_the_steps_a_sample_takes():
+    plan = schedule(torch.tensor([600, 10, 5]), 20)  # 20, 2 and 2 steps taken
+    draw = torch.tensor([0.99, 0.6, 0.3], dtype=torch.float64)
+    assert grad_steps("first", plan, draw).tolist() == [0, 0, 0]
+    assert grad_steps("last", plan, draw).tolist() == [19, 19, 19]
+    # floor(u * steps taken)-th step taken: 19th of 20; 2nd of 2 (slot 19); 1st of 2 (slot 0).
+    assert grad_steps("random", plan, draw).tolist() == [19, 19, 0]
+    draws = torch.rand(4000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    short = grad_steps("random", schedule(torch.full((4000,), 10), 20), draws)
+    assert set(short.tolist()) == {0, 19} and 0.45 < (short == 0).double().mean() < 0.55
+    full = grad_steps("random", schedule(torch.full((4000,), 900), 20), draws)
+    assert set(full.tolist()) == set(range(20))
+    with pytest.raises(ValueError, match="grad_step"):
+        grad_steps("middle", plan, draw)
 
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
@@ -129,7 +161,7 @@ class RecordingUnet(torch.nn.Module):
         return self.weight * latents + text.mean(dim=(1, 2)).view(-1, 1, 1, 1) * 0.01
 
 
-def run_sampler(keep: int, guidance: float = 4.5, detach_recorded: bool = False):
+def run_sampler(keep, guidance: float = 4.5, detach_recorded: bool = False):
     unet = RecordingUnet()
     scheduler = sd_scheduler()
     z_t = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3))
@@ -139,8 +171,9 @@ def run_sampler(keep: int, guidance: float = 4.5, detach_recorded: bool = False)
     if detach_recorded:
         first = first.detach()
     unet.calls.clear()
-    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, steps=20, guidance=guidance,
-                   keep_grad_at=keep, prediction_type="epsilon", generator=torch.Generator().manual_seed(4))
+    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+                   keep_grad_at=torch.as_tensor(keep).expand(2), guidance=guidance, prediction_type="epsilon",
+                   generator=torch.Generator().manual_seed(4))
     return unet, z0
 
 
@@ -164,6 +197,32 @@ def test_gradient_moves_with_the_recorded_call_and_vanishes_without_it():
     assert last.weight.grad != 0 and not torch.isclose(last.weight.grad, first.weight.grad)
     none, z_none = run_sampler(keep=0, detach_recorded=True)
     assert not z_none.requires_grad or torch.autograd.grad(z_none.sum(), none.weight, allow_unused=True)[0] is None
+
+
+def test_per_sample_gradient_steps_leave_other_samples_detached():
+    """Sample 0 records its gradient at step 5, sample 1 (t = 10: two steps) at its first step:
+    each sample's x0 depends on the weight only through its own recorded call."""
+    unet = RecordingUnet()
+    scheduler = sd_scheduler()
+    z_t = torch.randn(2, 4, 4, 4, generator=torch.Generator().manual_seed(3))
+    t = torch.tensor([600, 10])
+    cond, uncond = torch.ones(2, 3, 5), torch.zeros(2, 3, 5)
+    first = unet(z_t, t, cond)
+    unet.calls.clear()
+    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+                   keep_grad_at=torch.tensor([5, 0]), guidance=4.5, prediction_type="epsilon",
+                   generator=torch.Generator().manual_seed(4))
+    assert [grad for _, grad in unet.calls].count(True) == 1  # step 5's conditional call
+    grads = [torch.autograd.grad(z0[b].sum(), unet.weight, retain_graph=True)[0] for b in range(2)]
+    assert all(g != 0 for g in grads)
+    # Moving sample 1's recorded call to its last step changes its gradient, not sample 0's.
+    unet.calls.clear()
+    first = unet(z_t, t, cond)
+    z0b = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+                    keep_grad_at=torch.tensor([5, 19]), guidance=4.5, prediction_type="epsilon",
+                    generator=torch.Generator().manual_seed(4))
+    moved = [torch.autograd.grad(z0b[b].sum(), unet.weight, retain_graph=True)[0] for b in range(2)]
+    assert torch.isclose(moved[0], grads[0]) and not torch.isclose(moved[1], grads[1])
 
 
 def test_guidance_one_skips_the_unconditional_branch():
