@@ -467,8 +467,9 @@ def finetune(
         help="Base Stable Diffusion 1.x/2.x (hub id or folder; default CompVis/stable-diffusion-v1-4); 'tiny' "
              "(or 'tiny-v', v-prediction) builds a tiny random one for a smoke run on CPU.")] = None,
     variant: Annotated[str | None, typer.Option(help="lora, M, MP or MPC (SCoFT, the default).")] = None,
-    backbone: Annotated[str | None, typer.Option(help="Distance of the contrastive loss: lpips, clip, dinov2, "
-                                                      "dreamsim.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Distance of the contrastive loss: dreamsim (the "
+                                                      "reference's, default), clip, dinov2, blip2, lpips, "
+                                                      "vgg.")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimizer steps.", min=1)] = None,
     epochs: Annotated[int | None, typer.Option(help="Epochs (instead of --steps).", min=1)] = None,
     config: Annotated[Path | None, typer.Option(help="SCoFT config TOML (every hyperparameter; a run's "
