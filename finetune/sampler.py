@@ -123,7 +123,7 @@ def grad_steps(mode: str, plan: Schedule, draw: torch.Tensor) -> torch.Tensor:
     return hit.long().argmax(dim=1)
 
 
-def guided_x0(unet: UnetFn, z_t: torch.Tensor, t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
+def guided_x0(unet: UnetFn, z_t: torch.Tensor, cond: torch.Tensor, uncond: torch.Tensor,
               first_cond: torch.Tensor, alphas_cumprod: torch.Tensor, *, plan: Schedule, keep_grad_at: torch.Tensor,
               guidance: float, prediction_type: str, generator: torch.Generator | None = None) -> torch.Tensor:
     """The latent x0 estimate from z_t (see the module doc).

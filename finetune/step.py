@@ -52,7 +52,7 @@ def weights(cfg: ScoftConfig) -> dict[str, float]:
 
 def unet_call(unet) -> Any:
     def call(latents: torch.Tensor, t: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-        return unet(latents, t, encoder_hidden_states=text, return_dict=False)[0]
+        return unet(latents, t, encoder_hidden_states=text).sample
     return call
 
 
@@ -99,13 +99,13 @@ def decode_x0(call, frozen: Frozen, z_t, t, pred, batch: Batch, cfg: ScoftConfig
 
     Not clamped, as in the reference code: a clamp would cut the gradient of every pixel the
     decoder pushes past [-1, 1]."""
-    uncond = frozen.empty.to(batch.text.dtype).expand_as(batch.text)
+    uncond = frozen.empty.expand_as(batch.text)
     plan = schedule(t, cfg.sampler_steps, cfg.sampler_spacing)
-    z0_hat = guided_x0(call, z_t, t, batch.text, uncond, pred, frozen.scheduler.alphas_cumprod, plan=plan,
+    z0_hat = guided_x0(call, z_t, batch.text, uncond, pred, frozen.scheduler.alphas_cumprod, plan=plan,
                        keep_grad_at=grad_steps(cfg.grad_step, plan, draw), guidance=cfg.sampler_guidance,
                        prediction_type=prediction_type, generator=generator)
     vae = frozen.vae
     # The VAE runs in its own (fp32 or bf16) precision: fp16 decoding overflows into NaNs.
     with torch.autocast(device_type=z0_hat.device.type, enabled=False):
-        image = vae.decode((z0_hat / vae.config.scaling_factor).to(vae.dtype), return_dict=False)[0]
+        image = vae.decode((z0_hat / vae.config.scaling_factor).to(vae.dtype)).sample
     return wide(image)

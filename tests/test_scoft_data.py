@@ -25,9 +25,23 @@ def training_data(tmp_path, negative_flip: str, counts=(3, 0, 2)) -> TrainingDat
     # What the loop caches from the text encoder and the VAE, stood in for by fixed tensors.
     data.embeddings = {text: torch.full((2, 3), float(n)) for n, text in enumerate(
         ["", *(e.text for e in examples), *(e.generic for e in examples)])}
-    data.latent_stats = {flip: (torch.zeros(len(examples), 4, 2, 2), torch.zeros(len(examples), 4, 2, 2))
+    # Distinct means and stds per image and flip, so a latent drawn from the wrong one shows.
+    stats = torch.Generator().manual_seed(3)
+    data.latent_stats = {flip: (torch.randn(len(examples), 4, 2, 2, generator=stats),
+                                torch.rand(len(examples), 4, 2, 2, generator=stats) + 0.5)
                          for flip in (False, True)}
     return data
+
+
+class StubVae:
+    """A VAE whose latent distribution of an image is a fixed function of its pixels."""
+
+    config = SimpleNamespace(scaling_factor=0.25)
+    dtype = torch.float32
+
+    def encode(self, pixels):
+        mean = pixels[:, :, ::4, ::4][:, :3].repeat(1, 2, 1, 1)[:, :4] * 2 + 1
+        return SimpleNamespace(latent_dist=SimpleNamespace(mean=mean, std=pixels[:, :1, ::4, ::4].abs() + 0.1))
 
 
 def test_negatives_are_flipped_on_their_own_draw_as_in_the_reference(tmp_path):
@@ -67,3 +81,144 @@ def test_batch_holds_each_negative_as_drawn_and_masks_the_padding(tmp_path):
             expected = negative.flip(-1) if flip else negative
             assert torch.equal(batch.negatives[row, slot], expected.float() / 127.5 - 1)
         assert (batch.negatives[row, count:] == -1).all(), "padding stays zero (black) and masked"
+
+
+def test_batch_latents_are_drawn_from_each_images_own_distribution_in_its_flip(tmp_path):
+    data = training_data(tmp_path, "independent")
+    picks = data.positions(5, [0, 1, 2])
+    assert {p.flip for p in picks} == {False, True}, "the seed gives both flips (else pick another)"
+    batch = data.batch(picks, StubVae(), torch.Generator().manual_seed(9), "cpu", torch.float64)
+    noise = torch.randn(3, 4, 2, 2, generator=torch.Generator().manual_seed(9))
+    for row, pick in enumerate(picks):
+        mean, std = (data.latent_stats[pick.flip][k][pick.index] for k in (0, 1))
+        expected = ((mean + std * noise[row]) * 0.25).double()
+        assert batch.latents.dtype == torch.float64
+        assert torch.allclose(batch.latents[row], expected, atol=1e-6)
+        assert batch.indices[row] == pick.index and batch.flips[row] == pick.flip
+        example = data.examples[pick.index]
+        assert torch.equal(batch.text[row], data.embeddings[example.text])
+        assert torch.equal(batch.generic[row], data.embeddings[example.generic])
+
+
+def test_batch_without_a_latent_cache_encodes_the_flipped_pixels(tmp_path):
+    data = training_data(tmp_path, "independent")
+    data.latent_stats = {}
+    picks = data.positions(5, [0, 1, 2])
+    vae = StubVae()
+    batch = data.batch(picks, vae, torch.Generator().manual_seed(9), "cpu", torch.float32)
+    dist = vae.encode(batch.pixels).latent_dist
+    noise = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(9))
+    assert torch.allclose(batch.latents, (dist.mean + dist.std * noise) * 0.25, atol=1e-6)
+
+
+def test_stream_positions_run_epoch_after_epoch(tmp_path):
+    data = training_data(tmp_path, "independent")
+    plans = [data.epoch_plan(11, epoch) for epoch in range(3)]
+    # Positions out of order and across epochs pick what each epoch's plan holds there.
+    positions = [7, 0, 4, 3, 8, 2]
+    assert data.positions(11, positions) == [plans[p // 3][p % 3] for p in positions]
+    assert sorted(p.index for p in plans[1]) == [0, 1, 2], "each epoch visits every image once"
+    assert data.positions(11, [0]) != data.positions(12, [0]) or data.positions(11, [1]) != data.positions(12, [1])
+
+
+def test_without_random_flip_nothing_is_flipped(tmp_path):
+    data = training_data(tmp_path, "independent")
+    data.random_flip = False
+    picks = [p for epoch in range(5) for p in data.epoch_plan(1, epoch)]
+    assert all(not p.flip and p.negative_flips == [False] * len(data.negatives[p.index]) for p in picks)
+    assert sorted(p.index for p in picks[:3]) == [0, 1, 2]
+
+
+def test_each_epoch_flips_about_half_the_images(tmp_path):
+    data = training_data(tmp_path, "independent")
+    flips = [p.flip for epoch in range(300) for p in data.epoch_plan(2, epoch)]
+    assert 0.45 < sum(flips) / len(flips) < 0.55
+
+
+@pytest.mark.parametrize("size", [(64, 32), (32, 56), (16, 16), (100, 41), (41, 100)])
+def test_load_square_resizes_the_shorter_side_and_centre_crops_as_torchvision_does(tmp_path, size):
+    from PIL import Image
+    from torchvision import transforms
+
+    from finetune.data import load_square
+
+    path = make_image(tmp_path / "x.png", size=size, seed=4)
+    ours = load_square(path, 16)
+    with Image.open(path) as im:
+        resized = transforms.PILToTensor()(transforms.Resize(16, transforms.InterpolationMode.BILINEAR)(
+            im.convert("RGB")))
+    assert ours.dtype == torch.uint8 and ours.shape == (3, 16, 16)
+    # The resize is torchvision's exactly; the centre crop leaves the odd pixel of a margin at the end.
+    top, left = ((resized.shape[k] - 16) // 2 for k in (1, 2))
+    assert torch.equal(ours, resized[:, top:top + 16, left:left + 16])
+
+
+def test_load_square_applies_the_exif_orientation(tmp_path):
+    from PIL import Image
+
+    from finetune.data import load_square
+
+    upright = load_square(make_image(tmp_path / "a.png", size=(16, 32), seed=2), 16)
+    with Image.open(tmp_path / "a.png") as im:
+        exif = Image.Exif()
+        exif[0x0112] = 8  # stored turned 90 degrees clockwise: a viewer turns it back
+        im.transpose(Image.Transpose.ROTATE_270).save(tmp_path / "b.png", exif=exif)
+    assert torch.equal(load_square(tmp_path / "b.png", 16), upright)
+
+
+def test_seeded_generators_are_the_documented_hash_of_their_parts():
+    import hashlib
+
+    from finetune.data import seeded
+
+    digest = hashlib.sha256(b"order:1024:3").digest()
+    assert seeded("order", 1024, 3).initial_seed() == int.from_bytes(digest[:8], "big") & (2**63 - 1)
+    assert seeded("order", 1024, 3).initial_seed() != seeded("order", 1024, 4).initial_seed()
+
+
+class CountingEncoder:
+    """A text encoder whose embedding of a prompt is its length; counts the prompts it sees."""
+
+    def __init__(self):
+        self.seen = []
+
+    def tokenizer(self, prompts, **kwargs):
+        assert kwargs["padding"] == "max_length" and kwargs["truncation"] is True
+        self.seen.extend(prompts)
+        return SimpleNamespace(input_ids=torch.tensor([[float(len(p))] * 3 for p in prompts]))
+
+    def __call__(self, ids):
+        return (ids[:, :, None].double().expand(-1, -1, 2),)
+
+
+def test_cache_text_embeds_each_distinct_prompt_once(tmp_path):
+    data = training_data(tmp_path, "independent")
+    many = [ScoftExample(e.image, e.text + "x" * n, e.generic, [], "train")
+            for n, e in enumerate(data.examples * 14)]
+    data.examples = many
+    encoder = CountingEncoder()
+    encoder.tokenizer.__func__.model_max_length = 77
+    data.embeddings = {}
+    data.cache_text(encoder.tokenizer, encoder, "cpu", torch.float32)
+    prompts = {"", *(e.text for e in many), *(e.generic for e in many)}
+    assert len(prompts) > 32, "more than one chunk of the encoder's batch"
+    assert sorted(encoder.seen) == sorted(prompts)
+    for prompt in prompts:
+        assert data.embeddings[prompt].dtype == torch.float32
+        assert torch.equal(data.embeddings[prompt], torch.full((3, 2), float(len(prompt))))
+
+
+@pytest.mark.parametrize("random_flip", [True, False])
+def test_cache_latents_keeps_each_images_distribution_in_each_flip(tmp_path, random_flip):
+    counts = (1,) * 10  # more images than one encoder batch of 8
+    data = training_data(tmp_path, "independent", counts=counts)
+    data.random_flip = random_flip
+    data.latent_stats = {}
+    vae = StubVae()
+    data.cache_latents(vae, "cpu", torch.float64)
+    assert set(data.latent_stats) == ({False, True} if random_flip else {False})
+    for flip, (mean, std) in data.latent_stats.items():
+        pixels = data.pixels.float() / 127.5 - 1
+        dist = vae.encode(pixels.flip(-1) if flip else pixels).latent_dist
+        assert mean.dtype == std.dtype == torch.float64
+        assert torch.allclose(mean, dist.mean.double()) and torch.allclose(std, dist.std.double())

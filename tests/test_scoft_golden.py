@@ -10,6 +10,8 @@ formulas fails here.
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -147,6 +149,22 @@ def by_hand(unet, vae, sched, batch: Batch, empty, cfg: ScoftConfig, seed: int):
     return total, terms
 
 
+@contextlib.contextmanager
+def recording(unet):
+    """[(batch, timesteps, grad enabled)] of every UNet call made inside the block."""
+    calls = []
+
+    def hook(_module, args, kwargs):
+        sample, timesteps = (list(args) + [kwargs.get("sample"), kwargs.get("timestep")])[:2]
+        calls.append((sample.shape[0], timesteps.tolist(), torch.is_grad_enabled()))
+
+    handle = unet.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        yield calls
+    finally:
+        handle.remove()
+
+
 def lora_grads(unet, total) -> dict[str, torch.Tensor]:
     params = {n: p for n, p in unet.named_parameters() if "lora_" in n}
     for p in params.values():
@@ -168,7 +186,10 @@ def test_one_micro_batch_equals_the_formulas(parts, prediction_type, negatives, 
     empty = torch.randn(77, PRESET["unet"]["cross_attention_dim"], generator=torch.Generator().manual_seed(9),
                         dtype=DTYPE)
     frozen = Frozen(vae=vae, scheduler=sched, empty=empty, perceptual=d_perceptual, contrast=d_contrast)
-    total, terms = scoft_losses(unet, frozen, batch, cfg, 0, torch.Generator().manual_seed(3))
+    with recording(unet) as calls:
+        total, terms = scoft_losses(unet, frozen, batch, cfg, 0, torch.Generator().manual_seed(3))
+    # The sampler's first conditional prediction is the training one, not a second call with gradient.
+    assert [grad for _, _, grad in calls].count(True) == 1
     expected_total, expected = by_hand(unet, vae, sched, batch, empty, cfg, seed=3)
     assert set(terms) == set(expected)
     for name, value in expected.items():
@@ -273,3 +294,29 @@ def test_use_8bit_adam_without_bitsandbytes_fails_clearly(monkeypatch):
     with pytest.raises(TrainingError, match="pip install bitsandbytes"):
         _optimizer(ScoftConfig(use_8bit_adam=True), params)
     assert isinstance(_optimizer(ScoftConfig(), params), torch.optim.AdamW)
+
+
+@pytest.mark.parametrize("spacing", ["reference", "even"])
+def test_sampler_spacing_reaches_the_sampler(parts, spacing):
+    unet, _ = parts
+    with recording(unet) as calls:
+        step(parts, ScoftConfig(min_timestep=37, max_timestep=37, sampler_spacing=spacing))
+    # Calls: training, memorisation, the first step's unconditional branch, then both branches per step.
+    visited = [calls[2][1][0]] + [timesteps[0] for _, timesteps, _ in calls[3:]]
+    if spacing == "reference":
+        assert visited == list(range(37, 18, -1)) + [0]  # 37 - i * (37 // 19), then 0
+    else:
+        assert visited == [int(37 * (19 - i) / 19 + 0.5) for i in range(20)]
+
+
+def test_vae_decodes_in_its_own_precision_under_autocast(parts):
+    unet, vae = parts
+    seen = []
+    handle = vae.decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            _, terms, _ = step(parts, ScoftConfig(min_timestep=500, max_timestep=503, sampler_steps=3))
+    finally:
+        handle.remove()
+    assert seen == [DTYPE], "the decoder ran in the VAE's dtype, not autocast's bfloat16"
+    assert torch.isfinite(terms["perceptual"])

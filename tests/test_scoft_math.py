@@ -171,7 +171,7 @@ def run_sampler(keep, guidance: float = 4.5, detach_recorded: bool = False):
     if detach_recorded:
         first = first.detach()
     unet.calls.clear()
-    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+    z0 = guided_x0(unet, z_t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
                    keep_grad_at=torch.as_tensor(keep).expand(2), guidance=guidance, prediction_type="epsilon",
                    generator=torch.Generator().manual_seed(4))
     return unet, z0
@@ -209,7 +209,7 @@ def test_per_sample_gradient_steps_leave_other_samples_detached():
     cond, uncond = torch.ones(2, 3, 5), torch.zeros(2, 3, 5)
     first = unet(z_t, t, cond)
     unet.calls.clear()
-    z0 = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+    z0 = guided_x0(unet, z_t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
                    keep_grad_at=torch.tensor([5, 0]), guidance=4.5, prediction_type="epsilon",
                    generator=torch.Generator().manual_seed(4))
     assert [grad for _, grad in unet.calls].count(True) == 1  # step 5's conditional call
@@ -218,7 +218,7 @@ def test_per_sample_gradient_steps_leave_other_samples_detached():
     # Moving sample 1's recorded call to its last step changes its gradient, not sample 0's.
     unet.calls.clear()
     first = unet(z_t, t, cond)
-    z0b = guided_x0(unet, z_t, t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
+    z0b = guided_x0(unet, z_t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
                     keep_grad_at=torch.tensor([5, 19]), guidance=4.5, prediction_type="epsilon",
                     generator=torch.Generator().manual_seed(4))
     moved = [torch.autograd.grad(z0b[b].sum(), unet.weight, retain_graph=True)[0] for b in range(2)]
