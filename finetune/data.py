@@ -46,7 +46,7 @@ def load_square(path, resolution: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
         im = ImageOps.exif_transpose(im).convert("RGB")
         scale = resolution / min(im.size)
         size = (max(resolution, round(im.width * scale)), max(resolution, round(im.height * scale)))
-        im = im.resize(size, Image.Resampling.BILINEAR, reducing_gap=None)
+        im = im.resize(size, Image.Resampling.BILINEAR)
         left, top = (im.width - resolution) // 2, (im.height - resolution) // 2
         im = im.crop((left, top, left + resolution, top + resolution))
         return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
@@ -87,10 +87,9 @@ class TrainingData:
         self.random_flip = random_flip
         self.negative_flip = negative_flip
         self.pixels = torch.stack([load_square(e.image, resolution, max_pixels) for e in examples])
-        self.negatives = [torch.stack([load_square(n, resolution, max_pixels) for n in e.negatives])
-                          if e.negatives else torch.zeros(0, 3, resolution, resolution, dtype=torch.uint8)
-                          for e in examples]
-        self.max_negatives = max((len(e.negatives) for e in examples), default=0)
+        self.negatives = [[load_square(n, resolution, max_pixels) for n in e.negatives] for e in examples]
+        # Datasets without rows are refused when read (finetune.dataset).
+        self.max_negatives = max(len(e.negatives) for e in examples)
         self.embeddings: dict[str, torch.Tensor] = {}
         self.latent_stats: dict[bool, tuple[torch.Tensor, torch.Tensor]] = {}
 

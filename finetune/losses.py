@@ -61,8 +61,8 @@ def contrastive_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.
     if rows.numel():
         d = wide(distance(x0_hat[rows], negatives[rows, slots]))
         negative_sum = negative_sum.index_add(0, rows, d)
-    counts = negative_mask.sum(dim=1).to(positive)
-    negative_mean = torch.where(counts > 0, negative_sum / counts.clamp(min=1), torch.zeros_like(positive))
+    # An image without negatives has a zero sum: its negative part is 0, its positive part stays.
+    negative_mean = negative_sum / negative_mask.sum(dim=1).clamp(min=1)
     return (positive - negative_mean).mean()
 
 

@@ -86,8 +86,13 @@ def ddpm_step(output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor, prev_
               alphas_cumprod: torch.Tensor, noise: torch.Tensor, prediction_type: str) -> torch.Tensor:
     """One DDPM ancestral step from t to prev_t per sample (diffusers' DDPMScheduler.step with a
     custom previous timestep, "fixed_small" variance, no clipping), written out so a batch may
-    hold different timesteps and the latent's gradient stays attached."""
-    a_t, a_prev = _alpha_bar(alphas_cumprod, t).to(sample.dtype), _alpha_bar(alphas_cumprod, prev_t).to(sample.dtype)
+    hold different timesteps and the latent's gradient stays attached.
+
+    Computed in float32 at least and returned in the sample's dtype: in bfloat16, alpha_bar(0) =
+    0.99915 rounds to 1 and the last step's 1 - alpha_bar divides zero by zero."""
+    dtype = torch.promote_types(sample.dtype, torch.float32)
+    a_t, a_prev = _alpha_bar(alphas_cumprod, t).to(dtype), _alpha_bar(alphas_cumprod, prev_t).to(dtype)
+    out_dtype, output, sample = sample.dtype, output.to(dtype), sample.to(dtype)
     x0 = predicted_x0(output, sample, a_t, prediction_type)
     shape = (-1, *([1] * (sample.dim() - 1)))
     beta = (1 - a_t / a_prev).view(shape)
@@ -96,7 +101,7 @@ def ddpm_step(output: torch.Tensor, sample: torch.Tensor, t: torch.Tensor, prev_
     variance = ((1 - a_prev_) / (1 - a_t_) * beta).clamp(min=1e-20)
     # As in DDPM, every step from t > 0 adds noise; the step from t = 0 returns the x0 estimate.
     stochastic = (t > 0).to(sample.dtype).view(shape)
-    return mean + stochastic * variance.sqrt() * noise
+    return (mean + stochastic * variance.sqrt() * noise.to(dtype)).to(out_dtype)
 
 
 def grad_draw(size: int, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -14,14 +14,18 @@ from finetune.data import TrainingData  # noqa: E402
 from finetune.dataset import ScoftExample  # noqa: E402
 
 
-def training_data(tmp_path, negative_flip: str, counts=(3, 0, 2)) -> TrainingData:
+def training_data(tmp_path, negative_flip: str, counts=(3, 0, 2), stub_caches: bool = True) -> TrainingData:
     examples = []
     for i, count in enumerate(counts):
         image = make_image(tmp_path / f"{i}.png", size=(16, 16), seed=i)
         negatives = [make_image(tmp_path / f"{i}-{k}.png", size=(16, 16), seed=100 + 10 * i + k)
                      for k in range(count)]
         examples.append(ScoftExample(image, f"caption {i}", f"generic {i}", negatives, "train"))
-    data = TrainingData(examples, 16, random_flip=True, negative_flip=negative_flip)
+    # "independent" is the default: built without the argument, so the default is what is tested.
+    options = {} if negative_flip == "independent" else {"negative_flip": negative_flip}
+    data = TrainingData(examples, 16, random_flip=True, **options)
+    if not stub_caches:
+        return data
     # What the loop caches from the text encoder and the VAE, stood in for by fixed tensors.
     data.embeddings = {text: torch.full((2, 3), float(n)) for n, text in enumerate(
         ["", *(e.text for e in examples), *(e.generic for e in examples)])}
@@ -40,6 +44,7 @@ class StubVae:
     dtype = torch.float32
 
     def encode(self, pixels):
+        self.seen = (pixels.device.type, pixels.dtype)
         mean = pixels[:, :, ::4, ::4][:, :3].repeat(1, 2, 1, 1)[:, :4] * 2 + 1
         return SimpleNamespace(latent_dist=SimpleNamespace(mean=mean, std=pixels[:, :1, ::4, ::4].abs() + 0.1))
 
@@ -48,7 +53,7 @@ def test_negatives_are_flipped_on_their_own_draw_as_in_the_reference(tmp_path):
     data = training_data(tmp_path, "independent")
     picks = [pick for epoch in range(200) for pick in data.epoch_plan(7, epoch)]
     pairs = [(pick.flip, flip) for pick in picks for flip in pick.negative_flips]
-    assert all(len(p.negative_flips) == len(data.negatives[p.index]) for p in picks)
+    assert all(len(p.negative_flips) == len(data.examples[p.index].negatives) for p in picks)
     same = sum(a == b for a, b in pairs) / len(pairs)
     assert 0.45 < same < 0.55, "a negative's flip does not follow its image's"
     within = [p.negative_flips for p in picks if len(p.negative_flips) == 3]
@@ -60,7 +65,7 @@ def test_negatives_are_flipped_on_their_own_draw_as_in_the_reference(tmp_path):
 def test_negatives_follow_their_image_when_asked(tmp_path):
     data = training_data(tmp_path, "with_image")
     for pick in (p for epoch in range(50) for p in data.epoch_plan(7, epoch)):
-        assert pick.negative_flips == [pick.flip] * len(data.negatives[pick.index])
+        assert pick.negative_flips == [pick.flip] * len(data.examples[pick.index].negatives)
     # The images' own order and flips do not depend on how negatives are flipped.
     other = training_data(tmp_path, "independent")
     assert [(p.index, p.flip) for p in data.epoch_plan(7, 1)] == [(p.index, p.flip) for p in other.epoch_plan(7, 1)]
@@ -74,7 +79,7 @@ def test_batch_holds_each_negative_as_drawn_and_masks_the_padding(tmp_path):
     for row, pick in enumerate(picks):
         image = data.pixels[pick.index].flip(-1) if pick.flip else data.pixels[pick.index]
         assert torch.equal(batch.pixels[row], image.float() / 127.5 - 1)
-        count = len(data.negatives[pick.index])
+        count = len(data.examples[pick.index].negatives)
         assert batch.negative_mask[row].tolist() == [True] * count + [False] * (3 - count)
         for slot, flip in enumerate(pick.negative_flips):
             negative = data.negatives[pick.index][slot]
@@ -105,7 +110,10 @@ def test_batch_without_a_latent_cache_encodes_the_flipped_pixels(tmp_path):
     data.latent_stats = {}
     picks = data.positions(5, [0, 1, 2])
     vae = StubVae()
+    vae.dtype = torch.float64
     batch = data.batch(picks, vae, torch.Generator().manual_seed(9), "cpu", torch.float32)
+    assert vae.seen == ("cpu", torch.float64), "the VAE is given its own dtype"
+    assert batch.latents.dtype == torch.float32
     dist = vae.encode(batch.pixels).latent_dist
     noise = torch.randn(3, 4, 4, 4, generator=torch.Generator().manual_seed(9))
     assert torch.allclose(batch.latents, (dist.mean + dist.std * noise) * 0.25, atol=1e-6)
@@ -125,7 +133,8 @@ def test_without_random_flip_nothing_is_flipped(tmp_path):
     data = training_data(tmp_path, "independent")
     data.random_flip = False
     picks = [p for epoch in range(5) for p in data.epoch_plan(1, epoch)]
-    assert all(not p.flip and p.negative_flips == [False] * len(data.negatives[p.index]) for p in picks)
+    assert all(p.flip is False and p.negative_flips == [False] * len(data.examples[p.index].negatives)
+               for p in picks)
     assert sorted(p.index for p in picks[:3]) == [0, 1, 2]
 
 
@@ -195,10 +204,9 @@ def test_cache_text_embeds_each_distinct_prompt_once(tmp_path):
     data = training_data(tmp_path, "independent")
     many = [ScoftExample(e.image, e.text + "x" * n, e.generic, [], "train")
             for n, e in enumerate(data.examples * 14)]
-    data.examples = many
+    data = TrainingData(many, 16, random_flip=False)
     encoder = CountingEncoder()
     encoder.tokenizer.__func__.model_max_length = 77
-    data.embeddings = {}
     data.cache_text(encoder.tokenizer, encoder, "cpu", torch.float32)
     prompts = {"", *(e.text for e in many), *(e.generic for e in many)}
     assert len(prompts) > 32, "more than one chunk of the encoder's batch"
@@ -211,9 +219,8 @@ def test_cache_text_embeds_each_distinct_prompt_once(tmp_path):
 @pytest.mark.parametrize("random_flip", [True, False])
 def test_cache_latents_keeps_each_images_distribution_in_each_flip(tmp_path, random_flip):
     counts = (1,) * 10  # more images than one encoder batch of 8
-    data = training_data(tmp_path, "independent", counts=counts)
+    data = training_data(tmp_path, "independent", counts=counts, stub_caches=False)
     data.random_flip = random_flip
-    data.latent_stats = {}
     vae = StubVae()
     data.cache_latents(vae, "cpu", torch.float64)
     assert set(data.latent_stats) == ({False, True} if random_flip else {False})
@@ -222,3 +229,47 @@ def test_cache_latents_keeps_each_images_distribution_in_each_flip(tmp_path, ran
         dist = vae.encode(pixels.flip(-1) if flip else pixels).latent_dist
         assert mean.dtype == std.dtype == torch.float64
         assert torch.allclose(mean, dist.mean.double()) and torch.allclose(std, dist.std.double())
+
+
+def test_every_tensor_of_a_batch_lands_on_the_requested_device(tmp_path):
+    # The meta device stands in for a GPU: a tensor left behind on the CPU shows.
+    data = training_data(tmp_path, "independent")
+    batch = data.batch(data.positions(5, [0, 1, 2]), StubVae(), torch.Generator().manual_seed(0), "meta",
+                       torch.float16)
+    tensors = {name: getattr(batch, name) for name in ("latents", "pixels", "negatives", "negative_mask", "text",
+                                                       "generic")}
+    assert {name: t.device.type for name, t in tensors.items()} == dict.fromkeys(tensors, "meta")
+    assert batch.latents.dtype == torch.float16 and batch.negative_mask.dtype == torch.bool
+
+
+def test_a_pick_that_does_not_match_its_negatives_is_refused(tmp_path):
+    from finetune.data import Pick
+
+    data = training_data(tmp_path, "independent")
+    vae = SimpleNamespace(config=SimpleNamespace(scaling_factor=1.0))
+    with pytest.raises(ValueError):  # a silently dropped (or invented) negative would skew L_C
+        data.batch([Pick(0, False, [False, True])], vae, torch.Generator().manual_seed(0), "cpu", torch.float32)
+
+
+def test_the_pixel_cap_reaches_every_image_and_negative(tmp_path):
+    from ccub.imaging.decode import DecodeRefused
+
+    image = make_image(tmp_path / "a.png", size=(16, 16), seed=1)
+    big = make_image(tmp_path / "b.png", size=(32, 32), seed=2)
+    for example in (ScoftExample(big, "c", "g", [], "train"), ScoftExample(image, "c", "g", [big], "train")):
+        with pytest.raises(DecodeRefused):
+            TrainingData([example], 16, random_flip=False, max_pixels=300)
+    assert len(TrainingData([ScoftExample(image, "c", "g", [image], "train")], 16, False, max_pixels=300)) == 1
+
+
+def test_grey_and_transparent_images_become_rgb(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from finetune.data import load_square
+
+    for mode in ("L", "RGBA", "P"):
+        path = make_image(tmp_path / f"{mode}.png", size=(16, 16), seed=3, mode=mode)
+        with Image.open(path) as im:
+            expected = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
+        assert torch.equal(load_square(path, 16), expected), mode

@@ -310,13 +310,26 @@ def test_sampler_spacing_reaches_the_sampler(parts, spacing):
 
 
 def test_vae_decodes_in_its_own_precision_under_autocast(parts):
-    unet, vae = parts
+    # What a bf16 run hands the decoder: a bf16 latent from the UNet under autocast, a float32 VAE.
+    # (Autocast leaves float64 alone, so this test builds its own float32 VAE.)
+    import copy
+
+    from finetune.step import decode_x0
+
+    vae = copy.deepcopy(parts[1]).float()
+    d = PRESET["unet"]["cross_attention_dim"]
+    frozen = Frozen(vae=vae, scheduler=scheduler("epsilon"), empty=torch.zeros(77, d, dtype=torch.bfloat16))
+    batch = make_batch(True)
+    batch.text = batch.text.to(torch.bfloat16)
+    z_t = batch.latents.to(torch.bfloat16)
     seen = []
     handle = vae.decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
     try:
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            _, terms, _ = step(parts, ScoftConfig(min_timestep=500, max_timestep=503, sampler_steps=3))
+            image = decode_x0(lambda x, ts, text: torch.zeros_like(x), frozen, z_t, torch.tensor([500, 501]),
+                              torch.zeros_like(z_t), batch, ScoftConfig(sampler_steps=2), torch.zeros(B),
+                              torch.Generator().manual_seed(0), "epsilon")
     finally:
         handle.remove()
-    assert seen == [DTYPE], "the decoder ran in the VAE's dtype, not autocast's bfloat16"
-    assert torch.isfinite(terms["perceptual"])
+    assert seen == [torch.float32], "the decoder ran in the VAE's dtype, not autocast's bfloat16"
+    assert image.dtype == torch.float32 and torch.isfinite(image).all()

@@ -228,3 +228,31 @@ def test_per_sample_gradient_steps_leave_other_samples_detached():
 def test_guidance_one_skips_the_unconditional_branch():
     unet, _ = run_sampler(keep=0, guidance=1.0)
     assert unet.calls and all(n == 2 for n, _ in unet.calls), "conditional calls only"
+
+
+def test_min_snr_weights_follow_the_timesteps_device():
+    from finetune.losses import min_snr_weights
+
+    # The meta device stands in for a GPU: the schedule (on the CPU) must move to the timesteps.
+    weights = min_snr_weights(sd_scheduler().alphas_cumprod, torch.tensor([10, 900]).to("meta"), 5.0, "epsilon")
+    assert weights.device.type == "meta" and weights.shape == (2,)
+
+
+def test_sampler_in_bfloat16_stays_finite_and_near_float32():
+    # A bf16 run samples bf16 latents; alpha_bar(0) rounds to 1 in bf16, which once gave 0 / 0.
+    scheduler = sd_scheduler()
+    z_t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([500, 7])
+    text = torch.zeros(2, 3, 4)
+
+    def unet(latents, ts, cond):
+        return 0.1 * latents
+
+    def run(dtype):
+        return guided_x0(unet, z_t.to(dtype), text.to(dtype), text.to(dtype), 0.1 * z_t.to(dtype),
+                         scheduler.alphas_cumprod, plan=schedule(t, 20), keep_grad_at=torch.zeros(2, dtype=torch.long),
+                         guidance=4.5, prediction_type="epsilon", generator=torch.Generator().manual_seed(1))
+
+    low, full = run(torch.bfloat16), run(torch.float32)
+    assert low.dtype == torch.bfloat16 and torch.isfinite(low).all()
+    assert torch.allclose(low.float(), full, rtol=0.05, atol=0.05)
