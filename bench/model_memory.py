@@ -1,9 +1,10 @@
 """Weight memory of the models `ccub prepare` uses for real runs, from their architectures.
 
 No weights are downloaded: each architecture is built on PyTorch's meta device from its
-published configuration (written out below) and its parameters are counted. Activations come
-on top and depend on batch size and resolution; measure them on the GPU you will use
-(`torch.cuda.max_memory_allocated()` after one batch).
+published configuration (written out below) and its parameters are counted. A second table
+counts what `ccub finetune` keeps on its device besides the base model: the rank-64 LoRA and
+the perceptual backbones. Activations come on top and depend on batch size and resolution:
+`python bench/finetune_memory.py` measures them per fine-tuning configuration.
 
     python bench/model_memory.py
 """
@@ -70,17 +71,62 @@ def dpt_large():
                                            neck_hidden_sizes=[256, 512, 1024, 1024]))
 
 
+def sd1_unet_lora(rank: int = 64):
+    """The SD 1.x UNet with `ccub finetune`'s LoRA (attention q, k, v, out of every block)."""
+    from peft import LoraConfig
+
+    unet = sd1_unet()
+    unet.requires_grad_(False)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=["to_q", "to_k", "to_v", "to_out.0"]))
+    return unet
+
+
+def count_trainable(build) -> int:
+    with torch.device("meta"):
+        model = build()
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def vgg16_trunk():
+    from torchvision.models import vgg16
+
+    # L_P's distance: VGG16's convolutions (its classifier is never used).
+    return vgg16().features
+
+
+def dreamsim_ensemble():
+    from dreamsim.feature_extraction.vision_transformer import vit_base
+
+    # L_C's default distance: DINO, CLIP and OpenCLIP ViT-B/16 (dreamsim's ensemble, its LoRA left out).
+    return torch.nn.ModuleList([vit_base(patch_size=16) for _ in range(3)])
+
+
+def table(parts: dict) -> None:
+    print(f"{'model':44} {'parameters':>12} {'fp16 GB':>8} {'fp32 GB':>8}")
+    for name, n in parts.items():
+        if n is None:
+            print(f"{name:44} {'(not installed)':>12}")
+            continue
+        print(f"{name:44} {n / 1e6:10.1f} M {n * 2 / 1e9:8.2f} {n * 4 / 1e9:8.2f}")
+
+
 def main() -> None:
     parts = {"SD 1.x UNet": sd1_unet, "depth ControlNet (SD 1.x)": sd1_controlnet, "SD 1.x VAE": sd1_vae,
              "CLIP ViT-L/14 text encoder": clip_text, "BLIP large captioner": blip_large,
              "DPT-Large depth (upper bound)": dpt_large}
-    print(f"{'model':32} {'parameters':>12} {'fp16 GB':>8} {'fp32 GB':>8}")
-    total = 0
-    for name, build in parts.items():
-        n = count(build)
-        total += n
-        print(f"{name:32} {n / 1e6:10.1f} M {n * 2 / 1e9:8.2f} {n * 4 / 1e9:8.2f}")
-    print(f"{'all of them':32} {total / 1e6:10.1f} M {total * 2 / 1e9:8.2f} {total * 4 / 1e9:8.2f}")
+    counts = {name: count(build) for name, build in parts.items()}
+    counts["all of them"] = sum(counts.values())
+    print("ccub prepare's models")
+    table(counts)
+    print()
+    print("ccub finetune, on its device besides the base model (UNet, VAE, text encoder)")
+    extra = {"LoRA rank 64 on the UNet's attention (fp32)": count_trainable(sd1_unet_lora),
+             "VGG16 trunk (L_P, perceptual = vgg)": count(vgg16_trunk)}
+    try:
+        extra["DreamSim ensemble, 3 x ViT-B/16 (L_C)"] = count(dreamsim_ensemble)
+    except ImportError:
+        extra["DreamSim ensemble, 3 x ViT-B/16 (L_C)"] = None
+    table(extra)
 
 
 if __name__ == "__main__":

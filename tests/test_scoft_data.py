@@ -231,11 +231,15 @@ def test_cache_latents_keeps_each_images_distribution_in_each_flip(tmp_path, ran
         assert torch.allclose(mean, dist.mean.double()) and torch.allclose(std, dist.std.double())
 
 
-def test_every_tensor_of_a_batch_lands_on_the_requested_device(tmp_path):
+@pytest.mark.parametrize("cached", [True, False], ids=["latent-cache", "encoded"])
+def test_every_tensor_of_a_batch_lands_on_the_requested_device(tmp_path, cached):
     # The meta device stands in for a GPU: a tensor left behind on the CPU shows.
     data = training_data(tmp_path, "independent")
-    batch = data.batch(data.positions(5, [0, 1, 2]), StubVae(), torch.Generator().manual_seed(0), "meta",
-                       torch.float16)
+    if not cached:
+        data.latent_stats = {}
+    vae = StubVae()
+    batch = data.batch(data.positions(5, [0, 1, 2]), vae, torch.Generator().manual_seed(0), "meta", torch.float16)
+    assert cached or vae.seen == ("meta", torch.float32), "the VAE encodes on the device"
     tensors = {name: getattr(batch, name) for name in ("latents", "pixels", "negatives", "negative_mask", "text",
                                                        "generic")}
     assert {name: t.device.type for name, t in tensors.items()} == dict.fromkeys(tensors, "meta")
