@@ -33,11 +33,13 @@ B, K, R = 2, 2, 32  # batch, negative slots, pixels
 
 def d_perceptual(x, y, generator=None):
     """Stub L_P distance: per image, mean squared difference."""
+    assert isinstance(generator, torch.Generator), "distances draw any randomness from the step's generator"
     return ((x - y) ** 2).flatten(1).mean(dim=1)
 
 
 def d_contrast(x, y, generator=None):
     """Stub L_C distance, different from L_P's so a swap of the two shows."""
+    assert isinstance(generator, torch.Generator), "distances draw any randomness from the step's generator"
     return (x - y).abs().flatten(1).mean(dim=1) + 0.5 * ((x - y) ** 2).flatten(1).mean(dim=1)
 
 
@@ -136,13 +138,13 @@ def by_hand(unet, vae, sched, batch: Batch, empty, cfg: ScoftConfig, seed: int):
             rows.append((mean + var.sqrt() * noise[b:b + 1] if plan[i] > 0 else mean)[0])
         x = torch.stack(rows)
     image = vae.decode(x / vae.config.scaling_factor).sample
-    terms["perceptual"] = d_perceptual(image, batch.pixels).mean()
+    terms["perceptual"] = d_perceptual(image, batch.pixels, g).mean()
     contrast = []
     for b in range(B):
-        negatives = [d_contrast(image[b:b + 1], batch.negatives[b, k:k + 1])
+        negatives = [d_contrast(image[b:b + 1], batch.negatives[b, k:k + 1], g)
                      for k in range(K) if batch.negative_mask[b, k]]
         negative = torch.stack(negatives).mean() if negatives else 0.0
-        contrast.append(d_contrast(image[b:b + 1], batch.pixels[b:b + 1])[0] - negative)
+        contrast.append(d_contrast(image[b:b + 1], batch.pixels[b:b + 1], g)[0] - negative)
     terms["contrastive"] = torch.stack(contrast).mean()
     total = 0.7 * terms["ldm"] + 0.3 * terms["memorisation"] + 0.05 * terms["contrastive"] \
         + 0.01 * terms["perceptual"]
@@ -217,24 +219,30 @@ def step(parts, cfg: ScoftConfig, prediction_type: str = "epsilon"):
     return total, terms, lora_grads(unet, total)
 
 
-def test_snr_gamma_weights_each_sample_by_min_snr_over_snr(parts):
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_snr_gamma_weights_each_sample_by_min_snr_over_snr(parts, prediction_type):
     # Variant M: no sampler needed; t where SNR > gamma, so every weight is below 1.
-    plain = step(parts, ScoftConfig(variant="M", min_timestep=20, max_timestep=100))[1]["ldm"].item()
-    weighted = step(parts, ScoftConfig(variant="M", min_timestep=20, max_timestep=100, snr_gamma=0.5))[1]
-    weighted = weighted["ldm"].item()
+    plain = step(parts, ScoftConfig(variant="M", min_timestep=20, max_timestep=100), prediction_type)
+    plain = plain[1]["ldm"].item()
+    weighted = step(parts, ScoftConfig(variant="M", min_timestep=20, max_timestep=100, snr_gamma=0.5),
+                    prediction_type)[1]["ldm"].item()
     # The same draw: recompute each sample's squared error and weight by hand.
     g = torch.Generator().manual_seed(3)
     unet, _ = parts
-    batch, sched = make_batch(True), scheduler("epsilon")
+    batch, sched = make_batch(True), scheduler(prediction_type)
     eps = torch.randn(batch.latents.shape, generator=g, dtype=torch.float32).to(DTYPE)
     t = torch.randint(20, 101, (B,), generator=g)
     a = sched.alphas_cumprod.to(DTYPE)[t]
     z_t = a.sqrt().view(B, 1, 1, 1) * batch.latents + (1 - a).sqrt().view(B, 1, 1, 1) * eps
+    v_pred = prediction_type == "v_prediction"
+    target = (a.sqrt().view(B, 1, 1, 1) * eps - (1 - a).sqrt().view(B, 1, 1, 1) * batch.latents) if v_pred else eps
     with torch.no_grad():
-        errors = ((unet(z_t, t, encoder_hidden_states=batch.text).sample - eps) ** 2).flatten(1).mean(dim=1)
+        errors = ((unet(z_t, t, encoder_hidden_states=batch.text).sample - target) ** 2).flatten(1).mean(dim=1)
     snr = a / (1 - a)
+    # Min-SNR-gamma: min(SNR, gamma) / SNR against eps, / (SNR + 1) against v.
+    weight = torch.clamp(snr, max=0.5) / (snr + 1 if v_pred else snr)
     assert plain == pytest.approx(errors.mean().item(), rel=1e-6)
-    assert weighted == pytest.approx((errors * torch.clamp(snr, max=0.5) / snr).mean().item(), rel=1e-6)
+    assert weighted == pytest.approx((errors * weight).mean().item(), rel=1e-6)
     assert weighted < plain
 
 
@@ -333,3 +341,19 @@ def test_vae_decodes_in_its_own_precision_under_autocast(parts):
         handle.remove()
     assert seen == [torch.float32], "the decoder ran in the VAE's dtype, not autocast's bfloat16"
     assert image.dtype == torch.float32 and torch.isfinite(image).all()
+
+
+def test_mp_keeps_the_positive_part_of_l_c_only(parts):
+    """MP (the reference's --onlypositive): L_C is D(x0_hat, x+) whatever negatives the batch holds."""
+    unet, vae = parts
+    for p in (p for n, p in unet.named_parameters() if "lora_" in n):
+        p.requires_grad_(True)
+    sched = scheduler("epsilon")
+    empty = torch.randn(77, PRESET["unet"]["cross_attention_dim"], generator=torch.Generator().manual_seed(9),
+                        dtype=DTYPE)
+    frozen = Frozen(vae=vae, scheduler=sched, empty=empty, perceptual=d_perceptual, contrast=d_contrast)
+    cfg = ScoftConfig(variant="MP", min_timestep=500, max_timestep=503, sampler_steps=3)
+    _, terms = scoft_losses(unet, frozen, make_batch(True), cfg, 0, torch.Generator().manual_seed(3))
+    _, expected = by_hand(unet, vae, sched, make_batch(False), empty, cfg, seed=3)
+    assert set(terms) == {"ldm", "memorisation", "perceptual", "contrastive"}
+    assert terms["contrastive"].item() == pytest.approx(expected["contrastive"].item(), rel=1e-6)

@@ -11,7 +11,7 @@ from diffusers import DDPMScheduler  # noqa: E402
 
 from finetune import losses  # noqa: E402
 from finetune.config import ScoftConfig  # noqa: E402
-from finetune.sampler import ddpm_step, grad_steps, guided_x0, schedule  # noqa: E402
+from finetune.sampler import ddpm_step, grad_steps, guided_x0, predicted_x0, schedule  # noqa: E402
 from finetune.step import perceptual_due, weights  # noqa: E402
 
 
@@ -155,9 +155,11 @@ class RecordingUnet(torch.nn.Module):
         super().__init__()
         self.weight = torch.nn.Parameter(torch.tensor(0.5))
         self.calls: list[tuple[int, bool]] = []
+        self.timesteps: list[list[int]] = []
 
     def forward(self, latents, t, text):
         self.calls.append((latents.shape[0], torch.is_grad_enabled()))
+        self.timesteps.append(t.tolist())
         return self.weight * latents + text.mean(dim=(1, 2)).view(-1, 1, 1, 1) * 0.01
 
 
@@ -171,6 +173,7 @@ def run_sampler(keep, guidance: float = 4.5, detach_recorded: bool = False):
     if detach_recorded:
         first = first.detach()
     unet.calls.clear()
+    unet.timesteps.clear()
     z0 = guided_x0(unet, z_t, cond, uncond, first, scheduler.alphas_cumprod, plan=schedule(t, 20),
                    keep_grad_at=torch.as_tensor(keep).expand(2), guidance=guidance, prediction_type="epsilon",
                    generator=torch.Generator().manual_seed(4))
@@ -228,6 +231,36 @@ def test_per_sample_gradient_steps_leave_other_samples_detached():
 def test_guidance_one_skips_the_unconditional_branch():
     unet, _ = run_sampler(keep=0, guidance=1.0)
     assert unet.calls and all(n == 2 for n, _ in unet.calls), "conditional calls only"
+    # Sample 0 (t = 600) takes steps 1..18; step 19 (t = 0 for both) is the last call.
+    plan = schedule(torch.tensor([600, 10]), 20)
+    assert unet.timesteps == [plan.times[:, i].tolist() for i in range(1, 20)]
+
+
+def test_the_last_step_returns_the_x0_estimate_and_every_other_step_adds_noise():
+    scheduler = sd_scheduler()
+    sample = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(0))
+    output = torch.randn(1, 4, 4, 4, generator=torch.Generator().manual_seed(1))
+    loud = torch.full((1, 4, 4, 4), 1e6)
+    a = scheduler.alphas_cumprod
+
+    def step(t, prev, noise):
+        return ddpm_step(output, sample, torch.tensor([t]), torch.tensor([prev]), a, noise, "epsilon")
+
+    assert torch.equal(step(0, -1, loud), predicted_x0(output, sample, a[0].view(1), "epsilon"))
+    assert not torch.equal(step(1, 0, loud), step(1, 0, torch.zeros_like(loud)))
+
+
+def test_predicted_x0_of_a_sample_prediction_is_the_output_and_unknown_types_are_named():
+    output, sample, a = torch.randn(2, 4, 2, 2), torch.randn(2, 4, 2, 2), torch.tensor([0.3, 0.9])
+    assert torch.equal(predicted_x0(output, sample, a, "sample"), output)
+    with pytest.raises(ValueError, match="'flow'"):
+        predicted_x0(output, sample, a, "flow")
+
+
+def test_alpha_bar_follows_the_timesteps_device():
+    from finetune.sampler import _alpha_bar
+
+    assert _alpha_bar(sd_scheduler().alphas_cumprod, torch.tensor([5, -1]).to("meta")).device.type == "meta"
 
 
 def test_min_snr_weights_follow_the_timesteps_device():
@@ -241,16 +274,16 @@ def test_min_snr_weights_follow_the_timesteps_device():
 def test_sampler_in_bfloat16_stays_finite_and_near_float32():
     # A bf16 run samples bf16 latents; alpha_bar(0) rounds to 1 in bf16, which once gave 0 / 0.
     scheduler = sd_scheduler()
-    z_t = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))
-    t = torch.tensor([500, 7])
-    text = torch.zeros(2, 3, 4)
+    z_t = torch.randn(3, 4, 8, 8, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([500, 7, 300])  # three samples: the batched cond/uncond call splits in two halves
+    text = torch.zeros(3, 3, 4)
 
     def unet(latents, ts, cond):
         return 0.1 * latents
 
     def run(dtype):
         return guided_x0(unet, z_t.to(dtype), text.to(dtype), text.to(dtype), 0.1 * z_t.to(dtype),
-                         scheduler.alphas_cumprod, plan=schedule(t, 20), keep_grad_at=torch.zeros(2, dtype=torch.long),
+                         scheduler.alphas_cumprod, plan=schedule(t, 20), keep_grad_at=torch.zeros(3, dtype=torch.long),
                          guidance=4.5, prediction_type="epsilon", generator=torch.Generator().manual_seed(1))
 
     low, full = run(torch.bfloat16), run(torch.float32)
