@@ -35,7 +35,7 @@ def ldm_loss(prediction: torch.Tensor, target: torch.Tensor, weights: torch.Tens
     """L_LDM; `weights` (B,) are min-SNR weights when used."""
     losses = per_sample_mse(prediction, target)
     if weights is not None:
-        losses = losses * weights.to(losses)
+        losses = losses * weights
     return losses.mean()
 
 

@@ -45,9 +45,11 @@ def schedule(t: torch.Tensor, steps: int, spacing: str = "reference") -> Schedul
         times = t[:, None] - torch.arange(steps, device=t.device)[None, :] * stride
         times[:, -1] = 0
     elif spacing == "even":
-        fractions = torch.linspace(1.0, 0.0, steps, dtype=torch.float64, device=t.device)
-        # floor(x + 0.5), not round(): round-half-to-even could repeat a timestep.
-        times = torch.floor(t.double()[:, None] * fractions[None, :] + 0.5).long()
+        # floor(t (n - i) / n + 1/2) in integers: exact at halves, where floats round either way
+        # (and round-half-to-even could repeat a timestep).
+        n = steps - 1
+        remaining = n - torch.arange(steps, device=t.device)
+        times = (2 * t[:, None] * remaining[None, :] + n) // (2 * n)
     else:
         raise ValueError(f"sampler spacing {spacing!r}: expected one of {', '.join(SPACINGS)}")
     active = torch.ones(batch, steps, dtype=torch.bool, device=t.device)

@@ -38,8 +38,8 @@ class Frozen:
 
 
 def perceptual_due(cfg: ScoftConfig, micro_index: int) -> bool:
-    terms = cfg.terms()
-    return ("perceptual" in terms or "contrastive" in terms) and micro_index % cfg.perceptual_interval == 0
+    # The variants that decode x0_hat (MP, MPC) carry L_P and L_C together.
+    return "perceptual" in cfg.terms() and micro_index % cfg.perceptual_interval == 0
 
 
 def weights(cfg: ScoftConfig) -> dict[str, float]:

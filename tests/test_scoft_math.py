@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
@@ -65,6 +70,14 @@ def test_contrastive_loss_masks_missing_negatives():
     assert calls == [3, 3], "distances only for the three real negatives (and the three positives)"
 
 
+def test_wide_widens_half_precision_only():
+    assert losses.wide(torch.ones(2, dtype=torch.bfloat16)).dtype == torch.float32
+    assert losses.wide(torch.ones(2, dtype=torch.float16)).dtype == torch.float32
+    assert losses.wide(torch.ones(2, dtype=torch.float64)).dtype == torch.float64
+    assert losses.ldm_loss(torch.ones(2, 3, dtype=torch.bfloat16), torch.zeros(2, 3, dtype=torch.bfloat16),
+                           torch.tensor([1.0, 0.5])).dtype == torch.float32
+
+
 def test_perceptual_loss_and_min_snr_by_hand():
     x0, positives = torch.zeros(2, 1, 1, 1), torch.tensor([0.5, 1.5]).view(2, 1, 1, 1)
     assert losses.perceptual_loss(l1_distance, x0, positives).item() == pytest.approx(1.0)
@@ -112,8 +125,33 @@ def test_even_spacing_is_the_option_for_evenly_spaced_steps():
     assert plan.times[0].tolist() == [round(999 * (19 - i) / 19 + 1e-9) for i in range(20)]
     assert plan.times[1].tolist() == [int(37 * (19 - i) / 19 + 0.5) for i in range(20)]
     assert (plan.times[1, :-1] > plan.times[1, 1:]).all()
-    with pytest.raises(ValueError, match="spacing"):
+    with pytest.raises(ValueError, match="spacing 'log': expected one of reference, even$"):
         schedule(torch.tensor([10]), 20, "log")
+
+
+def exact_even_times(t: int, steps: int) -> list[int]:
+    """floor(t (n - i) / n + 1/2) for n = steps - 1, in exact rational arithmetic."""
+    n = steps - 1
+    return [math.floor(Fraction(t * (n - i), n) + Fraction(1, 2)) for i in range(steps)]
+
+
+def test_even_spacing_rounds_halves_up_exactly():
+    # 9 * 5/6 = 7.5 exactly; in float32 5/6 rounds down and 9 * 5/6 lands below 7.5.
+    plan = schedule(torch.tensor([9]), 7, "even")
+    assert plan.times[0].tolist() == [9, 8, 6, 5, 3, 2, 0] == exact_even_times(9, 7)
+
+
+@settings(max_examples=200, deadline=None)
+@given(t=st.integers(0, 999), steps=st.integers(2, 60))
+def test_even_spacing_is_exact_for_every_t_and_step_count(t, steps):
+    plan = schedule(torch.tensor([t]), steps, "even")
+    expected = exact_even_times(t, steps)
+    if t < steps - 1:  # [t, 0]
+        assert plan.active[0].nonzero().flatten().tolist() == [0, steps - 1]
+        assert (plan.times[0, 0], plan.times[0, -1]) == (t, 0)
+    else:
+        assert plan.times[0].tolist() == expected
+        assert plan.active[0].all()
 
 
 def test_gradient_step_is_drawn_over_the_steps_a_sample_takes():
@@ -128,7 +166,7 @@ def test_gradient_step_is_drawn_over_the_steps_a_sample_takes():
     assert set(short.tolist()) == {0, 19} and 0.45 < (short == 0).double().mean() < 0.55
     full = grad_steps("random", schedule(torch.full((4000,), 900), 20), draws)
     assert set(full.tolist()) == set(range(20))
-    with pytest.raises(ValueError, match="grad_step"):
+    with pytest.raises(ValueError, match="grad_step 'middle': expected one of first, last, random$"):
         grad_steps("middle", plan, draw)
 
 
