@@ -122,7 +122,8 @@ def check(cfg: ScoftConfig) -> ScoftConfig:
               "sampler_spacing": SPACINGS, "negative_flip": NEGATIVE_FLIPS, "perceptual": PERCEPTUAL,
               "backbone": BACKBONES},
         dict.fromkeys(("rank", "train_batch_size", "gradient_accumulation_steps", "perceptual_interval",
-                       "sampler_steps", "resolution", "checkpointing_steps", "validation_inference_steps"), 1))
+                       "resolution", "checkpointing_steps", "validation_inference_steps"), 1)
+        | {"sampler_steps": 2})  # the sampler's schedule runs from t to 0
     if not 1 <= cfg.min_timestep <= cfg.max_timestep:
         problems.append(f"timesteps [{cfg.min_timestep}, {cfg.max_timestep}]: need 1 <= min_timestep <= max_timestep")
     if cfg.max_train_steps < 1 and cfg.num_train_epochs < 1:

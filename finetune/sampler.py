@@ -19,6 +19,7 @@ guidance scale is 1.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,16 +54,12 @@ def schedule(t: torch.Tensor, steps: int, spacing: str = "reference") -> Schedul
     else:
         raise ValueError(f"sampler spacing {spacing!r}: expected one of {', '.join(SPACINGS)}")
     active = torch.ones(batch, steps, dtype=torch.bool, device=t.device)
-    short = t < steps - 1
-    if short.any():
-        # [t, 0]: the first and the last step only.
-        active[short, 1:-1] = False
-        times[short, 0] = t[short]
-        times[short, -1] = 0
+    # [t, 0] when t < steps - 1: the first and the last step only (both spacings start at t and end at 0).
+    active[t < steps - 1, 1:-1] = False
     next_times = torch.full_like(times, -1)
     for b in range(batch):
         positions = active[b].nonzero().flatten().tolist()
-        for here, there in zip(positions, positions[1:], strict=False):
+        for here, there in itertools.pairwise(positions):
             next_times[b, here] = times[b, there]
     return Schedule(times, active, next_times)
 

@@ -129,6 +129,15 @@ def test_even_spacing_is_the_option_for_evenly_spaced_steps():
         schedule(torch.tensor([10]), 20, "log")
 
 
+def test_the_sampler_needs_two_steps_at_least():
+    from ccub.config import ConfigError
+    from finetune.config import check
+
+    with pytest.raises(ConfigError, match="sampler_steps = 1: must be at least 2"):
+        check(ScoftConfig(sampler_steps=1))
+    assert schedule(torch.tensor([5, 40]), 2).times.tolist() == [[5, 0], [40, 0]]
+
+
 def exact_even_times(t: int, steps: int) -> list[int]:
     """floor(t (n - i) / n + 1/2) for n = steps - 1, in exact rational arithmetic."""
     n = steps - 1
