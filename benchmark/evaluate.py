@@ -17,22 +17,29 @@ import numpy as np
 
 from benchmark import metrics as M
 
-# name -> (level, higher is better, one line for tables). Level: image, prompt or set.
-METRICS: dict[str, tuple[str, bool, str]] = {
-    "clip_score": ("image", True, "prompt alignment, 100 * max(cos(image, prompt), 0)"),
-    "relevance_margin": ("image", True, "cos(image, prompt) - cos(image, prompt without the culture)"),
-    "target_probability": ("image", True, "zero-shot probability of the target culture among its neighbours"),
-    "identified": ("image", True, "share identified as the target culture (accuracy)"),
-    "confused": ("image", False, "share identified as another culture (confusion rate)"),
-    "framing_margin": ("image", False, "cos to degrading framings - cos to neutral framings of the scene"),
-    "nearest_training_clip": ("image", False, "highest CLIP cosine to any training image (memorisation)"),
-    "nearest_training_lpips": ("image", True, "smallest LPIPS distance to any training image (memorisation)"),
-    "homogeneity": ("prompt", False, "mean pairwise CLIP cosine of a prompt's images"),
-    "vendi": ("prompt", True, "Vendi score of a prompt's images (CLIP, cosine kernel)"),
-    "lpips_diversity": ("prompt", True, "mean pairwise LPIPS of a prompt's images"),
-    "cmmd": ("set", False, "CMMD to the community's held-out images (CLIP, Gaussian kernel)"),
-    "kid": ("set", False, "KID on CLIP features to the community's held-out images"),
-    "copy_rate": ("set", False, "share of images with CLIP cosine >= copy threshold to a training image"),
+
+@dataclass(frozen=True)
+class MetricSpec:
+    level: str  # image, prompt or set
+    higher_is_better: bool
+    summary: str  # one line for tables
+
+
+METRICS: dict[str, MetricSpec] = {
+    "clip_score": MetricSpec("image", True, "prompt alignment, 100 * max(cos(image, prompt), 0)"),
+    "relevance_margin": MetricSpec("image", True, "cos(image, prompt) - cos(image, prompt without the culture)"),
+    "target_probability": MetricSpec("image", True, "zero-shot probability of the target culture among its neighbours"),
+    "identified": MetricSpec("image", True, "share identified as the target culture (accuracy)"),
+    "confused": MetricSpec("image", False, "share identified as another culture (confusion rate)"),
+    "framing_margin": MetricSpec("image", False, "cos to degrading framings - cos to neutral framings of the scene"),
+    "nearest_training_clip": MetricSpec("image", False, "highest CLIP cosine to any training image (memorisation)"),
+    "nearest_training_lpips": MetricSpec("image", True, "smallest LPIPS distance to any training image (memorisation)"),
+    "homogeneity": MetricSpec("prompt", False, "mean pairwise CLIP cosine of a prompt's images"),
+    "vendi": MetricSpec("prompt", True, "Vendi score of a prompt's images (CLIP, cosine kernel)"),
+    "lpips_diversity": MetricSpec("prompt", True, "mean pairwise LPIPS of a prompt's images"),
+    "cmmd": MetricSpec("set", False, "CMMD to the community's held-out images (CLIP, Gaussian kernel)"),
+    "kid": MetricSpec("set", False, "KID on CLIP features to the community's held-out images"),
+    "copy_rate": MetricSpec("set", False, "share of images with CLIP cosine >= copy threshold to a training image"),
 }
 
 

@@ -71,7 +71,6 @@ __all__ = [
     "suite_for",
 ]
 
-_PLACEHOLDERS = ("{name}", "{adjective}")
 _SCENE = "{scene}"
 _PROMPT_FIELDS = ("culture", "category", "text", "generic", "id", "held_out", "notes")
 _TRUE = {"1", "true", "yes", "y", "x"}

@@ -40,7 +40,7 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
                 "random_weights": smoke} for r in scores.rows]
     atomic_write_text(files[0], csv_text(results, ["model", "prompt", "prompt_text", "seed", "metric", "value",
                                                "random_weights"]))
-    summary = [dict(r, level=METRICS[r["metric"]][0], random_weights=smoke) for r in to_rows(comparisons)]
+    summary = [dict(r, level=METRICS[r["metric"]].level, random_weights=smoke) for r in to_rows(comparisons)]
     summary += _set_rows(scores.sets, smoke)
     atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
     atomic_write_text(files[2], markdown(comparisons, scores, context))
@@ -81,7 +81,7 @@ def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
             if model != "base":
                 rows.append({"level": "set", "metric": metric, "model": model, "baseline": "base",
                              "base_mean": base, "model_mean": value, "difference": value - base,
-                             "higher_is_better": METRICS[metric][1], "random_weights": smoke})
+                             "higher_is_better": METRICS[metric].higher_is_better, "random_weights": smoke})
     return rows
 
 
@@ -105,7 +105,7 @@ def fmt(value: Any, digits: int = 3) -> str:
 
 
 def arrow(metric: str) -> str:
-    return "higher" if METRICS[metric][1] else "lower"
+    return "higher" if METRICS[metric].higher_is_better else "lower"
 
 
 def table_rows(comparisons: list) -> list[list[str]]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.generate import ImageCache, Model, Settings, generate
-from benchmark.runs import load_run, models_for
+from benchmark.runs import RunError, load_run, models_for
 from ccub.config import Config
 
 ProgressFn = Callable[[str, int, int], None]
@@ -55,6 +55,23 @@ def _dataset_images(dataset: Path, split: str) -> list[Path]:
         return []
     return [data.image_path(mf, row) for mf, row in data.rows()
             if mf.split == split and data.image_path(mf, row).is_file()]
+
+
+SMOKE_STEPS, SMOKE_SEEDS = 4, 2
+
+
+def smoke_settings(opts: Options, cfg: Config) -> bool:
+    """Fewer steps and seeds when `opts.run` was trained with random weights (a smoke run only tests
+    the pipeline: a few say as much as the study's 50 x 4), unless `opts` gives the seeds. Changes
+    `opts` and `cfg`; True when it did."""
+    try:
+        if not load_run(opts.run).smoke_run:
+            return False
+    except RunError:
+        return False  # the benchmark itself reports what is wrong with the folder
+    cfg.benchmark.steps = SMOKE_STEPS
+    opts.seeds = opts.seeds or SMOKE_SEEDS
+    return True
 
 
 def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None) -> Outcome:
@@ -169,7 +186,7 @@ def _compare(scores, models: list[Model], b) -> list:
             comparisons.append(stats.compare(
                 metric, model.name, "base", [k[0] for k in shared], [k[1] if k[1] is not None else 0 for k in shared],
                 [base[k] for k in shared], [values[k] for k in shared], n_boot=b.bootstrap,
-                confidence=b.confidence, higher_is_better=METRICS[metric][1]))
+                confidence=b.confidence, higher_is_better=METRICS[metric].higher_is_better))
     return stats.adjust(comparisons, method=b.correction)
 
 

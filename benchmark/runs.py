@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.generate import Model
-
-RUN_FILE = "run.json"
+from ccub.recordfile import RecordError
+from finetune.run_record import RUN_FILE, RunRecord
 
 
 class RunError(ValueError):
@@ -31,23 +30,23 @@ class Run:
 
 def load_run(folder: Path) -> Run:
     folder = Path(folder)
-    path = folder / RUN_FILE
-    if not path.is_file():
+    if not (folder / RUN_FILE).is_file():
         raise RunError(f"{folder}: no {RUN_FILE}; is it a `ccub finetune` run folder (runs/<name>/)? "
                        f"Train one with `ccub finetune --culture <c> --output {folder}`")
     try:
-        facts = json.loads(path.read_text(encoding="utf-8"))
-        lora = folder / facts.get("lora", "pytorch_lora_weights.safetensors")
-        run = Run(name=folder.resolve().name, folder=folder, base=facts["base_model"],
-                  base_source=facts.get("base_path") or facts["base_model"], culture=facts.get("culture"),
-                  dataset=Path(facts["dataset"]), resolution=int(facts["config"]["resolution"]), lora=lora,
-                  smoke_run=bool(facts.get("smoke_run")), variant=facts.get("variant", "?"))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise RunError(f"{path}: unreadable or incomplete ({type(exc).__name__}: {exc}); "
-                       f"rerun `ccub finetune`") from exc
+        record = RunRecord.read_from(folder)
+        resolution = int(record.config["resolution"])
+    except RecordError as exc:
+        raise RunError(str(exc)) from exc
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RunError(f"{folder / RUN_FILE}: its config has no usable resolution ({exc!r}); {RunRecord.FIX}") \
+            from exc
+    lora = folder / record.lora
     if not lora.is_file():
         raise RunError(f"{folder}: {lora.name} is missing; the run did not finish (`ccub finetune --resume latest`)")
-    return run
+    return Run(name=folder.resolve().name, folder=folder, base=record.base_model, base_source=record.base_path,
+               culture=record.culture, dataset=Path(record.dataset), resolution=resolution, lora=lora,
+               smoke_run=record.smoke_run, variant=record.variant)
 
 
 def models_for(runs: list[Run]) -> list[Model]:

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from ccub.dedup.search import EXACT_LIMIT, LSH_BITS, LSH_TABLES
 
 CONFIG_FILE_NAME = "ccub.toml"
 
@@ -121,6 +125,12 @@ class Duplicates:
     semantic_size: int = 224
     # --test-fraction: the seed of the stratified, group-preserving split.
     split_seed: int = 1024
+    # The pHash search (ccub.dedup.search): exact up to exact_limit images, LSH above it with
+    # lsh_tables tables of lsh_bits sampled bits. Recall at distance 64 is 0.37 with the default
+    # tables; 530 tables give 0.95, for about 6.5x the LSH work.
+    exact_limit: int = EXACT_LIMIT
+    lsh_tables: int = LSH_TABLES
+    lsh_bits: int = LSH_BITS
 
 
 @dataclass
@@ -302,18 +312,54 @@ def setting_problems(settings: Any, choices: dict[str, Any], minimums: dict[str,
     return problems
 
 
+def type_problem(value: Any, expected: Any) -> str | None:
+    """None when `value` (as TOML gives it) fits the type hint `expected`, else the type it needed.
+    Integers fit float fields (TOML writes 1 for 1.0); booleans fit only bool fields."""
+    origin, args = typing.get_origin(expected), typing.get_args(expected)
+    if origin in (typing.Union, types.UnionType):
+        return None if any(type_problem(value, a) is None for a in args) else _type_name(expected)
+    if expected is type(None):
+        return None if value is None else "none"
+    if expected is Any:
+        return None
+    if expected is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif expected is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif origin is list:
+        ok = isinstance(value, list) and all(type_problem(v, args[0]) is None for v in value)
+    elif origin is dict:
+        ok = isinstance(value, dict) and all(type_problem(k, args[0]) is None and type_problem(v, args[1]) is None
+                                             for k, v in value.items())
+    else:
+        ok = isinstance(value, expected)
+    return None if ok else _type_name(expected)
+
+
+def _type_name(expected: Any) -> str:
+    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+    if expected in names:
+        return names[expected]
+    return str(expected).replace("typing.", "")
+
+
 def build_dataclass(cls: type, data: dict[str, Any], where: str) -> Any:
-    """`cls(**data)`, with unknown keys and wrong arguments reported as ConfigError naming `where`."""
+    """`cls(**data)`, with unknown keys and values of the wrong type reported as ConfigError naming
+    `where` (the file and section), the key, the type expected and the value found."""
     names = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(names))
     if unknown:
         raise ConfigError(
             f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(names)}"
         )
+    hints = typing.get_type_hints(cls)
     kwargs = {}
     for key, value in data.items():
-        # TOML writes 1 for 1.0; keep float thresholds floats so reports print them alike.
-        if isinstance(value, int) and not isinstance(value, bool) and names[key].type.startswith("float"):
+        needed = type_problem(value, hints[key])
+        if needed is not None:
+            raise ConfigError(f"{where}: {key} = {value!r} ({type(value).__name__}); expected {needed}")
+        # Keep float thresholds floats so reports print them alike.
+        if isinstance(value, int) and not isinstance(value, bool) and hints[key] is float:
             value = float(value)
         kwargs[key] = value
     try:
@@ -328,6 +374,10 @@ def _merge_section(current: Any, data: dict[str, Any], where: str) -> Any:
 
 
 def _vocab_tables(cfg: Config, data: dict[str, Any], where: str) -> None:
+    for kind in ("cultures", "categories"):
+        for key, table in data.get(kind, {}).items():
+            if not isinstance(table, dict):
+                raise ConfigError(f"{where}: [{kind}.{key}] = {table!r}; expected a table")
     for slug, table in data.get("cultures", {}).items():
         base = cfg.cultures.get(slug)
         merged = (dataclasses.asdict(base) if base else {}) | table
@@ -349,6 +399,15 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
             f"{where}: unknown section(s) {', '.join(unknown)}; "
             f"valid sections: {', '.join(k for k in _SECTIONS if k != 'source')}"
         )
+    hints = typing.get_type_hints(Config)
+    for name, value in data.items():
+        # A section is a table; severity, disable and the vocabularies have their own shapes.
+        expected = dict if name in _THRESHOLD_SECTIONS or name in ("cultures", "categories") else hints[name]
+        needed = type_problem(value, expected)
+        if needed is not None:
+            shown = f"[{name}]" if expected is dict else name
+            raise ConfigError(f"{where}: {shown} = {value!r} ({type(value).__name__}); expected "
+                              f"{'a table' if expected is dict else needed}")
     for name in _THRESHOLD_SECTIONS:
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ccub.checks.duplicates import PIXEL_KINDS
+from ccub.checks.duplicates import PIXEL_KINDS, Decisions, DuplicateChecks
 from ccub.checks.registry import Context, families, severity_of, spec_index
 from ccub.checks.rights import RightsChecks
 from ccub.config import Config
@@ -148,9 +148,17 @@ def _analyze_all(root: Root, images: list[str], tmp: Path, limits: Limits, worke
     return facts
 
 
-def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[Finding]:
+@dataclass
+class Checked:
+    findings: list[Finding]
+    status: dict[str, str]  # record key -> its worst finding's severity
+    duplicates: Decisions
+
+
+def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> Checked:
     disabled = set(ctx.cfg.disable)
     findings: list[Finding] = []
+    status: dict[str, str] = {}
 
     def note(found: Finding) -> None:
         if found.check in disabled:
@@ -158,9 +166,9 @@ def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[F
         findings.append(found)
         if found.record is not None:
             severity = severity_of(found.check, ctx.cfg)
-            current = ctx.status.get(found.record)
+            current = status.get(found.record)
             if current is None or SEVERITIES.index(severity) < SEVERITIES.index(current):
-                ctx.status[found.record] = severity
+                status[found.record] = severity
 
     for found in read.findings:
         note(found)
@@ -169,11 +177,14 @@ def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> list[F
         for family in checkers:
             for found in family.check_record(record, ctx):
                 note(found)
-    # Dataset checks come last: duplicate groups keep the copy with no other errors.
     for family in checkers:
         for found in family.check_dataset(records, ctx):
             note(found)
-    return findings
+    # Duplicates last: a group keeps the copy that no other check found an error in.
+    duplicates = DuplicateChecks().decide(records, ctx, status)
+    for found in duplicates.findings:
+        note(found)
+    return Checked(findings, status, duplicates)
 
 
 def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) -> list[Issue]:
@@ -187,16 +198,15 @@ def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) ->
     return issues
 
 
-def _export(records: list[Record], ctx: Context, tmp: Path, include_review: bool
+def _export(records: list[Record], ctx: Context, status: dict[str, str], tmp: Path, include_review: bool
             ) -> tuple[list[Outcome], dict[str, str]]:
     exporter, exported, outcomes = Exporter(tmp, ctx.cfg.limits.max_caption_chars), [], []
     rights = RightsChecks()
     for record in records:
-        severity = ctx.status.get(record.key)
-        status = STATUS_OF.get(severity or "", "accepted")
-        outcome = Outcome(record, status)
+        decided = STATUS_OF.get(status.get(record.key) or "", "accepted")
+        outcome = Outcome(record, decided)
         outcomes.append(outcome)
-        if status == "rejected" or (status == "review" and not include_review):
+        if decided == "rejected" or (decided == "review" and not include_review):
             continue
         license_id = rights.canonical_license(record.license or "")[0] or record.license
         item: Exported = exporter.add(record, normalize_caption(record.caption or ""),
@@ -238,17 +248,15 @@ def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: Progress
     return dict(zip(images, vectors, strict=True)), model, note
 
 
-def _groups(ctx: Context) -> list[dict[str, Any]]:
+def _groups(duplicates: Decisions) -> list[dict[str, Any]]:
     """Duplicate groups (any relation) for the reports: members, kept one, edges."""
-    graph = ctx.duplicate_graph
-    if graph is None:
-        return []
+    graph = duplicates.graph
     # Copies of one photo filed under several cultures: nobody is kept, every copy waits for
     # a person. Look-alikes that only CLIP links are never rejected for it.
     conflict = {m for members in graph.components(PIXEL_KINDS)
                 if len({graph.nodes[m].culture or "?" for m in members}) > 1 for m in members}
     out = []
-    for members in graph.components({e.kind for e in graph.edges}):
+    for members in duplicates.groups():
         inside = set(members)
         nodes = [graph.nodes[m] for m in members]
         out.append({
@@ -256,7 +264,7 @@ def _groups(ctx: Context) -> list[dict[str, Any]]:
                          "category": n.category, "split": n.split,
                          "status": ("already accepted" if n.record is None else
                                     "label conflict" if m in conflict else
-                                    "dropped" if m in ctx.dropped else "kept")}
+                                    "dropped" if m in duplicates.dropped else "kept")}
                         for m, n in zip(members, nodes, strict=True)],
             "edges": [{"a": graph.nodes[e.a].key, "b": graph.nodes[e.b].key, "kind": e.kind,
                        "value": round(e.value, 4)} for e in graph.edges
@@ -265,12 +273,9 @@ def _groups(ctx: Context) -> list[dict[str, Any]]:
     return out
 
 
-def _split_groups(ctx: Context) -> list[list[str]]:
-    graph = ctx.duplicate_graph
-    if graph is None:
-        return []
-    return [[graph.nodes[m].key for m in members if graph.nodes[m].record is not None]
-            for members in graph.components({e.kind for e in graph.edges})]
+def _split_groups(duplicates: Decisions) -> list[list[str]]:
+    nodes = duplicates.graph.nodes
+    return [[nodes[m].key for m in members if nodes[m].record is not None] for members in duplicates.groups()]
 
 
 def _write_index(exported: list[Exported], ctx: Context, folder: Path) -> None:
@@ -378,25 +383,25 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
         ctx = Context(cfg=cfg, vocab=vocab, root=read.root, facts=facts, against=against,
                       embeddings=embeddings, clip_model=clip_model,
                       splits_assigned_later=options.test_fraction is not None)
-        findings = _run_checks(records, ctx, read)
+        checked = _run_checks(records, ctx, read)
         notes = [semantic_note]
         if against is not None:
             notes.append(f"checked against {len(against)} accepted images in {against.root}")
         if options.test_fraction is not None:
-            eligible = [r for r in records if ctx.status.get(r.key) != "error"]
-            n_test = assign_test_split(eligible, _split_groups(ctx), options.test_fraction,
+            eligible = [r for r in records if checked.status.get(r.key) != "error"]
+            n_test = assign_test_split(eligible, _split_groups(checked.duplicates), options.test_fraction,
                                        cfg.duplicates.split_seed)
             notes.append(f"--test-fraction {options.test_fraction}: {n_test} of "
                          f"{len(eligible)} records in test, duplicate groups kept together")
         timings["check"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        outcomes, digests = _export(records, ctx, tmp, options.include_review)
+        outcomes, digests = _export(records, ctx, checked.status, tmp, options.include_review)
         timings["export"] = time.perf_counter() - t
 
         result = Result(options, cfg, read, facts, outcomes,
-                        _issues(findings, {r.key: r for r in records}, cfg), digests, timings,
-                        notes, _groups(ctx))
+                        _issues(checked.findings, {r.key: r for r in records}, cfg), digests, timings,
+                        notes, _groups(checked.duplicates))
         t = time.perf_counter()
         (tmp / "reports").mkdir()
         if report_writer is not None:

@@ -8,12 +8,6 @@ from typing import Any
 # Ordered from worst to mildest; a record's status is its worst finding's severity.
 SEVERITIES = ("error", "review", "warning", "info")
 
-# Fields a record carries, in the order reports and metadata.jsonl list them.
-RECORD_FIELDS = (
-    "caption", "culture", "category", "license", "creator", "contributor", "consent",
-    "language", "caption_source", "split", "blip_text", "negatives", "created_at",
-)
-
 
 @dataclass
 class Record:

@@ -102,6 +102,32 @@ def refresh_cards(data_dir: Path, meta_path: Path | None = None) -> CardResult:
     return _write(report, data_dir, *_recorded(data_dir))
 
 
+def refresh_published(data_dir: Path, meta_path: Path | None = None) -> CardResult:
+    """`ccub card`: refresh the cards of a `ccub validate --out` folder under its lock, from
+    `meta_path`, else ./card.toml (as for validate), else the card.toml they were last written
+    from (the steward may have edited it), else the facts recorded with them."""
+    from ccub.outdir import exclusive
+
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():  # the lock would create it
+        raise CardError(f"{data_dir / 'reports' / 'report.json'} not found; give the --out folder of a "
+                        "`ccub validate` run")
+    # The lock also completes a publish that a killed validate left half done.
+    with exclusive(data_dir, command="ccub card"):
+        local = Path("card.toml") if Path("card.toml").is_file() else None
+        return refresh_cards(data_dir, meta_path or local or recorded_source(data_dir))
+
+
+def write_template(target: Path) -> None:
+    """A commented card.toml for the steward to fill in; never over an existing file."""
+    from importlib import resources
+
+    if target.exists():
+        raise CardError(f"{target} exists; ccub never overwrites your card file")
+    target.write_text(resources.files("data_cards").joinpath("card_template.toml").read_text("utf-8"),
+                      encoding="utf-8")
+
+
 def recorded_source(data_dir: Path) -> Path | None:
     """The card.toml the cards of `data_dir` were last written from, when it is still there."""
     source = _recorded(Path(data_dir))[1]

@@ -18,10 +18,9 @@ import torch
 
 from ccub.escape import markdown_text
 from ccub.files import atomic_write_text
+from finetune.run_record import LORA_FILE, RunRecord
 
-LORA_FILE = "pytorch_lora_weights.safetensors"
 KOHYA_FILE = "pytorch_lora_weights_kohya.safetensors"
-RUN_FILE = "run.json"
 
 
 def peft_state(unet) -> dict[str, torch.Tensor]:
@@ -91,49 +90,48 @@ def library_versions() -> dict[str, str]:
     return found
 
 
-def write_run_card(output: Path, facts: dict[str, Any]) -> None:
+def write_run_card(output: Path, run: RunRecord) -> None:
     """`run.json` (read by `ccub benchmark`) and a Hugging Face model card `README.md`."""
-    atomic_write_text(Path(output) / RUN_FILE, json.dumps(facts, indent=2, ensure_ascii=False) + "\n")
-    atomic_write_text(Path(output) / "README.md", render_card(facts))
+    run.write_to(output)
+    atomic_write_text(Path(output) / "README.md", render_card(run))
 
 
-def render_card(facts: dict[str, Any]) -> str:
+def render_card(run: RunRecord) -> str:
     """The model card. Names, paths and descriptions come from users: in the YAML header they are JSON
     strings (valid YAML, no line breaks), in the Python example JSON literals inside a fenced block, and
     everywhere else `markdown_text`, so no value renders as HTML, a link or a table break."""
-    cfg = facts["config"]
-    smoke = facts["smoke_run"]
-    base = facts["base_path"] if facts["base_model"] != facts["base_path"] and smoke else facts["base_model"]
+    cfg = run.config
+    base = run.base_path if run.base_model != run.base_path and run.smoke_run else run.base_model
     md = markdown_text
-    lines = ["---", f"base_model: {json.dumps(facts['base_model'])}", "library_name: diffusers",
+    culture = run.culture or "unknown"
+    lines = ["---", f"base_model: {json.dumps(run.base_model)}", "library_name: diffusers",
              "tags:", "- text-to-image", "- stable-diffusion", "- lora", "- scoft", "- ccub",
-             f"- {json.dumps('culture-' + (facts['culture'] or 'unknown'))}", "---", "",
-             f"# SCoFT LoRA: {md(facts['culture'] or 'unknown culture')} ({md(facts['variant'])})", ""]
-    if smoke:
+             f"- {json.dumps('culture-' + culture)}", "---", "",
+             f"# SCoFT LoRA: {md(run.culture or 'unknown culture')} ({md(run.variant)})", ""]
+    if run.smoke_run:
         lines += ["> **SMOKE RUN.** Trained with RANDOM WEIGHTS (a tiny random base model, captioner or "
                   "backbone). These weights only test the pipeline; do not use or report them.", ""]
-    terms = ", ".join(f"{name} x {weight:g}" for name, weight in facts["loss_weights"].items())
+    terms = ", ".join(f"{name} x {weight:g}" for name, weight in run.loss_weights.items())
     lines += [
         f"LoRA (rank {cfg['rank']}, alpha {cfg['lora_alpha'] or cfg['rank']}) on the UNet attention projections of "
-        f"{md(facts['base_model'])}, trained by `ccub finetune` with variant **{md(facts['variant'])}** "
+        f"{md(run.base_model)}, trained by `ccub finetune` with variant **{md(run.variant)}** "
         f"(losses: {md(terms)}; perceptual terms every {cfg['perceptual_interval']} micro-batches, distance "
-        f"{md(facts['backbones'].get('contrastive', '-'))} for L_C and "
-        f"{md(facts['backbones'].get('perceptual', '-'))} for L_P).", "",
+        f"{md(run.backbones.get('contrastive', '-'))} for L_C and "
+        f"{md(run.backbones.get('perceptual', '-'))} for L_P).", "",
         "```python",
         "from diffusers import StableDiffusionPipeline",
         f"pipe = StableDiffusionPipeline.from_pretrained({json.dumps(base)})",
-        f"pipe.load_lora_weights({json.dumps(str(facts['output']))})",
+        f"pipe.load_lora_weights({json.dumps(run.output)})",
         "```", "",
         "| | |", "|---|---|",
-        f"| dataset | {md(facts['dataset'])} ({facts['images']} images; data card: "
-        f"{md(facts['data_card'] or 'none')}) |",
-        f"| steps | {facts['steps']} optimizer steps of {cfg['train_batch_size']} x "
-        f"{cfg['gradient_accumulation_steps']} images x {facts['hardware']['processes']} process(es) |",
-        f"| time | {facts['seconds']:.0f} s |",
-        f"| hardware | {md(facts['hardware'].get('gpu', facts['hardware']['device']))}, "
-        f"{md(facts['hardware']['mixed_precision'])} |",
+        f"| dataset | {md(run.dataset)} ({run.images} images; data card: {md(run.data_card or 'none')}) |",
+        f"| steps | {run.steps} optimizer steps of {cfg['train_batch_size']} x "
+        f"{cfg['gradient_accumulation_steps']} images x {run.hardware['processes']} process(es) |",
+        f"| time | {run.seconds:.0f} s |",
+        f"| hardware | {md(run.hardware.get('gpu', run.hardware['device']))}, "
+        f"{md(run.hardware['mixed_precision'])} |",
         f"| seed | {cfg['seed']} |",
-        f"| libraries | {md(', '.join(f'{k} {v}' for k, v in facts['versions'].items()))} |", "",
+        f"| libraries | {md(', '.join(f'{k} {v}' for k, v in run.versions.items()))} |", "",
         "The resolved config is `config.toml`, the training log `train_log.jsonl` (TensorBoard logs in `logs/`),",
         "validation grids `samples/`.", ""]
     return "\n".join(lines)

@@ -20,30 +20,33 @@ a failure or an interruption: they state the sha256 and the columns of every met
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
-import json
 import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, ClassVar
 
 from ccub import __version__
 from ccub.config import Config, Prepare, setting_problems
-from ccub.files import atomic_write, atomic_write_text
+from ccub.files import atomic_write
 from ccub.imaging.decode import open_image
 from ccub.outdir import JOURNAL, exclusive
+from ccub.recordfile import RecordError, RecordFile
 from data_cards import refresh_cards
 from finetune.captions import STRATEGIES
 from finetune.dataset import (
     GENERIC,
     NEGATIVES,
     Dataset,
+    DatasetError,
     MetadataFile,
     generic_caption,
     listed_negatives,
+    missing_for_scoft,
     read_dataset,
     write_metadata,
 )
@@ -110,38 +113,49 @@ def check_settings(s: Prepare) -> None:
 # --------------------------------------------------------------------------- the manifest
 
 
-def read_manifest(root: Path) -> dict[str, Any]:
-    path = root / MANIFEST
+@dataclass
+class PrepareManifest(RecordFile):
+    """`prepare.json`: how every generic caption and negative was made, by image key."""
+
+    SCHEMA: ClassVar[str] = "ccub.prepare"
+    VERSION: ClassVar[int] = 1
+    FIX: ClassVar[str] = "move it away and rerun `ccub prepare --force`"
+
+    captions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    negatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tool: str = "ccub prepare"
+    ccub_version: str = __version__
+    updated: str = ""
+    smoke_run: bool = False  # some caption or negative was made with random weights
+    models: dict[str, str] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def made_with_random_weights(self) -> bool:
+        return any(e.get("random_weights") for e in (*self.captions.values(), *self.negatives.values()))
+
+
+def read_manifest(root: Path) -> PrepareManifest:
+    """The dataset's manifest; an empty one when it has none yet."""
+    path = Path(root) / MANIFEST
     if not path.is_file():
-        return {"captions": {}, "negatives": {}}
+        return PrepareManifest()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PrepareError(f"{path}: unreadable ({exc}); move it away and rerun with --force") from exc
-    data.setdefault("captions", {})
-    data.setdefault("negatives", {})
-    return data
-
-
-def smoke_run(manifest: dict[str, Any]) -> bool:
-    """Was any caption or negative of this dataset made with random weights?"""
-    entries = [*manifest["captions"].values(), *manifest["negatives"].values()]
-    return any(e.get("random_weights") for e in entries)
+        return PrepareManifest.read(path)
+    except RecordError as exc:
+        raise PrepareError(str(exc)) from exc
 
 
 class Committer:
     """Writes the manifest and then the metadata, each atomically, after every batch."""
 
-    def __init__(self, dataset: Dataset, manifest: dict[str, Any], settings: Prepare, models: dict[str, str]):
+    def __init__(self, dataset: Dataset, manifest: PrepareManifest, settings: Prepare, models: dict[str, str]):
         self.dataset, self.manifest, self.settings, self.models = dataset, manifest, settings, models
 
     def __call__(self) -> None:
-        self.manifest.update({"tool": "ccub prepare", "ccub_version": __version__,
-                              "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                              "smoke_run": smoke_run(self.manifest), "models": self.models,
-                              "settings": dataclasses.asdict(self.settings)})
-        text = json.dumps(self.manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
-        atomic_write_text(self.dataset.root / MANIFEST, text)
+        m = self.manifest
+        m.ccub_version, m.updated = __version__, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        m.smoke_run, m.models, m.settings = m.made_with_random_weights(), self.models, dataclasses.asdict(self.settings)
+        m.write(self.dataset.root / MANIFEST)
         write_metadata(self.dataset)
 
 
@@ -216,6 +230,42 @@ def smoke_settings(settings: Prepare, tiny: str, keep: set[str]) -> Prepare:
 
     changes = {"resolution": TINY_PRESETS[tiny]["resolution"], "steps": 4}
     return dataclasses.replace(settings, **{k: v for k, v in changes.items() if k not in keep})
+
+
+def apply_flags(settings: Prepare, given: dict[str, Any], base: str | None) -> tuple[Prepare, str | None]:
+    """The settings with the command line's values (None: not given) and the tiny preset that
+    `base` names, if it names one: then the preset's smoke settings, except where a flag says."""
+    from finetune.tiny import is_tiny
+
+    given = {k: v for k, v in given.items() if v is not None}
+    tiny = base if is_tiny(base) else None
+    if base and not tiny:
+        given["base"] = base
+    settings = dataclasses.replace(settings, **given)
+    return (smoke_settings(settings, tiny, set(given)) if tiny else settings), tiny
+
+
+def prepare_if_missing(opts: Options, cfg: Config, progress: ProgressFn | None = None,
+                       announce: Callable[[str], None] = print) -> Result | None:
+    """Run `prepare` when rows lack a generic caption or negatives (after telling `announce` what
+    is missing); None when nothing is. `finetune` calls it before training."""
+    missing = missing_for_scoft(read_dataset(opts.root))
+    if not any(missing.values()):
+        return None
+    what = ", ".join(f"{n} rows without {k}" for k, n in missing.items() if n)
+    announce(f"{opts.root}: {what}; running `ccub prepare` first.")
+    if opts.tiny:
+        cfg = copy.copy(cfg)  # the caller's config stays as it was
+        cfg.prepare = smoke_settings(cfg.prepare, opts.tiny, set())
+    return prepare(opts, cfg, progress)
+
+
+def culture_of(root: Path, cfg: Config) -> str | None:
+    """`dataset_culture` of the dataset at `root`; None when it cannot be read."""
+    try:
+        return dataset_culture(read_dataset(root), cfg)
+    except DatasetError:
+        return None
 
 
 def dataset_culture(dataset: Dataset, cfg: Config) -> str | None:
@@ -296,7 +346,7 @@ def _prepare(opts: Options, cfg: Config, progress: ProgressFn | None) -> Result:
         stage = NegativeStage(dataset, manifest, settings, models, result, max_pixels)
         stage.run(opts.force, device, dtype, commit, report)
     commit()
-    result.smoke_run = smoke_run(manifest)
+    result.smoke_run = manifest.made_with_random_weights()
     return result
 
 
@@ -327,7 +377,7 @@ def _free_memory() -> None:
 @dataclass
 class CaptionStage:
     dataset: Dataset
-    manifest: dict[str, Any]
+    manifest: PrepareManifest
     settings: Prepare
     lexicon: Any
     model: ModelRef
@@ -386,7 +436,7 @@ class CaptionStage:
     def apply(self, item: Row, text: str, source: str, model: ModelRef | None) -> None:
         mf, row = item
         row[GENERIC], row[SOURCE] = text, source
-        self.manifest["captions"][self.dataset.image_key(mf, row)] = {
+        self.manifest.captions[self.dataset.image_key(mf, row)] = {
             "strategy": self.settings.captions, "source": source,
             "prompt": self.settings.caption_prompt if model else None,
             "stripped": bool(self.lexicon) and (model is None or self.settings.strip_model_captions),
@@ -410,7 +460,7 @@ def is_generated(path: str) -> bool:
 @dataclass
 class NegativeStage:
     dataset: Dataset
-    manifest: dict[str, Any]
+    manifest: PrepareManifest
     settings: Prepare
     models: Models
     result: Result
@@ -490,7 +540,7 @@ class NegativeStage:
         random = any(m.random_weights for m in (self.models.base, self.models.controlnet, self.models.depth))
         for (_, row), key, row_paths, row_seeds, prompt in zip(batch, keys, paths, seeds, prompts, strict=True):
             row[NEGATIVES] = [*listed_negatives(row), *row_paths]
-            self.manifest["negatives"][key] = {
+            self.manifest.negatives[key] = {
                 "files": row_paths, "seeds": row_seeds, "prompt": prompt, "size": list(size),
                 "base": self.models.base.name, "controlnet": self.models.controlnet.name,
                 "depth_model": self.models.depth.name, "scheduler": s.scheduler, "steps": s.steps,

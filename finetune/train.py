@@ -24,7 +24,6 @@ from ccub.files import atomic_write_text
 from finetune import checkpoints as ckpt
 from finetune.config import ScoftConfig, dump_toml
 from finetune.outputs import (
-    LORA_FILE,
     hardware,
     library_versions,
     peft_state,
@@ -33,6 +32,7 @@ from finetune.outputs import (
     save_lora,
     write_run_card,
 )
+from finetune.run_record import LORA_FILE, RunRecord
 
 STUDY_PROMPTS = ("Family is eating together, in {name}", "People wearing traditional clothing, in {name}",
                  "Photo of a street, in {name}", "A table of food in {name}")
@@ -137,6 +137,7 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
 
     # 2. Data, with the frozen encoders' outputs cached once.
     examples = scoft_examples(read_dataset(opts.dataset))
+    prepared_with_random = _prepared_with_random(opts.dataset)
     data = TrainingData(examples, cfg.resolution, cfg.random_flip, cfg.negative_flip)
     data.cache_text(parts.tokenizer, text_encoder, device, weight_dtype)
     if cfg.cache_latents:
@@ -221,7 +222,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     # 5. Outputs.
     accelerator.wait_for_everyone()
     files = []
-    smoke = tiny or any("RANDOM WEIGHTS" in d for d in backbones.values()) or _prepared_with_random(opts.dataset)
+    random_backbone = any(b is not None and b.random_weights for b in (frozen.perceptual, frozen.contrast))
+    smoke = tiny or random_backbone or prepared_with_random
     if accelerator.is_main_process:
         final_unet = accelerator.unwrap_model(unet)
         files.append(save_lora(final_unet, output))
@@ -229,14 +231,12 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
             files.append(save_kohya(final_unet, output))
     files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
     if accelerator.is_main_process:
-        write_run_card(output, {
-            "tool": "ccub finetune", "output": str(output), "base_model": cfg.base, "base_path": parts.base.source,
-            "culture": opts.culture,
-            "dataset": str(Path(opts.dataset).resolve()), "data_card": _data_card(opts.dataset),
-            "images": len(data), "variant": cfg.variant, "loss_weights": _weights(cfg), "backbones": backbones,
-            "steps": steps, "resumed_from": start, "skipped_steps": skipped_total,
-            "seconds": time.monotonic() - started, "hardware": hardware(accelerator),
-            "versions": library_versions(), "smoke_run": smoke, "config": config, "lora": LORA_FILE})
+        write_run_card(output, RunRecord(
+            output=str(output), base_model=cfg.base, base_path=parts.base.source, culture=opts.culture,
+            dataset=str(Path(opts.dataset).resolve()), data_card=_data_card(opts.dataset), images=len(data),
+            variant=cfg.variant, loss_weights=_weights(cfg), backbones=backbones, steps=steps, resumed_from=start,
+            skipped_steps=skipped_total, seconds=time.monotonic() - started, hardware=hardware(accelerator),
+            versions=library_versions(), smoke_run=bool(smoke), config=config))
     accelerator.end_training()
     return TrainResult(output, steps, output / LORA_FILE, smoke, start, skipped_total, files)
 
@@ -347,10 +347,9 @@ def _data_card(dataset: Path) -> str | None:
 
 
 def _prepared_with_random(dataset: Path) -> bool:
-    manifest = Path(dataset) / "prepare.json"
-    if not manifest.is_file():
-        return False
+    from finetune.prepare import PrepareError, read_manifest
+
     try:
-        return bool(json.loads(manifest.read_text(encoding="utf-8")).get("smoke_run"))
-    except (OSError, ValueError):
-        return False
+        return read_manifest(Path(dataset)).made_with_random_weights()
+    except PrepareError as exc:
+        raise TrainingError(str(exc)) from exc

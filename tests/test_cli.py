@@ -153,6 +153,12 @@ def test_invalid_ccub_toml_exits_2_naming_file_and_key(tmp_path, monkeypatch, cl
         assert "ccub.toml" in message and "max_caption_charz" in message
         assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+    # A value of the wrong type is a config error too, never an internal error later in the run.
+    (work / "ccub.toml").write_text('[geometry]\nmin_short_side_error = "big"\n', "utf-8")
+    result = invoke("validate", clean_set, "--out", tmp_path / "out")
+    assert result.exit_code == 2 and "internal error" not in result.output
+    assert "[geometry]: min_short_side_error = 'big' (str); expected an integer" in flat(result.output)
+    assert not (tmp_path / "out").exists()
     bad_severity = tmp_path / "bad.toml"
     bad_severity.write_text('[severity]\n"caption.nope" = "error"\n', "utf-8")
     result = invoke("checks", "--config", bad_severity)

@@ -31,3 +31,32 @@ def test_readme_check_catalogue_is_current():
     result = CliRunner().invoke(app, ["checks", "--markdown"], env={"COLUMNS": "300"})
     block = README.split("<!-- check-catalogue")[1].split("<!-- /check-catalogue -->")[0]
     assert block.split("\n", 1)[1] == result.output
+
+
+ROOT = Path(__file__).parents[1]
+ARCHITECTURE = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+
+
+def architecture_references() -> list[tuple[Path, str | None]]:
+    """(file, name defined in it or None) for every `dir/file.py` (optionally followed by `name`)
+    in ARCHITECTURE.md, and every bare `file.py` of a list that follows a `dir/file.py`."""
+    found = []
+    for match in re.finditer(r"`([a-z_]+(?:/[a-z_]+)*\.py)`(?: `(\w+)`)?", ARCHITECTURE):
+        path, name = match.groups()
+        if "/" not in path:  # a sibling of the last full path named before it
+            path = str(Path(found[-1][0]).parent / path)
+        found.append((path, name))
+    return [(ROOT / path, name) for path, name in found]
+
+
+def test_architecture_names_only_modules_and_functions_that_exist():
+    references = architecture_references()
+    assert len(references) > 20, "the pattern finds the references"
+    for path, name in references:
+        assert path.is_file(), f"ARCHITECTURE.md names {path.relative_to(ROOT)}, which does not exist"
+        if name:
+            source = path.read_text(encoding="utf-8")
+            assert re.search(rf"^(def|class) {name}\b|^{name}\b.*=", source, re.M), \
+                f"ARCHITECTURE.md names {name} in {path.relative_to(ROOT)}, which does not define it"
+    folders = re.findall(r"`([a-z_]+/)`", ARCHITECTURE)
+    assert all((ROOT / f).is_dir() for f in folders), folders

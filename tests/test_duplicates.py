@@ -116,6 +116,19 @@ def test_crop_goes_to_review_not_removal(root, tmp_path):
     assert outcome(result, K + "FOOD_2.jpg").status == "review"
 
 
+def test_the_search_settings_reach_the_search(root, tmp_path):
+    # The 5% crop of the test above, searched by LSH (exact_limit 1) with one table that samples
+    # every bit: only identical hashes share a bucket, so the crop is no longer found.
+    original = photo(SIZE, seed=5)
+    make_image(root / "korea" / "FOOD_1.jpg", image=original)
+    make_image(root / "korea" / "FOOD_2.jpg", image=crop_side(original, 0.05))
+    submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
+    blind = config(duplicates={"exact_limit": 1, "lsh_tables": 1, "lsh_bits": 256})
+    assert "duplicate.near_review" not in checks_for(run(root, tmp_path, blind), K + "FOOD_2.jpg")
+    wide = config(duplicates={"exact_limit": 1, "lsh_tables": 400, "lsh_bits": 18})
+    assert "duplicate.near_review" in checks_for(run(root, tmp_path, wide), K + "FOOD_2.jpg")
+
+
 def test_near_duplicate_across_cultures_is_a_label_conflict(root, tmp_path):
     original = photo(SIZE, seed=5)
     make_image(root / "korea" / "FOOD_1.jpg", image=original)

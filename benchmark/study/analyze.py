@@ -221,7 +221,8 @@ def _correlations(question: str, rankings: list[Ranking], metrics: dict[tuple[st
     names = sorted({m for values in metrics.values() for m in values})
     out = []
     for metric in names:
-        sign = 1.0 if METRICS.get(metric, ("", True))[1] else -1.0
+        # A proxy ccub does not know is taken as higher-is-better.
+        sign = -1.0 if metric in METRICS and not METRICS[metric].higher_is_better else 1.0
         keep = [n for n, item in enumerate(items) if all(metric in metrics.get((item, m), {}) for m in models)]
         if not keep:
             continue

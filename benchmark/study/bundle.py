@@ -132,7 +132,7 @@ def _read_metrics(path: Path, names: list[str]) -> dict[tuple[str, str, int], di
     name = read_back(names)
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
-            if METRICS.get(row["metric"], ("",))[0] == "image" and row["seed"] != "":
+            if row["metric"] in METRICS and METRICS[row["metric"]].level == "image" and row["seed"] != "":
                 found.setdefault((name(row["model"]), name(row["prompt"]), int(row["seed"])), {})[row["metric"]] = \
                     float(row["value"])
     return found

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,12 +117,25 @@ class DuplicateChecks(CheckFamily):
                   "labels.", ("duplicates.semantic_min_cosine",)),
     )
 
-    def check_dataset(self, records: list[Record], ctx: Context) -> Iterable[Finding]:
+    def decide(self, records: list[Record], ctx: Context, status: Mapping[str, str]) -> Decisions:
+        """The duplicate graph, the copies dropped and the findings. `status` (record key -> worst
+        severity of the other checks) lets a group keep the copy with no other errors, so the
+        pipeline runs this after every other check."""
         graph = build_graph(records, ctx)
-        ctx.duplicate_graph = graph
-        yield from _removal(graph, ctx)
-        yield from _review(graph, ctx)
-        yield from _leakage(graph, ctx)
+        dropped, removal = _removal(graph, ctx, status)
+        review = _review(graph, ctx, status, dropped)
+        return Decisions(graph, dropped, [*removal, *review, *_leakage(graph, ctx)])
+
+
+@dataclass
+class Decisions:
+    graph: Graph
+    dropped: set[int]  # nodes (records of this run) removed as copies of a kept image
+    findings: list[Finding]
+
+    def groups(self) -> list[list[int]]:
+        """Every group of related images (any kind of edge), as node indices."""
+        return self.graph.components({e.kind for e in self.graph.edges})
 
 
 def _node(record: Record, ctx: Context) -> Node:
@@ -152,9 +165,10 @@ def build_graph(records: list[Record], ctx: Context) -> Graph:
     hashes = np.stack([np.frombuffer(ctx.facts[n.image].phash, dtype=np.uint64)
                        .reshape(VARIANTS, WORDS) for n in graph.nodes[:own]]) if own else \
         np.zeros((0, VARIANTS, WORDS), np.uint64)
-    i, j, d = pairs_within(hashes, cfg.review_max_distance)
+    search = {"exact_limit": cfg.exact_limit, "tables": cfg.lsh_tables, "bits": cfg.lsh_bits}
+    i, j, d = pairs_within(hashes, cfg.review_max_distance, **search)
     if against is not None and own:
-        ni, oj, od = pairs_between(hashes, against.hashes, cfg.review_max_distance)
+        ni, oj, od = pairs_between(hashes, against.hashes, cfg.review_max_distance, **search)
         i, j, d = np.concatenate([i, ni]), np.concatenate([j, oj + own]), np.concatenate([d, od])
     for a, b, dist in zip(i.tolist(), j.tolist(), d.tolist(), strict=True):
         kind = "near" if dist <= cfg.near_max_distance else "near_review"
@@ -232,10 +246,10 @@ def _full_digest(node: Node, own: bool, ctx: Context) -> str:
         return ""
 
 
-def _preference(node: Node, ctx: Context) -> tuple:
+def _preference(node: Node, status: Mapping[str, str]) -> tuple:
     """Already accepted first; then no errors, no review items, most pixels, earliest, richest
     caption."""
-    status = ctx.status.get(node.key) if node.record else None
+    status = status.get(node.key) if node.record else None
     # Resolutions within about 5% count as equal (margins are measured on a small copy).
     size = -int(math.log(max(node.pixels, 1), 1.05))
     return (node.record is not None, status == "error", status == "review", size,
@@ -246,8 +260,9 @@ def _describe(node: Node) -> str:
     return node.image if node.record else f"{node.image} (already accepted)"
 
 
-def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
-    ctx.dropped = set()
+def _removal(graph: Graph, ctx: Context, status: Mapping[str, str]) -> tuple[set[int], list[Finding]]:
+    dropped: set[int] = set()
+    findings = []
     rank = {kind: i for i, kind in enumerate(REMOVAL_KINDS)}
     around: dict[int, list[Edge]] = defaultdict(list)
     for edge in graph.edges:
@@ -258,7 +273,7 @@ def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
         nodes = [graph.nodes[m] for m in members]
         if len({n.culture or "?" for n in nodes}) > 1:
             continue  # a label conflict: reported by _leakage, nobody is kept
-        keep = min(members, key=lambda m: _preference(graph.nodes[m], ctx))
+        keep = min(members, key=lambda m: _preference(graph.nodes[m], status))
         for member in members:
             node = graph.nodes[member]
             if member == keep or node.record is None:
@@ -270,12 +285,13 @@ def _removal(graph: Graph, ctx: Context) -> Iterable[Finding]:
             if edge.kind != "same_file" and _sha256(graph, member, ctx) == \
                     _sha256(graph, keep, ctx):
                 edge = Edge(member, keep, "same_file", 0)
-            ctx.dropped.add(member)
-            yield Finding(f"duplicate.{edge.kind}", f"duplicate of {_describe(graph.nodes[keep])} "
-                          f"(kept; {_edge_description(edge)})", record=node.key, file=node.image)
+            dropped.add(member)
+            findings.append(Finding(f"duplicate.{edge.kind}", f"duplicate of {_describe(graph.nodes[keep])} "
+                                    f"(kept; {_edge_description(edge)})", record=node.key, file=node.image))
+    return dropped, findings
 
 
-def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
+def _review(graph: Graph, ctx: Context, status: Mapping[str, str], dropped: set[int]) -> Iterable[Finding]:
     same_group = {node: index for index, members in enumerate(graph.components(REMOVAL_KINDS))
                   for node in members}
     seen: set[tuple[int, str]] = set()
@@ -283,12 +299,12 @@ def _review(graph: Graph, ctx: Context) -> Iterable[Finding]:
                                                      else e.value)):
         if edge.kind not in ("near_review", "semantic"):
             continue
-        if edge.a in ctx.dropped or edge.b in ctx.dropped:
+        if edge.a in dropped or edge.b in dropped:
             continue
         if edge.a in same_group and same_group[edge.a] == same_group.get(edge.b):
             continue  # already resolved by removal
         a, b = graph.nodes[edge.a], graph.nodes[edge.b]
-        later, other = (edge.b, a) if _preference(a, ctx) <= _preference(b, ctx) else (edge.a, b)
+        later, other = (edge.b, a) if _preference(a, status) <= _preference(b, status) else (edge.a, b)
         node = graph.nodes[later]
         if node.record is None or (later, edge.kind) in seen:
             continue

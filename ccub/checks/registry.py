@@ -8,7 +8,7 @@ see every record at once (duplicates, repeated captions, counts).
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -39,16 +39,12 @@ class Context:
     vocab: Vocabulary
     root: Root  # the submissions folder, read only through it
     facts: dict[str, ImageFacts]  # by image path relative to the root
-    status: dict[str, str] = field(default_factory=dict)  # record key -> worst severity so far
     # Duplicate search: an accepted dataset to check against (--against), CLIP embeddings by
     # image (--clip) and the model's name, and whether --test-fraction assigns splits later.
     against: AcceptedIndex | None = None
     embeddings: dict[str, Any] | None = None
     clip_model: str | None = None
     splits_assigned_later: bool = False
-    # Filled by the duplicate checks, read by the split maker and the report.
-    duplicate_graph: Any = None
-    dropped: set[int] = field(default_factory=set)
 
 
 class CheckFamily:
@@ -85,6 +81,26 @@ def all_specs() -> Iterator[CheckSpec]:
 @cache
 def spec_index() -> dict[str, CheckSpec]:
     return {spec.id: spec for spec in all_specs()}
+
+
+@dataclass(frozen=True)
+class CheckRow:
+    """One check as a configuration sees it: `ccub checks` prints these."""
+
+    id: str
+    severity: str  # "disabled" when the configuration disables it
+    thresholds: str  # "key=value, ..." or "-"
+    summary: str
+    fix: str
+
+
+def check_rows(cfg: Config) -> list[CheckRow]:
+    rows = []
+    for spec in all_specs():
+        severity = "disabled" if spec.id in cfg.disable else severity_of(spec.id, cfg)
+        thresholds = ", ".join(f"{t}={cfg.lookup(t)}" for t in spec.thresholds if not isinstance(cfg.lookup(t), list))
+        rows.append(CheckRow(spec.id, severity, thresholds or "-", spec.summary, spec.fix))
+    return rows
 
 
 def severity_of(check_id: str, cfg: Config) -> str:

@@ -86,7 +86,7 @@ def header(data: Path) -> dict:
 
 
 def test_card_while_another_process_holds_the_output_exits_2_naming_it(data, monkeypatch):
-    monkeypatch.setattr(ccub.cli, "_model_stack", lambda: None)  # prepare locks before any model
+    monkeypatch.setattr(ccub.commands.prepare, "model_stack", lambda: None)  # prepare locks before any model
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys; from ccub.outdir import exclusive\n"
          "with exclusive(sys.argv[1], command='ccub validate'):\n"

@@ -353,14 +353,16 @@ def test_tiff_benchmark_image_refused_by_study_bundle(tmp_path):
 
 def test_markup_in_paths_escaped_in_lora_model_card():
     from finetune.outputs import render_card
+    from finetune.run_record import RunRecord
 
-    facts = {"config": {"rank": 4, "lora_alpha": 4, "perceptual_interval": 2, "train_batch_size": 1,
-                        "gradient_accumulation_steps": 1, "seed": 0},
-             "smoke_run": False, "base_model": f"x`{SCRIPT}`", "base_path": "x", "culture": "korea", "variant": "M",
-             "loss_weights": {"mse": 1.0}, "backbones": {"perceptual": f"lpips: /w/`{SCRIPT}`"},
-             "output": f"runs/`{SCRIPT}`", "dataset": f"data/`{SCRIPT}` [x](javascript:alert(1))", "images": 4,
-             "data_card": f"cards/{SCRIPT}.md", "steps": 2, "seconds": 1.0,
-             "hardware": {"device": "cpu", "processes": 1, "mixed_precision": "no"}, "versions": {"ccub": "0"}}
+    facts = RunRecord(
+        config={"rank": 4, "lora_alpha": 4, "perceptual_interval": 2, "train_batch_size": 1,
+                "gradient_accumulation_steps": 1, "seed": 0},
+        smoke_run=False, base_model=f"x`{SCRIPT}`", base_path="x", culture="korea", variant="M",
+        loss_weights={"mse": 1.0}, backbones={"perceptual": f"lpips: /w/`{SCRIPT}`"}, output=f"runs/`{SCRIPT}`",
+        dataset=f"data/`{SCRIPT}` [x](javascript:alert(1))", images=4, data_card=f"cards/{SCRIPT}.md", steps=2,
+        resumed_from=0, skipped_steps=0, seconds=1.0,
+        hardware={"device": "cpu", "processes": 1, "mixed_precision": "no"}, versions={"ccub": "0"})
     card = render_card(facts)
     assert unescaped_markup(card) == []
     assert card.startswith('---\nbase_model: "x`<img src=x onerror=alert(1)>`"\n')

@@ -1,7 +1,4 @@
-"""`ccub study make | analyze | simulate`: the human ranking study on the command line.
-
-Imported by `ccub.cli` at start-up, so nothing heavy is imported here at module level.
-"""
+"""`ccub study make | analyze | simulate`: the human ranking study on the command line."""
 
 from __future__ import annotations
 
@@ -13,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ccub.cli import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigOption, _load, console, err, staged_progress
+from ccub.commands.common import EXIT_FINDINGS, EXIT_OK, ConfigOption, console, err, fail, load_config, staged_progress
 
 study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
                         help="Run a human ranking study of benchmark images and compare people with the proxies.")
@@ -46,7 +43,7 @@ def make(
     from benchmark.study.bundle import MakeOptions, StudyError, make_study
     from ccub.config import ConfigError
 
-    cfg = _load(config)
+    cfg = load_config(config)
     for name, value in (("items", items), ("per_participant", per_participant), ("seed", seed)):
         if value is not None:
             setattr(cfg.study, name, value)
@@ -56,8 +53,7 @@ def make(
         try:
             made = make_study(options, cfg, on_progress)
         except (StudyError, ConfigError, ValueError) as exc:
-            err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-            raise typer.Exit(EXIT_USAGE) from exc
+            fail(exc, cause=exc)
     if made.smoke_run:
         console.print("[bold yellow]TEST STUDY:[/] some images come from models with RANDOM WEIGHTS; the survey "
                       "says so on every page. Do not run it with people.", highlight=False)
@@ -91,18 +87,16 @@ def analyze(
     from benchmark.study.responses import RESUBMISSION, read_responses
     from ccub.config import ConfigError
 
-    cfg = _load(config)
+    cfg = load_config(config)
     for flag, value, allowed in (("--participants", participants, GROUPS),
                                  ("--resubmission", resubmission, RESUBMISSION)):
         if value is not None and value not in allowed:
-            err.print(f"[red]error:[/] {flag} {escape(value)}: use one of {', '.join(allowed)}", highlight=False)
-            raise typer.Exit(EXIT_USAGE)
+            fail(f"{flag} {value}: use one of {', '.join(allowed)}")
     cfg.study.resubmission = resubmission or cfg.study.resubmission
     try:
         check_study_settings(cfg.study)
     except ConfigError as exc:
-        err.print(f"[red]config error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from exc
+        fail(exc, "config error", exc)
     try:
         folders = find_studies(study)
         keys = [read_study(f) for f in folders]
@@ -111,8 +105,7 @@ def analyze(
             raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
         found, rejected = read_responses(responses, keys, cfg.limits, cfg.study.resubmission)
     except (StudyError, FileNotFoundError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from exc
+        fail(exc, cause=exc)
     for message in rejected:
         err.print(f"[red]rejected:[/] {escape(message)}", highlight=False)
     console.print(f"{sum(r.files for r in found.values())} response file(s) read, {len(rejected)} rejected",
@@ -129,8 +122,7 @@ def analyze(
                       f"{' '.join(result.notes)}", highlight=False, markup=False)
     usable = [r for r in results if r.strengths]
     if not usable:
-        err.print(f"[red]error:[/] no usable rankings in {escape(str(responses))}", highlight=False)
-        raise typer.Exit(EXIT_USAGE)
+        fail(f"no usable rankings in {responses}")
     files = write_outputs(usable, out or study / "analysis")
     for result in usable:
         _print_analysis(result)
@@ -205,15 +197,12 @@ def simulate(
         try:
             planted[name.strip()] = float(value)
         except ValueError:
-            err.print(f"[red]error:[/] --strength {escape(repr(text))}: write MODEL=NUMBER, e.g. korea-MPC=1.0",
-                      highlight=False)
-            raise typer.Exit(EXIT_USAGE) from None
+            fail(f"--strength {text!r}: write MODEL=NUMBER, e.g. korea-MPC=1.0")
     try:
         key = read_study(study)
         documents = run_simulation(key, participants, planted, seed=seed)
     except (StudyError, ValueError) as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(EXIT_USAGE) from exc
+        fail(exc, cause=exc)
     paths = write_responses(documents, out)
     console.print(f"{len(paths)} SIMULATED response files in {out} (strengths: "
                   f"{json.dumps(planted) if planted else 'all 0'}); next: ccub study analyze {study} {out}",

@@ -1,0 +1,110 @@
+"""`ccub finetune`: train a SCoFT LoRA for one culture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from ccub.commands.common import console, err, fail, load_config, main_process, model_stack, smoke_banner
+from ccub.commands.prepare import run_prepare
+
+
+def finetune(
+    culture: Annotated[str | None, typer.Option(help="Culture slug: trains on DATA/clean/CULTURE/.")] = None,
+    data: Annotated[Path, typer.Option(help="The `ccub validate --out` folder.")] = Path("data"),
+    dataset: Annotated[Path | None, typer.Option(help="A prepared imagefolder instead of DATA/clean/CULTURE/.")]
+    = None,
+    base: Annotated[str | None, typer.Option(
+        help="Base Stable Diffusion 1.x/2.x (hub id or folder; default CompVis/stable-diffusion-v1-4); 'tiny' "
+             "(or 'tiny-v', v-prediction) builds a tiny random one for a smoke run on CPU.")] = None,
+    variant: Annotated[str | None, typer.Option(help="lora, M, MP or MPC (SCoFT, the default).")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Distance of the contrastive loss: dreamsim (the "
+                                                      "reference's, default), clip, dinov2, blip2, lpips, "
+                                                      "vgg.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps.", min=1)] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (instead of --steps).", min=1)] = None,
+    config: Annotated[Path | None, typer.Option(help="SCoFT config TOML (every hyperparameter; a run's "
+                                                     "config.toml works).", dir_okay=False)] = None,
+    ccub_config: Annotated[Path | None, typer.Option(
+        "--ccub-config", help="ccub.toml for the cultures and the prepare settings (default: ./ccub.toml when "
+                              "present).", dir_okay=False)] = None,
+    output: Annotated[Path | None, typer.Option(help="Run folder (default runs/CULTURE-VARIANT).")] = None,
+    resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint-N folder.")] = None,
+    export: Annotated[str | None, typer.Option(help="Also write kohya (A1111/ComfyUI) LoRA weights: kohya.")]
+    = None,
+    prepare_missing: Annotated[bool, typer.Option(
+        "--prepare/--no-prepare", help="Run `ccub prepare` first when captions or negatives are missing.")] = True,
+) -> None:
+    """Train a SCoFT LoRA for one culture (run with `accelerate launch -m ccub finetune ...` on several GPUs).
+
+    Exit codes: 0 trained; 2 the run could not start (bad options, missing data or models).
+    """
+    from ccub.config import ConfigError
+    from finetune.config import load_scoft_config
+    from finetune.prepare import Options, culture_of, prepare_if_missing
+    from finetune.tiny import is_tiny, smoke_training
+
+    model_stack()
+    overrides = {"base": base, "variant": variant, "backbone": backbone, "max_train_steps": steps,
+                 "num_train_epochs": epochs, "export_kohya": True if export == "kohya" else None}
+    if export not in (None, "kohya"):
+        fail(f"--export {export}: the only export format is kohya")
+    try:
+        cfg = load_scoft_config(config, **overrides)
+    except ConfigError as exc:
+        fail(exc, "config error", exc)
+    tiny = cfg.base if is_tiny(cfg.base) else None
+    if tiny:
+        cfg = smoke_training(cfg, given={k for k, v in overrides.items() if v is not None},
+                             from_file=config is not None)
+        if main_process() and config is None:
+            smoke_banner(f"--base {cfg.base} trains a tiny model with RANDOM WEIGHTS ({cfg.resolution} px, "
+                         f"{cfg.max_train_steps} steps); its LoRA and samples mean nothing.")
+    if dataset is None:
+        if not culture:
+            fail("give --culture (reads DATA/clean/CULTURE/) or --dataset FOLDER")
+        dataset = data / "clean" / culture
+    output = output or Path("runs") / f"{culture or dataset.name}-{cfg.variant}"
+    ccub_cfg = load_config(ccub_config)
+    culture = culture or culture_of(dataset, ccub_cfg)
+    # Under `accelerate launch` the dataset must be prepared beforehand (the trainer checks).
+    if prepare_missing and main_process():
+        options = Options(root=dataset, culture=culture, tiny=tiny)
+        run_prepare(lambda progress: prepare_if_missing(options, ccub_cfg, progress,
+                                                        lambda message: err.print(message, highlight=False)))
+    run_training(cfg, dataset, output, culture, resume, ccub_cfg)
+
+
+def run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, resume: str | None,
+                 ccub_cfg: Any) -> None:
+    from ccub.models import ModelUnavailable
+    from finetune.checkpoints import ResumeError
+    from finetune.dataset import DatasetError
+    from finetune.train import RunOptions, TrainingError, train
+
+    name = ccub_cfg.cultures[culture].name if culture in ccub_cfg.cultures else None
+    options = RunOptions(dataset=dataset, output=output, culture=culture, culture_name=name, resume=resume)
+    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
+                  TimeRemainingColumn(), console=err, transient=True) as progress:
+        task = progress.add_task("training", total=None, loss="")
+
+        def on_step(step: int, total: int, record: dict[str, float]) -> None:
+            progress.update(task, completed=step, total=total, loss=f"loss {record.get('loss/total', 0.0):.4f}")
+
+        try:
+            result = train(cfg, options, on_step)
+        except (DatasetError, ModelUnavailable, ResumeError, TrainingError, ImportError) as exc:
+            fail(exc, cause=exc)
+    if not main_process():
+        return
+    console.print(f"LoRA: {result.lora}" + (f" (resumed from step {result.resumed_from})" if result.resumed_from
+                                             else ""), highlight=False)
+    console.print(f"run folder: {result.output} (config.toml, train_log.jsonl, logs/, samples/, README.md, "
+                  "run.json)", highlight=False)
+    if result.skipped_steps:
+        console.print(f"[yellow]{result.skipped_steps} optimizer step(s) skipped for non-finite gradients[/]")
+    if result.smoke_run:
+        console.print("[bold yellow]SMOKE RUN:[/] made with RANDOM WEIGHTS (tiny models); do not use or report it.")

@@ -1,0 +1,116 @@
+"""`ccub prepare`: generic captions and self-generated negatives for SCoFT."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from ccub.commands.common import ConfigOption, console, fail, load_config, model_stack, smoke_banner, staged_progress
+
+STAGE_LABELS = {"captions": "generic captions", "negatives": "negatives (depth + ControlNet)"}
+
+
+def prepare(
+    dataset: Annotated[Path | None, typer.Argument(
+        help="An imagefolder dataset (default: DATA/clean/CULTURE/, written by `ccub validate`).")] = None,
+    culture: Annotated[str | None, typer.Option(
+        help="Culture slug: picks DATA/clean/CULTURE/ and the lexicon of --captions strip.")] = None,
+    data: Annotated[Path, typer.Option(help="The `ccub validate --out` folder.")] = Path("data"),
+    base: Annotated[str | None, typer.Option(
+        help="Base Stable Diffusion (hub id or folder) drawing the negatives; 'tiny' swaps all four "
+             "models for tiny random ones (a smoke run on CPU).")] = None,
+    captions: Annotated[str | None, typer.Option(
+        help="Generic captions by: caption (an image-to-text model), strip (community caption minus "
+             "the culture lexicon), column (keep the dataset's own).")] = None,
+    captioner: Annotated[str | None, typer.Option(help="Image-to-text model (hub id or folder).")] = None,
+    depth_model: Annotated[str | None, typer.Option(help="Depth-estimation model (hub id or folder).")] = None,
+    controlnet: Annotated[str | None, typer.Option(help="Depth ControlNet (hub id or folder).")] = None,
+    negatives: Annotated[int | None, typer.Option(help="Negatives per image (0: none).", min=0)] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampling steps per negative.", min=1)] = None,
+    guidance: Annotated[float | None, typer.Option(help="Classifier-free guidance scale.")] = None,
+    resolution: Annotated[int | None, typer.Option(help="Shorter side of a negative, pixels.", min=8)] = None,
+    seed: Annotated[int | None, typer.Option(help="Run seed; each negative's seed derives from it.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Community images per generation batch.", min=1)] = None,
+    only: Annotated[str | None, typer.Option(help="Run one stage: captions or negatives.")] = None,
+    force: Annotated[bool, typer.Option(
+        help="Redo captions and generated negatives already there (community negatives are kept).")] = False,
+    device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto, fp16, bf16 or fp32.")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Write generic captions (blip_text) and self-generated negatives (negative_imgpath) for SCoFT.
+
+    Resumable: rerun after an interruption and only what is missing is made. Exit codes: 0 all
+    done; 1 some images failed (listed); 2 the run could not start.
+    """
+    from finetune.prepare import STAGES, Options, apply_flags
+    from finetune.prepare import prepare as run
+
+    cfg = load_config(config)
+    given = {"captions": captions, "captioner": captioner, "depth_model": depth_model, "controlnet": controlnet,
+             "negatives_per_image": negatives, "steps": steps, "guidance_scale": guidance,
+             "resolution": resolution, "seed": seed, "batch_size": batch_size, "dtype": dtype}
+    cfg.prepare, tiny = apply_flags(cfg.prepare, given, base)
+    if dataset is None:
+        if not culture:
+            fail("give a DATASET folder or --culture (which reads DATA/clean/CULTURE/)")
+        dataset = data / "clean" / culture
+    model_stack()
+    if tiny:
+        smoke_banner(f"--base {tiny} uses tiny models with RANDOM WEIGHTS; the captions and negatives it "
+                     "writes mean nothing (they only test the pipeline).")
+    options = Options(root=dataset, culture=culture, tiny=tiny, stages=(only,) if only else STAGES, force=force,
+                      device=device)
+    result = run_prepare(lambda progress: run(options, cfg, progress))
+    raise typer.Exit(result.exit_code)
+
+
+def run_prepare(work: Callable[[Any], Any]) -> Any:
+    """Run `work(progress)` (a prepare call) under progress bars and print its summary; exit 2 when
+    it cannot start, 1 when some images failed."""
+    from ccub.models import ModelUnavailable
+    from ccub.outdir import OutputBusy, OutputError
+    from data_cards.facts import CardError
+    from finetune.dataset import DatasetError
+    from finetune.prepare import PrepareError
+
+    with staged_progress(STAGE_LABELS) as on_progress:
+        try:
+            result = work(on_progress)
+        except (DatasetError, PrepareError, ModelUnavailable, OutputBusy, OutputError, CardError) as exc:
+            fail(exc, cause=exc)
+    if result is None:
+        return None
+    print_prepare_summary(result)
+    if result.failures:
+        raise typer.Exit(1)
+    return result
+
+
+def print_prepare_summary(result: Any) -> None:
+    table = Table(title=f"ccub prepare: {result.root}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in sorted(result.counts.items()):
+        table.add_row(what, str(count))
+    console.print(table)
+    for role, model in result.models.items():
+        console.print(f"{role}: {model}", highlight=False, markup=False)
+    if result.failures:
+        failed = Table(title=f"{len(result.failures)} image(s) failed; rerun to retry them")
+        for column in ("image", "stage", "error"):
+            failed.add_column(column, overflow="fold")
+        for f in result.failures:
+            failed.add_row(f.image, f.stage, f.message)
+        console.print(failed)
+    if result.smoke_run:
+        console.print("[bold yellow]SMOKE RUN:[/] some captions or negatives in this dataset were made with "
+                      "RANDOM WEIGHTS (see prepare.json); rerun with real models and --force before training.")
+    console.print(f"record of settings and seeds: {result.root / 'prepare.json'}", highlight=False)
+    if result.cards:
+        console.print(f"data cards refreshed: {', '.join(str(p) for p in result.cards if p.suffix != '.png')}",
+                      highlight=False)

@@ -1,0 +1,63 @@
+"""Files one stage writes and another reads (`run.json`, ...), each a dataclass defined once and
+used by both sides.
+
+A file holds the record's fields and two more: `schema` (what it is) and `schema_version`. A
+reader checks both and every field's type (`ccub.config.build_dataclass`), and refuses a version
+it does not know with a message naming the file and the fix, so a file from a newer ccub is
+never half understood.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import ClassVar, TypeVar
+
+from ccub.config import ConfigError, build_dataclass
+from ccub.files import atomic_write_text
+
+T = TypeVar("T", bound="RecordFile")
+
+
+class RecordError(ValueError):
+    """A record file that cannot be used; the message names the file and the fix."""
+
+
+class RecordFile:
+    """Mixin for a dataclass stored as one JSON file: set SCHEMA, VERSION and FIX (what to do when
+    the file cannot be used, e.g. "rerun `ccub finetune`")."""
+
+    SCHEMA: ClassVar[str]
+    VERSION: ClassVar[int]
+    FIX: ClassVar[str]
+
+    def write(self, path: Path) -> Path:
+        data = {"schema": self.SCHEMA, "schema_version": self.VERSION, **dataclasses.asdict(self)}
+        atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        return Path(path)
+
+    @classmethod
+    def read(cls: type[T], path: Path) -> T:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise RecordError(f"{path}: not found; {cls.FIX}") from None
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"{path}: unreadable ({exc}); {cls.FIX}") from exc
+        if not isinstance(data, dict):
+            raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
+        if "schema" not in data and "schema_version" not in data:
+            data = {**data, "schema": cls.SCHEMA, "schema_version": 1}  # written before records said so
+        if data.get("schema") != cls.SCHEMA:
+            raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
+        version = data.get("schema_version")
+        if version != cls.VERSION:
+            raise RecordError(f"{path}: {cls.SCHEMA} version {version!r}, but this ccub reads version {cls.VERSION}; "
+                              f"use the ccub that wrote it, or {cls.FIX}")
+        fields = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
+        try:
+            return build_dataclass(cls, fields, str(path))
+        except ConfigError as exc:
+            raise RecordError(f"{exc}; {cls.FIX}") from exc

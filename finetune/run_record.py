@@ -1,0 +1,47 @@
+"""`runs/<name>/run.json`: what `ccub finetune` trained, as `ccub benchmark` and the model card read it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ccub.recordfile import RecordFile
+
+RUN_FILE = "run.json"
+LORA_FILE = "pytorch_lora_weights.safetensors"
+
+
+@dataclass
+class RunRecord(RecordFile):
+    SCHEMA: ClassVar[str] = "ccub.run"
+    VERSION: ClassVar[int] = 1
+    FIX: ClassVar[str] = "rerun `ccub finetune` (a run folder is runs/<name>/)"
+
+    output: str
+    base_model: str  # as the user named it: a hub id, a folder or a tiny preset
+    base_path: str  # where its weights were read
+    culture: str | None
+    dataset: str  # absolute path of the training imagefolder
+    data_card: str | None
+    images: int
+    variant: str
+    loss_weights: dict[str, float]
+    backbones: dict[str, str]  # loss term -> description of its distance
+    steps: int
+    resumed_from: int
+    skipped_steps: int
+    seconds: float
+    hardware: dict[str, Any]
+    versions: dict[str, str]
+    smoke_run: bool  # some weights were random (a tiny preset, a random backbone or random negatives)
+    config: dict[str, Any]  # the resolved ScoftConfig
+    lora: str = LORA_FILE  # relative to the run folder
+    tool: str = "ccub finetune"
+
+    def write_to(self, folder: Path) -> Path:
+        return self.write(Path(folder) / RUN_FILE)
+
+    @classmethod
+    def read_from(cls, folder: Path) -> RunRecord:
+        return cls.read(Path(folder) / RUN_FILE)

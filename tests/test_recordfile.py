@@ -1,0 +1,92 @@
+"""Files passed between stages: one typed reader each, versions checked, bad files named."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccub.recordfile import RecordError
+from finetune.prepare import PrepareManifest
+from finetune.run_record import RUN_FILE, RunRecord
+
+
+def run_record(**changes) -> RunRecord:
+    fields = dict(output="runs/x", base_model="tiny", base_path="/cache/tiny", culture="korea", dataset="/d",
+                  data_card=None, images=4, variant="MPC", loss_weights={"ldm": 0.7}, backbones={}, steps=2,
+                  resumed_from=0, skipped_steps=0, seconds=1.5, hardware={"device": "cpu", "processes": 1},
+                  versions={"ccub": "0"}, smoke_run=True, config={"resolution": 32})
+    return RunRecord(**(fields | changes))
+
+
+def test_a_record_reads_back_as_written_with_its_schema(tmp_path):
+    record = run_record()
+    path = record.write_to(tmp_path)
+    assert path == tmp_path / RUN_FILE
+    data = json.loads(path.read_text())
+    assert (data["schema"], data["schema_version"]) == ("ccub.run", 1)
+    assert RunRecord.read_from(tmp_path) == record
+
+
+def test_a_file_from_before_records_had_versions_reads_as_version_1(tmp_path):
+    data = json.loads(run_record().write_to(tmp_path).read_text())
+    del data["schema"], data["schema_version"]
+    (tmp_path / RUN_FILE).write_text(json.dumps(data))
+    assert RunRecord.read_from(tmp_path) == run_record()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"schema_version": 2}, "ccub.run version 2, but this ccub reads version 1; use the ccub that wrote it, or "
+                            "rerun `ccub finetune`"),
+    ({"schema": "ccub.prepare"}, "not a ccub.run record; rerun `ccub finetune`"),
+    ({"images": "four"}, "images = 'four' (str); expected an integer; rerun `ccub finetune`"),
+    ({"smoke_run": "no"}, "smoke_run = 'no' (str); expected true or false"),
+    ({"surprise": 1}, "unknown key(s) surprise"),
+])
+def test_a_record_that_cannot_be_used_is_refused_naming_the_file_and_the_fix(tmp_path, change, message):
+    data = json.loads(run_record().write_to(tmp_path).read_text()) | change
+    (tmp_path / RUN_FILE).write_text(json.dumps(data))
+    with pytest.raises(RecordError, match=re.escape(str(tmp_path / RUN_FILE))) as caught:
+        RunRecord.read_from(tmp_path)
+    assert message in str(caught.value)
+
+
+def test_a_missing_field_and_a_missing_file_are_refused(tmp_path):
+    data = json.loads(run_record().write_to(tmp_path).read_text())
+    del data["variant"]
+    (tmp_path / RUN_FILE).write_text(json.dumps(data))
+    with pytest.raises(RecordError, match="variant"):
+        RunRecord.read_from(tmp_path)
+    with pytest.raises(RecordError, match="not found; rerun `ccub finetune`"):
+        RunRecord.read_from(tmp_path / "elsewhere")
+
+
+def test_the_prepare_manifest_says_whether_anything_was_made_with_random_weights(tmp_path):
+    manifest = PrepareManifest(captions={"a.jpg": {"random_weights": False}})
+    assert not manifest.made_with_random_weights()
+    manifest.negatives["a.jpg"] = {"random_weights": True}
+    assert manifest.made_with_random_weights()
+    assert PrepareManifest.read(manifest.write(tmp_path / "prepare.json")) == manifest
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=150, deadline=None)
+@given(key=st.sampled_from(list(json.loads(json.dumps({"schema": 0, "schema_version": 0, **vars(run_record())})))),
+       value=JSON)
+def test_any_value_in_any_field_reads_or_is_refused_with_a_record_error(tmp_path_factory, key, value):
+    folder = tmp_path_factory.mktemp("run")
+    data = json.loads(run_record().write_to(folder).read_text()) | {key: value}
+    (folder / RUN_FILE).write_text(json.dumps(data))
+    try:
+        record = RunRecord.read_from(folder)
+    except RecordError:
+        return
+    assert getattr(record, key, value) == value or key in ("schema", "schema_version")
