@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from benchmark.evaluate import METRICS
+from benchmark.record import BENCHMARK_FILE, BenchmarkRecord
 from ccub.escape import csv_text, markdown_text, spreadsheet_cell
 from ccub.files import atomic_write_bytes, atomic_write_text
 
@@ -34,7 +34,7 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
     output.mkdir(parents=True, exist_ok=True)
     smoke = context["smoke_run"]
     files = [output / "results.csv", output / "summary.csv", output / "summary.md", output / "report.html",
-             output / MANIFEST]
+             output / BENCHMARK_FILE]
     prompt_text = {p.id: p.text for p in context["prompts"]}
     results = [{**r, "prompt_text": prompt_text[r["prompt"]], "seed": "" if r["seed"] is None else r["seed"],
                 "random_weights": smoke} for r in scores.rows]
@@ -45,27 +45,23 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
     atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
     atomic_write_text(files[2], markdown(comparisons, scores, context))
     atomic_write_bytes(files[3], html(comparisons, scores, context).encode("utf-8"))
-    atomic_write_text(files[4], json.dumps(manifest(context), indent=1, ensure_ascii=False))
+    benchmark_record(context).write(files[4])
     return files
 
 
-MANIFEST = "benchmark.json"
-
-
-def manifest(context: dict[str, Any]) -> dict[str, Any]:
+def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
     """What was generated and how: lets `ccub study make` find every image the metrics scored."""
     from dataclasses import asdict
 
-    return {
-        "format": "ccub-benchmark", "version": 1, "culture": context["culture"], "clip": context["clip"],
-        "smoke_run": context["smoke_run"], "suite": context["suite"], "settings": asdict(context["settings"]),
-        "seeds": context["seeds"],
-        "models": [{"name": m.name, "key": m.key(), "base": m.base, "lora": str(m.lora) if m.lora else None,
-                    "random_weights": m.random_weights} for m in context["models"]],
-        "prompts": [asdict(p) for p in context["prompts"]],
-        "images": [{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
-                   for (model, pid, seed), path in context["images"].items()],
-    }
+    return BenchmarkRecord(
+        culture=context["culture"], clip=context["clip"], clip_random_weights=context["clip_random_weights"],
+        smoke_run=context["smoke_run"], suite=context["suite"], settings=asdict(context["settings"]),
+        seeds=list(context["seeds"]),
+        models=[{"name": m.name, "key": m.key(), "base": m.base, "lora": str(m.lora) if m.lora else None,
+                 "random_weights": m.random_weights} for m in context["models"]],
+        prompts=[asdict(p) for p in context["prompts"]],
+        images=[{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
+                for (model, pid, seed), path in context["images"].items()])
 
 
 def to_rows_header() -> list[str]:

@@ -142,7 +142,8 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     from benchmark.report import write_outputs
 
     context = {"culture": culture, "runs": runs, "models": models, "prompts": prompts, "seeds": seeds,
-               "settings": settings, "clip": spec.describe(), "suite": str(opts.prompts or "built-in"),
+               "settings": settings, "clip": spec.describe(),
+               "clip_random_weights": spec.random_weights, "suite": str(opts.prompts or "built-in"),
                "reference": f"{len(inputs.reference)} held-out community images ({runs[0].dataset}/test)",
                "training": len(inputs.training), "smoke_run": smoke, "images": inputs.images,
                "seconds": time.monotonic() - started, "config": b, "classes": classes,

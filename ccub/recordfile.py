@@ -31,9 +31,18 @@ class RecordFile:
     SCHEMA: ClassVar[str]
     VERSION: ClassVar[int]
     FIX: ClassVar[str]
+    # Files this record was written as before records carried a schema: read as version 1.
+    UNVERSIONED_IS_V1: ClassVar[bool] = False
+    # The names of the two fields; a format older than this module keeps its own.
+    SCHEMA_KEYS: ClassVar[tuple[str, str]] = ("schema", "schema_version")
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in a record whose every field has the right type; [] when nothing."""
+        return []
 
     def write(self, path: Path) -> Path:
-        data = {"schema": self.SCHEMA, "schema_version": self.VERSION, **dataclasses.asdict(self)}
+        schema, version = self.SCHEMA_KEYS
+        data = {schema: self.SCHEMA, version: self.VERSION, **dataclasses.asdict(self)}
         atomic_write_text(Path(path), json.dumps(data, indent=2, ensure_ascii=False) + "\n")
         return Path(path)
 
@@ -48,16 +57,21 @@ class RecordFile:
             raise RecordError(f"{path}: unreadable ({exc}); {cls.FIX}") from exc
         if not isinstance(data, dict):
             raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
-        if "schema" not in data and "schema_version" not in data:
-            data = {**data, "schema": cls.SCHEMA, "schema_version": 1}  # written before records said so
-        if data.get("schema") != cls.SCHEMA:
+        schema, version_key = cls.SCHEMA_KEYS
+        if cls.UNVERSIONED_IS_V1 and schema not in data and version_key not in data:
+            data = {**data, schema: cls.SCHEMA, version_key: 1}  # written before records said so
+        if data.get(schema) != cls.SCHEMA:
             raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
-        version = data.get("schema_version")
+        version = data.get(version_key)
         if version != cls.VERSION:
             raise RecordError(f"{path}: {cls.SCHEMA} version {version!r}, but this ccub reads version {cls.VERSION}; "
                               f"use the ccub that wrote it, or {cls.FIX}")
-        fields = {k: v for k, v in data.items() if k not in ("schema", "schema_version")}
+        fields = {k: v for k, v in data.items() if k not in cls.SCHEMA_KEYS}
         try:
-            return build_dataclass(cls, fields, str(path))
+            record = build_dataclass(cls, fields, str(path))
         except ConfigError as exc:
             raise RecordError(f"{exc}; {cls.FIX}") from exc
+        wrong = record.problems()
+        if wrong:
+            raise RecordError(f"{path}: {'; '.join(wrong)}; {cls.FIX}")
+        return record

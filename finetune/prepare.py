@@ -119,6 +119,7 @@ class PrepareManifest(RecordFile):
 
     SCHEMA: ClassVar[str] = "ccub.prepare"
     VERSION: ClassVar[int] = 1
+    UNVERSIONED_IS_V1: ClassVar[bool] = True
     FIX: ClassVar[str] = "move it away and rerun `ccub prepare --force`"
 
     captions: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -16,6 +16,7 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 class RunRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.run"
     VERSION: ClassVar[int] = 1
+    UNVERSIONED_IS_V1: ClassVar[bool] = True
     FIX: ClassVar[str] = "rerun `ccub finetune` (a run folder is runs/<name>/)"
 
     output: str

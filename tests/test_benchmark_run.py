@@ -15,6 +15,7 @@ from helpers_io import photo, write_jsonl  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark import generate as gen  # noqa: E402
+from benchmark.record import BenchmarkRecord  # noqa: E402
 from benchmark.run import Options, run_benchmark  # noqa: E402
 from ccub.cli import app  # noqa: E402
 from ccub.config import load_config  # noqa: E402
@@ -93,6 +94,8 @@ def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):
     for name in ("results.csv", "summary.csv", "summary.md", "report.html", "benchmark.json"):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "benchmark.json").read_text())
+    record = BenchmarkRecord.read(out / "benchmark.json")
+    assert record.clip_random_weights and record.clip.startswith("tiny")
     assert [m["name"] for m in manifest["models"]] == ["base", "korea-M", "korea-lora"]
     assert manifest["smoke_run"] and manifest["culture"] == "korea" and manifest["seeds"] == [0, 1]
     assert len(manifest["images"]) == 3 * 3 * 2 and all(Path(i["path"]).is_file() for i in manifest["images"])

@@ -19,6 +19,7 @@ from conftest import make_image, write_jsonl  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
+from benchmark.study.bundle import read_study  # noqa: E402
 from ccub.cli import app  # noqa: E402
 from finetune import checkpoints  # noqa: E402
 from finetune import prepare as prep  # noqa: E402
@@ -272,8 +273,8 @@ def _readme_study(run_dir: Path) -> None:
 
     made = CliRunner().invoke(app, ["study", "make", str(run_dir), "--out", "study", "--per-participant", "3"])
     assert made.exit_code == 0 and "TEST STUDY" in made.output, made.output
-    key = json.loads(Path("study/study.json").read_text())
-    assert [m["name"] for m in key["models"]] == ["base", "india-MPC"] and len(key["items"]) == 39
+    key = read_study(Path("study"))
+    assert key.model_names() == ["base", "india-MPC"] and len(key.items) == 39
     problem = browser.browser_problem()
     if problem and os.environ.get("CCUB_BROWSER_TESTS") == "required":
         pytest.fail(f"browser tests are required but cannot run: {problem}")
@@ -296,7 +297,7 @@ def _readme_study(run_dir: Path) -> None:
         from benchmark.study.responses import read_responses
 
         found, rejected = read_responses(Path("responses"), [key])
-        by_item = {i["id"]: i["slots"] for i in key["items"]}
-        mine = [r for r in found[key["study_id"]].rankings if r.participant == answered["participant"]]
+        by_item = {i["id"]: i["slots"] for i in key.items}
+        mine = [r for r in found[key.study_id].rankings if r.participant == answered["participant"]]
         assert rejected == [] and len(mine) == 3 * 4
         assert all(r.models == (by_item[r.item]["B"], by_item[r.item]["A"]) for r in mine), "slot B ranked first"

@@ -90,3 +90,13 @@ def test_any_value_in_any_field_reads_or_is_refused_with_a_record_error(tmp_path
     except RecordError:
         return
     assert getattr(record, key, value) == value or key in ("schema", "schema_version")
+
+
+def test_a_benchmark_record_from_before_records_had_versions_asks_for_a_rerun(tmp_path):
+    from benchmark.record import BenchmarkRecord
+
+    path = tmp_path / "benchmark.json"
+    path.write_text(json.dumps({"format": "ccub-benchmark", "version": 1, "culture": "korea"}))
+    with pytest.raises(RecordError, match=re.escape(f"{path}: not a ccub.benchmark record; rerun `ccub benchmark "
+                                                    "--model runs/<name>` (it reuses the cached images)")):
+        BenchmarkRecord.read(path)

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
+from benchmark.record import BENCHMARK_FILE, BenchmarkRecord
 from benchmark.study import stats
 from benchmark.study.analyze import analyze, read_metrics, score_arrays
 from benchmark.study.bundle import MakeOptions, StudyError, make_study, read_study
@@ -49,7 +50,7 @@ def colour(model: str, prompt: int, seed: int) -> tuple[int, int, int]:
 
 def write_benchmark(run: Path, models: list[str], prompts: int = 3, seeds: int = 2, metrics=None,
                     settings: dict | None = None, clip: str = CLIP, random_weights: bool = False,
-                    culture: str = "korea") -> None:
+                    culture: str = "korea", clip_random_weights: bool = False) -> None:
     """What `ccub benchmark` leaves in runs/<name>/benchmark/: benchmark.json, results.csv and the images."""
     out = run / "benchmark"
     out.mkdir(parents=True, exist_ok=True)
@@ -71,14 +72,13 @@ def write_benchmark(run: Path, models: list[str], prompts: int = 3, seeds: int =
                 for metric, value in (metrics(model, prompt["id"], seed) if metrics else {}).items():
                     rows.append({"model": model, "prompt": prompt["id"], "prompt_text": prompt["text"],
                                  "seed": seed, "metric": metric, "value": value, "random_weights": random_weights})
-    manifest = {"format": "ccub-benchmark", "version": 1, "culture": culture, "clip": clip,
-                "smoke_run": random_weights, "suite": "test", "settings": settings or SETTINGS,
-                "seeds": list(range(seeds)),
-                "models": [{"name": m, "key": f"key-{m}", "base": "sd", "lora": None if m == "base" else
-                            str(run.parent / m / "pytorch_lora_weights.safetensors"),
-                            "random_weights": random_weights} for m in models],
-                "prompts": prompt_records, "images": images}
-    (out / "benchmark.json").write_text(json.dumps(manifest))
+    BenchmarkRecord(culture=culture, clip=clip, clip_random_weights=clip_random_weights,
+                    smoke_run=random_weights or clip_random_weights, suite="test",
+                    settings=settings or SETTINGS, seeds=list(range(seeds)),
+                    models=[{"name": m, "key": f"key-{m}", "base": "sd", "lora": None if m == "base" else
+                             str(run.parent / m / "pytorch_lora_weights.safetensors"),
+                             "random_weights": random_weights} for m in models],
+                    prompts=prompt_records, images=images).write(out / BENCHMARK_FILE)
     with (out / "results.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, ["model", "prompt", "prompt_text", "seed", "metric", "value",
                                          "random_weights"])
@@ -114,15 +114,15 @@ def test_bundle_items_slots_and_key_trace_back_to_the_right_images(runs, tmp_pat
     made = make([runs["M"], runs["MPC"]], tmp_path / "study")
     study = read_study(made.out)
     assert made.models == ["base", "korea-M", "korea-MPC"] and made.items == 3 * 2
-    assert {(i["prompt_id"], i["seed"]) for i in study["items"]} == {(f"korea-p{p}", s) for p in range(3)
+    assert {(i["prompt_id"], i["seed"]) for i in study.items} == {(f"korea-p{p}", s) for p in range(3)
                                                                        for s in range(2)}
-    for item in study["items"]:
+    for item in study.items:
         assert sorted(item["slots"]) == ["A", "B", "C"]
         assert sorted(item["slots"].values()) == ["base", "korea-M", "korea-MPC"]
     # The slots are shuffled: not every item shows the models in the same order.
-    assert len({tuple(i["slots"].values()) for i in study["items"]}) > 1
+    assert len({tuple(i["slots"].values()) for i in study.items}) > 1
     data = survey_data((made.out / "survey.html").read_text())
-    by_id = {i["id"]: i for i in study["items"]}
+    by_id = {i["id"]: i for i in study.items}
     for item in data["items"]:
         key = by_id[item["id"]]
         p = int(key["prompt_id"][-1])
@@ -130,11 +130,11 @@ def test_bundle_items_slots_and_key_trace_back_to_the_right_images(runs, tmp_pat
             pixels = np.asarray(decode(image["src"]).convert("RGB"), dtype=float).reshape(-1, 3).mean(0)
             assert np.allclose(pixels, colour(key["slots"][image["slot"]], p, key["seed"]), atol=3), image["slot"]
     crowd = list(csv.DictReader((made.out / "crowd" / "items.csv").open()))
-    assert [r["item_id"] for r in crowd] == [i["id"] for i in study["items"]]
+    assert [r["item_id"] for r in crowd] == [i["id"] for i in study.items]
     assert all(r["study_id"] == made.study_id for r in crowd)
     first = Image.open(made.out / "crowd" / crowd[0]["image_B"])
     assert np.allclose(np.asarray(first, dtype=float).reshape(-1, 3).mean(0),
-                       colour(study["items"][0]["slots"]["B"], 0, 0), atol=3)
+                       colour(study.items[0]["slots"]["B"], 0, 0), atol=3)
 
 
 def test_bundle_hides_model_identities(runs, tmp_path):
@@ -150,20 +150,20 @@ def test_bundle_hides_model_identities(runs, tmp_path):
         with Image.open(path) as im:
             assert im.format == "JPEG" and "model" not in im.info and not im.getexif()
     # The key is in study.json, which stays with the organisers.
-    assert "korea-MPC" in (made.out / "study.json").read_text() and study["models"][0]["name"] == "base"
+    assert "korea-MPC" in (made.out / "study.json").read_text() and study.models[0]["name"] == "base"
 
 
 def test_bundle_is_reproducible_and_the_seed_changes_it(runs, tmp_path):
     a = make([runs["M"], runs["MPC"]], tmp_path / "a")
     b = make([runs["M"], runs["MPC"]], tmp_path / "b")
     assert a.study_id == b.study_id
-    assert read_study(a.out)["items"][0]["slots"] == read_study(b.out)["items"][0]["slots"]
+    assert read_study(a.out).items[0]["slots"] == read_study(b.out).items[0]["slots"]
     assert (a.out / "metrics.csv").read_bytes() == (b.out / "metrics.csv").read_bytes()
     cfg = config()
     cfg.study.seed = 7
     c = make([runs["M"], runs["MPC"]], tmp_path / "c", cfg)
     assert c.study_id != a.study_id
-    assert [i["slots"] for i in read_study(c.out)["items"]] != [i["slots"] for i in read_study(a.out)["items"]]
+    assert [i["slots"] for i in read_study(c.out).items] != [i["slots"] for i in read_study(a.out).items]
 
 
 def test_bundle_sampling_metrics_and_separate_benchmarks(runs, tmp_path):
@@ -171,9 +171,9 @@ def test_bundle_sampling_metrics_and_separate_benchmarks(runs, tmp_path):
     cfg.study.items = 4
     made = make([runs["M"], runs["MPC"]], tmp_path / "study", cfg)
     study = read_study(made.out)
-    assert made.items == 4 and len({(i["prompt_id"], i["seed"]) for i in study["items"]}) == 4
+    assert made.items == 4 and len({(i["prompt_id"], i["seed"]) for i in study.items}) == 4
     metrics = read_metrics(made.out / "metrics.csv")
-    for item in study["items"]:
+    for item in study.items:
         for model in item["slots"].values():
             assert metrics[(item["id"], model)]["clip_score"] == len(model) + item["seed"]
     # Each run benchmarked on its own: base from either, each LoRA from its own benchmark.
@@ -214,9 +214,9 @@ def test_an_existing_study_is_never_replaced_silently(runs, tmp_path):
     cfg.study.seed = 3
     with pytest.raises(StudyError, match="holds another study"):
         make([runs["M"], runs["MPC"]], out, cfg)
-    assert read_study(out)["study_id"] == first.study_id
+    assert read_study(out).study_id == first.study_id
     replaced = make([runs["M"], runs["MPC"]], out, cfg, force=True)
-    assert read_study(out)["study_id"] == replaced.study_id != first.study_id
+    assert read_study(out).study_id == replaced.study_id != first.study_id
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")], "no partial or old bundle left"
 
 
@@ -239,12 +239,12 @@ def study(runs, tmp_path) -> dict:
 
 
 def response(study: dict, participant: str = "p-1", order=("C", "A", "B"), **changes) -> dict:
-    doc = {"format": "ccub-study-response", "version": 1, "study_id": study["study_id"], "participant": participant,
+    doc = {"format": "ccub-study-response", "version": 1, "study_id": study.study_id, "participant": participant,
            "consent": True, "affiliation": {"identifies": "yes", "description": "Korean, Seoul"},
            "started": "2026-11-29T10:00:00+00:00", "finished": "2026-11-29T10:20:00+00:00",
-           "items_shown": [i["id"] for i in study["items"]],
-           "answers": [{"item": i["id"], "question": q, "ranking": list(order)} for i in study["items"]
-                       for q in study["questions"]]}
+           "items_shown": [i["id"] for i in study.items],
+           "answers": [{"item": i["id"], "question": q, "ranking": list(order)} for i in study.items
+                       for q in study.questions]}
     return {**doc, **changes}
 
 
@@ -258,11 +258,11 @@ def write(folder: Path, name: str, content) -> Path:
 def test_survey_json_slots_become_models(study, tmp_path):
     write(tmp_path / "r", "a.json", response(study))
     found, rejected = read_responses(tmp_path / "r", [study])
-    got = found[study["study_id"]]
+    got = found[study.study_id]
     assert rejected == [] and set(got.participants) == {"p-1"} and got.participants["p-1"].identifies == "yes"
-    assert len(got.rankings) == len(study["items"]) * 4
+    assert len(got.rankings) == len(study.items) * 4
     for r in got.rankings:
-        slots = next(i["slots"] for i in study["items"] if i["id"] == r.item)
+        slots = next(i["slots"] for i in study.items if i["id"] == r.item)
         assert r.models == (slots["C"], slots["A"], slots["B"])
 
 
@@ -277,7 +277,7 @@ def test_bad_response_files_are_rejected_by_name(study, tmp_path, change, messag
     write(tmp_path / "r", "good.json", response(study, "p-2"))
     found, rejected = read_responses(tmp_path / "r", [study])
     assert len(rejected) == 1 and str(path) in rejected[0] and message in rejected[0]
-    assert set(found[study["study_id"]].participants) == {"p-2"}
+    assert set(found[study.study_id].participants) == {"p-2"}
 
 
 def test_incomplete_or_repeated_rankings_are_rejected(study, tmp_path):
@@ -290,26 +290,26 @@ def test_incomplete_or_repeated_rankings_are_rejected(study, tmp_path):
     doc["answers"] = doc["answers"][:-4]  # the last item shown is not ranked
     write(tmp_path / "r2", "x.json", doc)
     _, rejected = read_responses(tmp_path / "r2", [study])
-    assert "not ranked" in rejected[0] and study["items"][-1]["id"] in rejected[0]
+    assert "not ranked" in rejected[0] and study.items[-1]["id"] in rejected[0]
     write(tmp_path / "r3", "x.json", "{not json")
     _, rejected = read_responses(tmp_path / "r3", [study])
     assert "not valid JSON" in rejected[0]
 
 
 def test_survey_csv_and_crowd_results(study, tmp_path):
-    items = study["items"]
+    items = study.items
     lines = ["study_id,participant,item,question,ranking,identifies,affiliation,consent,started,finished"]
-    lines += [f'{study["study_id"]},p-9,{i["id"]},{q},B>C>A,no,"Busan, ""Korea""",true,2026-11-29T10:00:00Z,'
+    lines += [f'{study.study_id},p-9,{i["id"]},{q},B>C>A,no,"Busan, ""Korea""",true,2026-11-29T10:00:00Z,'
               f'2026-11-29T10:20:00Z'
-              for i in items for q in study["questions"]]
+              for i in items for q in study.questions]
     write(tmp_path / "r", "survey.csv", "\n".join(lines) + "\n")
     crowd = ["WorkerId,Input.item_id,Input.study_id,Answer.alignment,Answer.representation,Answer.identifies"]
-    crowd += [f"W1,{i['id']},{study['study_id']},A>B>C,C>B>A,yes" for i in items[:3]]
+    crowd += [f"W1,{i['id']},{study.study_id},A>B>C,C>B>A,yes" for i in items[:3]]
     write(tmp_path / "r", "batch1.csv", "\n".join(crowd) + "\n")
-    crowd2 = [crowd[0], *(f"W1,{i['id']},{study['study_id']},A>B>C,C>B>A,yes" for i in items[3:])]
+    crowd2 = [crowd[0], *(f"W1,{i['id']},{study.study_id},A>B>C,C>B>A,yes" for i in items[3:])]
     write(tmp_path / "r", "batch2.csv", "\n".join(crowd2) + "\n")
     found, rejected = read_responses(tmp_path / "r", [study])
-    got = found[study["study_id"]]
+    got = found[study.study_id]
     assert rejected == []
     assert got.participants["p-9"].identifies == "no"
     crowd_rankings = [r for r in got.rankings if r.participant == "W1"]
@@ -327,12 +327,12 @@ def test_a_resubmission_is_settled_by_the_policy(study, tmp_path, policy, counte
     write(tmp_path / "r", "c-same.json", response(study, "p-2"))
     write(tmp_path / "r", "d-same-again.json", response(study, "p-2"))  # the same file twice: no conflict
     found, rejected = read_responses(tmp_path / "r", [study], resubmission=policy)
-    got = found[study["study_id"]]
-    item = study["items"][0]
+    got = found[study.study_id]
+    item = study.items[0]
     mine = {r.models for r in got.rankings if r.item == item["id"] and r.participant == "p-1"}
     assert rejected == [] and got.resubmission == policy
     assert mine == ({tuple(item["slots"][s] for s in counted)} if counted else set())
-    assert len([r for r in got.rankings if r.participant == "p-2"]) == len(study["items"]) * 4
+    assert len([r for r in got.rankings if r.participant == "p-2"]) == len(study.items) * 4
     [conflict] = got.conflicts
     kept = {Path(p.source).name for p in conflict.kept}
     assert conflict.participant == "p-1" and conflict.policy == policy
@@ -350,11 +350,11 @@ def test_hand_computed_counts_ranks_and_agreement(study, tmp_path):
     found, _ = read_responses(tmp_path / "r", [study])
     s = config().study
     s.bootstrap = 200
-    result = analyze(study, found[study["study_id"]], {}, s)
-    n = len(study["items"])
-    item = study["items"][0]
-    models = [m["name"] for m in study["models"]]
-    items, scores, rated = score_arrays([r for r in found[study["study_id"]].rankings if r.question == "alignment"],
+    result = analyze(study, found[study.study_id], {}, s)
+    n = len(study.items)
+    item = study.items[0]
+    models = [m["name"] for m in study.models]
+    items, scores, rated = score_arrays([r for r in found[study.study_id].rankings if r.question == "alignment"],
                                         models)
     people = (scores * rated[:, :, None]).sum(0) / rated.sum(0)[:, None]
     # C and A: first once (1) and second once (0.5) in a ranking of three; B always last (0).
@@ -362,7 +362,7 @@ def test_hand_computed_counts_ranks_and_agreement(study, tmp_path):
     assert dict(zip(models, people[items.index(item["id"])], strict=True)) == expected
     # Per item, C>A>B and A>C>B give: C over A once, A over C once, C and A over B twice each.
     expected: dict[tuple[str, str], int] = {}
-    for i in study["items"]:
+    for i in study.items:
         a, b, c = (i["slots"][x] for x in "ABC")
         for pair, count in (((c, a), 1), ((a, c), 1), ((c, b), 2), ((a, b), 2)):
             expected[pair] = expected.get(pair, 0) + count
@@ -385,7 +385,7 @@ def test_planted_ranking_is_recovered_within_the_intervals(study, tmp_path):
     assert rejected == []
     s = config().study
     s.bootstrap = 400
-    result = analyze(study, found[study["study_id"]], {}, s)
+    result = analyze(study, found[study.study_id], {}, s)
     assert result.simulated and result.participants == 60
     centred = {m: v - np.mean(list(planted.values())) for m, v in planted.items()}
     for strength in result.strengths:
@@ -394,7 +394,7 @@ def test_planted_ranking_is_recovered_within_the_intervals(study, tmp_path):
         if strength.model != "base":
             p_true = 1 / (1 + math.exp(planted["base"] - planted[strength.model]))
             assert strength.p_low <= p_true <= strength.p_high, strength
-    for q in study["questions"]:
+    for q in study.questions:
         order = [s.model for s in sorted((s for s in result.strengths if s.question == q), key=lambda s: s.rank)]
         assert order == ["korea-MPC", "korea-M", "base"], q
     agreement = result.agreement[0]
@@ -421,12 +421,12 @@ def test_planted_proxy_correlations_are_recovered(tmp_path):
     write_benchmark(run, models, prompts=n_prompts, seeds=n_seeds, metrics=metrics)
     made = make([run, tmp_path / "runs" / "korea-MPC"], tmp_path / "study")
     study = read_study(made.out)
-    effects = {(i["id"], m): utility[(m, i["prompt_id"], i["seed"])] for i in study["items"] for m in models}
+    effects = {(i["id"], m): utility[(m, i["prompt_id"], i["seed"])] for i in study.items for m in models}
     write_responses(simulate(study, participants=40, item_effects=effects, seed=2), tmp_path / "r")
     found, _ = read_responses(tmp_path / "r", [study])
     s = config().study
     s.bootstrap = 500
-    result = analyze(study, found[study["study_id"]], read_metrics(made.out / "metrics.csv"), s)
+    result = analyze(study, found[study.study_id], read_metrics(made.out / "metrics.csv"), s)
     tau = {c.metric: c for c in result.correlations if c.question == "representation"}
     # The truth: tau between the proxy and the utilities people rank by, on a large fresh sample.
     big = np.random.default_rng(9)
@@ -441,18 +441,26 @@ def test_planted_proxy_correlations_are_recovered(tmp_path):
 # --------------------------------------------------------------------------- outputs and CLI
 
 
+def test_a_random_clip_scorer_alone_makes_a_test_study(tmp_path):
+    run = tmp_path / "runs" / "korea-M"
+    write_benchmark(run, ["base", "korea-M"], clip_random_weights=True)
+    assert read_study(make([run], tmp_path / "study").out).smoke_run is True
+    write_benchmark(tmp_path / "runs" / "korea-MP", ["base", "korea-MP"])
+    assert read_study(make([tmp_path / "runs" / "korea-MP"], tmp_path / "study2").out).smoke_run is False
+
+
 def test_outputs_label_simulated_and_smoke_studies(tmp_path):
     run = tmp_path / "runs" / "korea-M"
     write_benchmark(run, ["base", "korea-M"], random_weights=True,
                     metrics=lambda model, p, s: {"clip_score": float(len(model) + s)})
     made = make([run], tmp_path / "study")
     study = read_study(made.out)
-    assert study["smoke_run"] is True
+    assert study.smoke_run is True
     write_responses(simulate(study, 5, {"korea-M": 1.0}), tmp_path / "r")
     found, _ = read_responses(tmp_path / "r", [study])
     s = config().study
     s.bootstrap = 100
-    result = analyze(study, found[study["study_id"]], read_metrics(made.out / "metrics.csv"), s)
+    result = analyze(study, found[study.study_id], read_metrics(made.out / "metrics.csv"), s)
     files = write_outputs([result], tmp_path / "analysis")
     assert [f.name for f in files] == ["rankings.csv", "win_rates.csv", "agreement.csv", "proxies.csv",
                                        "conflicts.csv", "analysis.md", "report.html"]
@@ -466,6 +474,24 @@ def test_outputs_label_simulated_and_smoke_studies(tmp_path):
     assert {r["culture"] for r in rankings} == {"korea"}
 
 
+def test_an_edited_or_newer_key_is_refused_naming_the_file_and_the_rebuild(runs, tmp_path):
+    made = make([runs["M"], runs["MPC"]], tmp_path / "study")
+    path = made.out / "study.json"
+    original = json.loads(path.read_text())
+    assert (original["format"], original["version"]) == ("ccub-study", 1), "the format bundles in use keep"
+    for change, message in (
+            (lambda d: d["items"][0]["slots"].update(A=d["items"][0]["slots"]["B"]), "does not show every model once"),
+            (lambda d: d.update(version=2), "ccub-study version 2, but this ccub reads version 1"),
+            (lambda d: d.update(seed="7"), "seed = '7' (str); expected an integer")):
+        edited = json.loads(json.dumps(original))
+        change(edited)
+        path.write_text(json.dumps(edited))
+        with pytest.raises(StudyError, match=re.escape(str(path))) as caught:
+            read_study(made.out)
+        text = str(caught.value)
+        assert message in text and "rebuild it with the same `ccub study make` command" in text
+
+
 def test_cli_make_simulate_analyze(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("ccub.toml").write_text("[study]\nbootstrap = 200\n")  # read from the working folder, as users do
@@ -475,7 +501,7 @@ def test_cli_make_simulate_analyze(runs, tmp_path, monkeypatch):
     assert made.exit_code == 0, made.output
     assert "survey.html" in made.output and "private" in made.output
     study = read_study(Path("study"))
-    assert len(study["items"]) == 5 and study["per_participant"] == 3
+    assert len(study.items) == 5 and study.per_participant == 3
     assert survey_data(Path("study/survey.html").read_text())["per_participant"] == 3
     simulated = cli.invoke(app, ["study", "simulate", "study", "--out", "responses", "--participants", "8",
                                  "--strength", "korea-MPC=2"])
@@ -508,7 +534,7 @@ def test_cli_analyzes_one_study_per_culture_together(runs, tmp_path, monkeypatch
         assert made.exit_code == 0, made.output
     keys = [read_study(Path("study") / c) for c in ("korea", "india")]
     for key in keys:
-        write_responses(simulate(key, 4, seed=len(key["models"])), Path("responses"))
+        write_responses(simulate(key, 4, seed=len(key.models)), Path("responses"))
     # A crowd file without a study id cannot say which of the two studies it answers.
     write(Path("responses"), "crowd.csv", "WorkerId,Input.item_id,Answer.alignment\nW1,i001,A>B\n")
     analysed = cli.invoke(app, ["study", "analyze", "study", "responses"])
@@ -558,7 +584,7 @@ def test_translation_crowd_urls_and_affiliated_participants(runs, tmp_path):
     s.bootstrap = 100
     best = {}
     for group in ("all", "affiliated"):
-        result = analyze(study, found[study["study_id"]], {}, s, group)
+        result = analyze(study, found[study.study_id], {}, s, group)
         best[group] = next(x.model for x in result.strengths if x.question == "representation" and x.rank == 1)
         assert result.participants == (24 if group == "all" else 12)
     assert best["affiliated"] == "korea-MPC"

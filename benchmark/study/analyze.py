@@ -21,11 +21,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark.study import stats
 from benchmark.study.responses import Conflict, Ranking, Responses
+
+if TYPE_CHECKING:
+    from benchmark.study.bundle import StudyKey
 
 GROUPS = ("all", "affiliated")  # every participant, or those who identify with the culture
 FEW_PARTICIPANTS = 10
@@ -116,19 +120,19 @@ def read_metrics(path: Path, models: Iterable[str] = ()) -> dict[tuple[str, str]
     return dict(found)
 
 
-def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], dict[str, float]], settings,
+def analyze(study: StudyKey, responses: Responses, metrics: dict[tuple[str, str], dict[str, float]], settings,
             group: str = "all") -> Analysis:
     """`settings`: the [study] config section (bootstrap, confidence, prior, seed)."""
     if group not in GROUPS:
         raise ValueError(f"group must be one of {GROUPS}")
     people = {p.id: p for p in responses.participants.values() if group == "all" or p.identifies == "yes"}
     rankings = [r for r in responses.rankings if r.participant in people]
-    models = [m["name"] for m in study["models"]]
+    models = study.model_names()
     counts = {k: sum(p.identifies == k for p in people.values()) for k in ("yes", "no", "unsaid")}
     result = Analysis(
-        study_id=study["study_id"], culture=study["culture"], culture_name=study["culture_name"], group=group,
-        reference="base" if "base" in models else models[0], models=models, questions=list(study["questions"]),
-        participants=len(people), identifies=counts, smoke_run=bool(study["smoke_run"]),
+        study_id=study.study_id, culture=study.culture, culture_name=study.culture_name, group=group,
+        reference="base" if "base" in models else models[0], models=models, questions=list(study.questions),
+        participants=len(people), identifies=counts, smoke_run=bool(study.smoke_run),
         simulated=any(p.simulated for p in people.values()),
         settings={k: getattr(settings, k) for k in ("bootstrap", "confidence", "prior", "seed")},
         resubmission=responses.resubmission, conflicts=list(responses.conflicts))
@@ -139,7 +143,7 @@ def analyze(study: dict, responses: Responses, metrics: dict[tuple[str, str], di
     if len(people) < FEW_PARTICIPANTS:
         result.notes.append(f"only {len(people)} participants: the intervals resample participants, and with fewer "
                             f"than {FEW_PARTICIPANTS} they understate the uncertainty")
-    prompt_of = {item["id"]: item["prompt_id"] for item in study["items"]}
+    prompt_of = {item["id"]: item["prompt_id"] for item in study.items}
     for question in result.questions:
         chosen = [r for r in rankings if r.question == question]
         if not chosen:

@@ -26,11 +26,13 @@ import string
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
+from benchmark.record import BENCHMARK_FILE, BenchmarkRecord
 from ccub.escape import csv_text, markdown_text
+from ccub.recordfile import RecordError, RecordFile
 
 STUDY_FILE = "study.json"
 METRICS_FILE = "metrics.csv"
@@ -61,7 +63,7 @@ class Source:
     """One run's benchmark: its manifest and per-image metrics."""
 
     manifest_path: Path
-    manifest: dict[str, Any]
+    manifest: BenchmarkRecord
     metrics: dict[tuple[str, str, int], dict[str, float]] = field(default_factory=dict)  # (model, prompt, seed)
 
 
@@ -74,22 +76,46 @@ class Made:
     smoke_run: bool
 
 
-def read_study(folder: Path) -> dict[str, Any]:
+@dataclass
+class StudyKey(RecordFile):
+    """`study.json`, the bundle's private key: which slot of which item shows which model."""
+
+    SCHEMA: ClassVar[str] = "ccub-study"
+    VERSION: ClassVar[int] = 1
+    SCHEMA_KEYS: ClassVar[tuple[str, str]] = ("format", "version")  # the format bundles already in use have
+    FIX: ClassVar[str] = "rebuild it with the same `ccub study make` command and seed, which gives the same key"
+
+    study_id: str
+    culture: str
+    culture_name: str
+    seed: int
+    smoke_run: bool  # some image (or the CLIP scorer of its metrics) came from random weights
+    questions: list[str]
+    per_participant: int
+    clip: str
+    settings: dict[str, Any]
+    models: list[dict[str, Any]]  # name, key, base, lora, random_weights, source
+    items: list[dict[str, Any]]  # id, prompt_id, prompt, category, seed, slots (slot -> model), images
+
+    def model_names(self) -> list[str]:
+        return [m["name"] for m in self.models]
+
+    def problems(self) -> list[str]:
+        names = set(self.model_names())
+        return [f"item {item.get('id')!r} does not show every model once" for item in self.items
+                if not isinstance(item.get("slots"), dict) or set(item["slots"].values()) != names
+                or len(item["slots"]) != len(names)]
+
+
+def read_study(folder: Path) -> StudyKey:
     """The bundle's key (study.json), as `make_study` wrote it."""
     path = Path(folder) / STUDY_FILE
     if not path.is_file():
         raise StudyError(f"{folder}: no {STUDY_FILE}; give the folder `ccub study make --out` wrote")
     try:
-        study = json.loads(path.read_text(encoding="utf-8"))
-        if study.get("format") != "ccub-study" or study.get("version") != 1:
-            raise ValueError("not a version 1 ccub-study file")
-        for item in study["items"]:
-            if set(item["slots"].values()) != {m["name"] for m in study["models"]}:
-                raise ValueError(f"item {item['id']} does not show every model once")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise StudyError(f"{path}: unreadable or edited ({type(exc).__name__}: {exc}); rebuild it with the same "
-                         f"`ccub study make` command and seed, which gives the same key") from exc
-    return study
+        return StudyKey.read(path)
+    except RecordError as exc:
+        raise StudyError(str(exc)) from exc
 
 
 def find_studies(folder: Path) -> list[Path]:
@@ -105,21 +131,16 @@ def find_studies(folder: Path) -> list[Path]:
 
 
 def read_source(run: Path) -> Source:
-    from benchmark.report import MANIFEST
-
-    path = Path(run) / "benchmark" / MANIFEST
+    path = Path(run) / "benchmark" / BENCHMARK_FILE
     if not path.is_file():
-        raise StudyError(f"{run}: no benchmark/{MANIFEST}; run `ccub benchmark --model {run}` first (its images are "
-                         f"what the study shows, and benchmarks made before ccub wrote {MANIFEST} need a rerun, "
-                         f"which reuses the cached images)")
+        raise StudyError(f"{run}: no benchmark/{BENCHMARK_FILE}; run `ccub benchmark --model {run}` first (its "
+                         f"images are what the study shows)")
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-        if manifest.get("format") != "ccub-benchmark":
-            raise ValueError("format is not ccub-benchmark")
-    except ValueError as exc:
-        raise StudyError(f"{path}: unreadable ({exc}); rerun `ccub benchmark --model {run}`") from exc
-    names = [m["name"] for m in manifest["models"]] + [p["id"] for p in manifest["prompts"]]
-    return Source(path, manifest, _read_metrics(path.parent / "results.csv", names))
+        record = BenchmarkRecord.read(path)
+    except RecordError as exc:
+        raise StudyError(str(exc)) from exc
+    names = [m["name"] for m in record.models] + [p["id"] for p in record.prompts]
+    return Source(path, record, _read_metrics(path.parent / "results.csv", names))
 
 
 def _read_metrics(path: Path, names: list[str]) -> dict[tuple[str, str, int], dict[str, float]]:
@@ -143,10 +164,11 @@ def _check_compatible(sources: list[Source]) -> None:
     first = sources[0]
     for other in sources[1:]:
         for key, what in (("settings", "generation settings"), ("clip", "CLIP scorer"), ("seeds", "seeds")):
-            if other.manifest[key] != first.manifest[key]:
+            mine, theirs = getattr(other.manifest, key), getattr(first.manifest, key)
+            if mine != theirs:
                 raise StudyError(
                     f"{other.manifest_path} and {first.manifest_path} differ in their {what} "
-                    f"({other.manifest[key]} vs {first.manifest[key]}); benchmark every run with the same "
+                    f"({mine} vs {theirs}); benchmark every run with the same "
                     f"[benchmark] settings and --clip so its images and metrics can be compared")
 
 
@@ -161,8 +183,8 @@ def _collect(sources: list[Source], wanted: list[str]) -> dict[str, dict[str, An
     """model name -> its record, image per (prompt text, seed) and metrics, from the first source holding it."""
     models: dict[str, dict[str, Any]] = {}
     for source in sources:
-        prompts = {p["id"]: p for p in source.manifest["prompts"]}
-        for record in source.manifest["models"]:
+        prompts = {p["id"]: p for p in source.manifest.prompts}
+        for record in source.manifest.models:
             name = record["name"]
             if name not in wanted:
                 continue
@@ -173,7 +195,7 @@ def _collect(sources: list[Source], wanted: list[str]) -> dict[str, dict[str, An
                                      f"runs on the same base model")
                 continue
             images = {}
-            for image in source.manifest["images"]:
+            for image in source.manifest.images:
                 if image["model"] == name:
                     prompt = prompts[image["prompt"]]
                     images[(prompt["text"], image["seed"])] = (Path(image["path"]), prompt)
@@ -249,7 +271,7 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     benchmarked = [r for r in opts.runs if (Path(r) / "benchmark").is_dir()] or opts.runs[:1]
     sources = [read_source(r) for r in benchmarked]
     _check_compatible(sources)
-    culture = sources[0].manifest["culture"]
+    culture = sources[0].manifest.culture
     if opts.culture and opts.culture != culture:
         raise StudyError(f"--culture {opts.culture}, but {sources[0].manifest_path} benchmarked {culture!r} prompts; "
                          f"benchmark the runs with --culture {opts.culture} or leave --culture out")
@@ -262,15 +284,13 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     _check_out(opts.out, sid, opts.force)
     name = cfg.cultures[culture].name if culture in cfg.cultures else culture
     texts = load_texts(name, opts.texts)
-    smoke = any(models[m]["random_weights"] for m in wanted) or "RANDOM WEIGHTS" in sources[0].manifest["clip"]
-    study = {
-        "format": "ccub-study", "version": 1, "study_id": sid, "culture": culture, "culture_name": name,
-        "seed": s.seed, "smoke_run": smoke, "questions": list(s.questions), "per_participant": s.per_participant,
-        "clip": sources[0].manifest["clip"], "settings": sources[0].manifest["settings"],
-        "models": [{k: models[m][k] for k in ("name", "key", "base", "lora", "random_weights", "source")}
-                   for m in wanted],
-        "items": items,
-    }
+    smoke = any(models[m]["random_weights"] for m in wanted) or sources[0].manifest.clip_random_weights
+    study = StudyKey(
+        study_id=sid, culture=culture, culture_name=name, seed=s.seed, smoke_run=smoke, questions=list(s.questions),
+        per_participant=s.per_participant, clip=sources[0].manifest.clip, settings=sources[0].manifest.settings,
+        models=[{k: models[m][k] for k in ("name", "key", "base", "lora", "random_weights", "source")}
+                for m in wanted],
+        items=items)
     return _write_bundle(opts, study, models, texts, s, int(cfg.limits.max_megapixels * 1e6),
                          progress or (lambda stage, done, total: None))
 
@@ -307,7 +327,7 @@ def _check_out(out: Path, sid: str, force: bool) -> None:
                          f"collected. Choose another --out, or pass --force to replace it")
 
 
-def _write_bundle(opts: MakeOptions, study: dict, models: dict, texts: dict, s, max_pixels: int,
+def _write_bundle(opts: MakeOptions, study: StudyKey, models: dict, texts: dict, s, max_pixels: int,
                   progress: ProgressFn) -> Made:
     out = Path(opts.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -318,20 +338,19 @@ def _write_bundle(opts: MakeOptions, study: dict, models: dict, texts: dict, s, 
         _swap_in(partial, out)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return Made(out, study["study_id"], len(study["items"]), [m["name"] for m in study["models"]],
-                study["smoke_run"])
+    return Made(out, study.study_id, len(study.items), study.model_names(), study.smoke_run)
 
 
-def _fill(folder: Path, opts: MakeOptions, study: dict, models: dict, texts: dict, s, max_pixels: int,
+def _fill(folder: Path, opts: MakeOptions, study: StudyKey, models: dict, texts: dict, s, max_pixels: int,
           progress: ProgressFn) -> None:
     from benchmark.study.survey import render_survey
 
     (folder / CROWD_DIR / "images").mkdir(parents=True)
     survey_items, crowd_rows = [], []
-    slots = SLOTS[:len(study["models"])]
-    for done, item in enumerate(study["items"]):
+    slots = SLOTS[:len(study.models)]
+    for done, item in enumerate(study.items):
         images = []
-        row = {"study_id": study["study_id"], "item_id": item["id"], "prompt": item["prompt"]}
+        row = {"study_id": study.study_id, "item_id": item["id"], "prompt": item["prompt"]}
         for slot in slots:
             data = _jpeg(Path(item["images"][slot]), s, max_pixels)
             name = f"{item['id']}-{slot}.jpg"
@@ -340,17 +359,17 @@ def _fill(folder: Path, opts: MakeOptions, study: dict, models: dict, texts: dic
             row[f"image_{slot}"] = f"{opts.crowd_url}images/{name}"
         survey_items.append({"id": item["id"], "prompt": item["prompt"], "images": images})
         crowd_rows.append(row)
-        progress("encoding images", done + 1, len(study["items"]))
-    survey = {"study_id": study["study_id"], "title": texts["title"], "culture": study["culture_name"],
-              "smoke_run": study["smoke_run"], "per_participant": study["per_participant"], "texts": texts,
-              "questions": study["questions"], "items": survey_items}
+        progress("encoding images", done + 1, len(study.items))
+    survey = {"study_id": study.study_id, "title": texts["title"], "culture": study.culture_name,
+              "smoke_run": study.smoke_run, "per_participant": study.per_participant, "texts": texts,
+              "questions": study.questions, "items": survey_items}
     (folder / SURVEY_FILE).write_text(render_survey(survey), encoding="utf-8")
     (folder / CROWD_DIR / "items.csv").write_text(
         csv_text(crowd_rows, ["study_id", "item_id", "prompt", *(f"image_{x}" for x in slots)]), encoding="utf-8")
     (folder / CROWD_DIR / "README.md").write_text(crowd_readme(study, slots), encoding="utf-8")
     (folder / METRICS_FILE).write_text(_metrics_csv(study, models), encoding="utf-8")
     (folder / "README.md").write_text(bundle_readme(study, opts.out), encoding="utf-8")
-    (folder / STUDY_FILE).write_text(json.dumps(study, indent=1, ensure_ascii=False), encoding="utf-8")
+    study.write(folder / STUDY_FILE)
 
 
 def _jpeg(path: Path, s, max_pixels: int) -> bytes:
@@ -376,9 +395,9 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _metrics_csv(study: dict, models: dict) -> str:
+def _metrics_csv(study: StudyKey, models: dict) -> str:
     rows = []
-    for item in study["items"]:
+    for item in study.items:
         for name in item["slots"].values():
             for metric, value in sorted(models[name]["metrics"].get((name, item["prompt_id"], item["seed"]),
                                                                     {}).items()):
@@ -387,9 +406,9 @@ def _metrics_csv(study: dict, models: dict) -> str:
     return csv_text(rows, ["item", "model", "prompt", "seed", "metric", "value"])
 
 
-def crowd_readme(study: dict, slots: str) -> str:
-    answers = ", ".join(f"`Answer.{q}`" for q in study["questions"])
-    return f"""# Crowd-sourcing layout of study {study['study_id']}
+def crowd_readme(study: StudyKey, slots: str) -> str:
+    answers = ", ".join(f"`Answer.{q}`" for q in study.questions)
+    return f"""# Crowd-sourcing layout of study {study.study_id}
 
 `items.csv` has one row per item: `study_id`, `item_id`, `prompt` and one image URL per slot
 (`image_{slots[0]}` ... `image_{slots[-1]}`). Host the files of `images/` and make the bundle with
@@ -407,12 +426,12 @@ Consent is the platform's task: every row of a results file is read as consented
 """
 
 
-def bundle_readme(study: dict, out: Path) -> str:
+def bundle_readme(study: StudyKey, out: Path) -> str:
     smoke = ("\n**TEST STUDY: the images come from models with random weights. Do not run it with "
-             "people.**\n" if study["smoke_run"] else "")
-    return f"""# ccub study {study['study_id']}: {markdown_text(study['culture_name'])}
+             "people.**\n" if study.smoke_run else "")
+    return f"""# ccub study {study.study_id}: {markdown_text(study.culture_name)}
 {smoke}
-{len(study['items'])} items, {len(study['models'])} images each, questions: {', '.join(study['questions'])}.
+{len(study.items)} items, {len(study.models)} images each, questions: {', '.join(study.questions)}.
 
 - Send participants `survey.html` only. It works offline in any current browser, loads nothing
   from the network, and saves the answers to a file the participant sends back to you.

@@ -20,12 +20,15 @@ import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmark.study import shapes
 from benchmark.study.shapes import quoted
 from ccub.config import Limits
 from ccub.rows import csv_rows, parse_json
+
+if TYPE_CHECKING:
+    from benchmark.study.bundle import StudyKey
 from ccub.safeio import Root, UnsafeFile
 
 RESPONSE_FORMAT = "ccub-study-response"
@@ -90,7 +93,7 @@ Submission = tuple[Participant, list[Ranking]]
 _NEVER = datetime.min.replace(tzinfo=UTC)
 
 
-def read_responses(folder: Path, studies: list[dict], limits: Limits | None = None,
+def read_responses(folder: Path, studies: list[StudyKey], limits: Limits | None = None,
                    resubmission: str = "latest") -> tuple[dict[str, Responses], list[str]]:
     """Every .json and .csv file under `folder` (recursively), each routed to the study whose id it
     carries and checked against its key. Returns the responses per study id, and one message per
@@ -101,7 +104,7 @@ def read_responses(folder: Path, studies: list[dict], limits: Limits | None = No
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: no such folder; put the files participants sent back in one folder")
     limits = limits or Limits()
-    keys = {study["study_id"]: _Key(study) for study in studies}
+    keys = {study.study_id: _Key(study) for study in studies}
     outs = {sid: Responses(resubmission=resubmission) for sid in keys}
     submissions: dict[str, dict[str, list[Submission]]] = {sid: {} for sid in keys}
     rejected = []
@@ -169,10 +172,10 @@ def _read_file(root: Root, path: Path, keys: dict[str, _Key], limits: Limits) ->
 class _Key:
     """The study's key: item -> slot -> model, and the questions asked."""
 
-    def __init__(self, study: dict):
-        self.study_id = study["study_id"]
-        self.slots = {item["id"]: item["slots"] for item in study["items"]}
-        self.questions = list(study["questions"])
+    def __init__(self, study: StudyKey):
+        self.study_id = study.study_id
+        self.slots = {item["id"]: item["slots"] for item in study.items}
+        self.questions = list(study.questions)
 
     def ranking(self, participant: str, item: str, question: str, value: str | list[str], where: str) -> Ranking:
         if item not in self.slots:

@@ -13,18 +13,22 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark.study.responses import RESPONSE_FORMAT
 from ccub.files import atomic_write_text
 
+if TYPE_CHECKING:
+    from benchmark.study.bundle import StudyKey
 
-def simulate(study: dict, participants: int, strengths: dict[str, float] | None = None,
+
+def simulate(study: StudyKey, participants: int, strengths: dict[str, float] | None = None,
              item_effects: dict[tuple[str, str], float] | None = None, seed: int = 0,
              identifies: str = "yes") -> list[dict]:
     """Response documents (the survey's JSON format) of `participants` simulated people."""
-    models = [m["name"] for m in study["models"]]
+    models = study.model_names()
     strengths = strengths or {}
     unknown = sorted(set(strengths) - set(models))
     if unknown:
@@ -35,17 +39,17 @@ def simulate(study: dict, participants: int, strengths: dict[str, float] | None 
     out = []
     for n in range(participants):
         answers = []
-        for item in study["items"]:
+        for item in study.items:
             slot_of = {model: slot for slot, model in item["slots"].items()}
             utility = np.array([strengths.get(m, 0.0) + effects.get((item["id"], m), 0.0) for m in models])
-            for question in study["questions"]:
+            for question in study.questions:
                 order = np.argsort(-(utility + rng.gumbel(size=len(models))))
                 answers.append({"item": item["id"], "question": question,
                                 "ranking": [slot_of[models[i]] for i in order]})
-        out.append({"format": RESPONSE_FORMAT, "version": 1, "study_id": study["study_id"],
+        out.append({"format": RESPONSE_FORMAT, "version": 1, "study_id": study.study_id,
                     "participant": f"sim-{seed}-{n:04d}", "consent": True,
                     "affiliation": {"identifies": identifies, "description": ""}, "started": now, "finished": now,
-                    "items_shown": [item["id"] for item in study["items"]], "answers": answers, "simulated": True})
+                    "items_shown": [item["id"] for item in study.items], "answers": answers, "simulated": True})
     return out
 
 

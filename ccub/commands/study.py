@@ -100,7 +100,7 @@ def analyze(
     try:
         folders = find_studies(study)
         keys = [read_study(f) for f in folders]
-        ids = [k["study_id"] for k in keys]
+        ids = [k.study_id for k in keys]
         if len(set(ids)) != len(ids):
             raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
         found, rejected = read_responses(responses, keys, cfg.limits, cfg.study.resubmission)
@@ -112,8 +112,8 @@ def analyze(
                   highlight=False)
     for read in found.values():
         _print_conflicts(read)
-    results = [analyze(key, found[key["study_id"]],
-                       read_metrics(folder / METRICS_FILE, [m["name"] for m in key["models"]]), cfg.study,
+    results = [analyze(key, found[key.study_id],
+                       read_metrics(folder / METRICS_FILE, key.model_names()), cfg.study,
                        participants)
                for folder, key in zip(folders, keys, strict=True)]
     for result in results:

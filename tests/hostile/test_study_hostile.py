@@ -71,7 +71,7 @@ def rejected_once(folder: Path, study: dict, name: str, limits: Limits | None = 
     """The one rejection message, which names `name`; the valid files are still counted."""
     found, rejected = read_responses(folder, [study], limits)
     assert len(rejected) == 1 and rejected[0].startswith(f"{folder / name}: "), rejected
-    assert set(found[study["study_id"]].participants) == {"p-1", "p-2"}
+    assert set(found[study.study_id].participants) == {"p-1", "p-2"}
     return rejected[0]
 
 
@@ -148,12 +148,12 @@ def test_cell_over_size_limit_rejected_by_name(bundle, tmp_path, guard):
     long = "x" * (Limits().max_field_chars + 1)
     json_doc = response(study, "p-3", affiliation={"identifies": "yes", "description": long})
     rows = [["study_id", "participant", "item", "question", "ranking", "affiliation"]]
-    rows += [[study["study_id"], "p-4", i["id"], q, "A>B>C", long] for i in study["items"] for q in study["questions"]]
+    rows += [[study.study_id, "p-4", i["id"], q, "A>B>C", long] for i in study.items for q in study.questions]
     buffer = io.StringIO()
     csv.writer(buffer).writerows(rows)
     folder = responses_folder(tmp_path / "r", {"long.json": json_doc, "long.csv": buffer.getvalue()}, study, guard)
     found, rejected = read_responses(folder, [study])
-    assert set(found[study["study_id"]].participants) == {"p-1", "p-2"}
+    assert set(found[study.study_id].participants) == {"p-1", "p-2"}
     by_file = {Path(m.split(": ", 1)[0]).name: m for m in rejected}
     assert "a text of 65,537 characters at affiliation.description" in by_file["long.json"]
     assert "line 2 has a cell of 65,537 characters in column 'affiliation'" in by_file["long.csv"]
@@ -185,8 +185,8 @@ def test_response_file_over_metadata_limit_rejected(bundle, tmp_path, guard):
 
 def test_csv_row_wider_than_its_header_rejected(bundle, tmp_path, guard):
     _, study = bundle
-    item = study["items"][0]["id"]
-    text = f"study_id,participant,item,question,ranking\n{study['study_id']},p-4,{item},alignment,A>B>C,Busan, Korea\n"
+    item = study.items[0]["id"]
+    text = f"study_id,participant,item,question,ranking\n{study.study_id},p-4,{item},alignment,A>B>C,Busan, Korea\n"
     folder = responses_folder(tmp_path / "r", {"wide.csv": text}, study, guard)
     assert "line 2 has 7 cells but the header has 5" in rejected_once(folder, study, "wide.csv")
 
@@ -220,9 +220,9 @@ def test_identical_resubmission_is_not_a_conflict(bundle, tmp_path, guard):
     same = response(study, "p-3", finished=EARLY)
     folder = responses_folder(tmp_path / "r", {"once.json": same, "twice.json": same}, study, guard)
     found, rejected = read_responses(folder, [study], resubmission="drop")
-    got = found[study["study_id"]]
+    got = found[study.study_id]
     assert rejected == [] and got.conflicts == []
-    assert len([r for r in got.rankings if r.participant == "p-3"]) == len(study["items"]) * len(study["questions"])
+    assert len([r for r in got.rankings if r.participant == "p-3"]) == len(study.items) * len(study.questions)
 
 
 def test_unknown_resubmission_policy_names_the_key(bundle, tmp_path, guard):
@@ -284,7 +284,7 @@ def test_formula_cells_escaped_in_study_csvs(tmp_path, guard):
 def preferring(study: dict, model: str, participant: str, **changes) -> dict:
     """A response ranking `model` first on every item, whichever slot it is in."""
     doc = response(study, participant, **changes)
-    slots = {i["id"]: i["slots"] for i in study["items"]}
+    slots = {i["id"]: i["slots"] for i in study.items}
     for answer in doc["answers"]:
         answer["ranking"] = sorted(slots[answer["item"]], key=lambda slot: slots[answer["item"]][slot] != model)
     return doc
@@ -315,7 +315,8 @@ def benchmark_outputs(tmp_path, guard) -> Path:
                     sets={"cmmd": {"base": 1.0, SCRIPT: 2.0}}, notes=[f"{SCRIPT} [click](javascript:alert(1))"])
     cfg = config()
     context = {"culture": "korea", "runs": [], "models": models, "prompts": [prompt], "seeds": [0],
-               "settings": Settings(), "clip": "tiny", "suite": f"suites/{SCRIPT}.toml", "reference": "none",
+               "settings": Settings(), "clip": "tiny", "clip_random_weights": True, "suite": f"suites/{SCRIPT}.toml",
+               "reference": "none",
                "training": 0, "smoke_run": True, "seconds": 0.0, "config": cfg.benchmark, "classes": ["korea"],
                "images": {("base", "=p1", 0): cache / "base.png", (SCRIPT, "=p1", 0): cache / "tuned.png"},
                "max_pixels": int(cfg.limits.max_megapixels * 1e6)}
@@ -412,7 +413,7 @@ def test_any_sub_value_replaced_with_any_json_never_crashes_the_analysis(bundle,
     mutated = set_at(valid, path, replacement)
     folder = responses_folder(tmp_path / f"example-{next(EXAMPLES)}", {"mutated.json": mutated}, study, guard)
     found, rejected = read_responses(folder, [study])
-    got = found[study["study_id"]]
+    got = found[study.study_id]
     assert rejected == [] or (len(rejected) == 1 and rejected[0].startswith(f"{folder / 'mutated.json'}: "))
     assert {"p-1", "p-2"} <= set(got.participants)
     assert got.files == 3 - len(rejected)

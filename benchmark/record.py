@@ -1,0 +1,29 @@
+"""`runs/<name>/benchmark/benchmark.json`: what `ccub benchmark` generated and how, so that
+`ccub study make` finds every image the metrics scored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ccub.recordfile import RecordFile
+
+BENCHMARK_FILE = "benchmark.json"
+
+
+@dataclass
+class BenchmarkRecord(RecordFile):
+    SCHEMA: ClassVar[str] = "ccub.benchmark"
+    VERSION: ClassVar[int] = 1
+    FIX: ClassVar[str] = "rerun `ccub benchmark --model runs/<name>` (it reuses the cached images)"
+
+    culture: str
+    clip: str  # the CLIP scorer, described
+    clip_random_weights: bool
+    smoke_run: bool  # the CLIP scorer or some model had random weights
+    suite: str  # the prompt suite's file, or "built-in"
+    settings: dict[str, Any]  # generation settings (benchmark.generate.Settings)
+    seeds: list[int]
+    models: list[dict[str, Any]]  # name, key, base, lora, random_weights
+    prompts: list[dict[str, Any]]  # benchmark.prompts.Prompt fields
+    images: list[dict[str, Any]]  # model, prompt (id), seed, path
