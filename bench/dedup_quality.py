@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont, ImageOps
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ccub.config import Config  # noqa: E402
-from ccub.imaging.analyze import Limits, analyze_image  # noqa: E402
+from ccub.imaging.analyze import AnalysisLimits, analyze_image  # noqa: E402
 from ccub.imaging.phash import distance  # noqa: E402
 
 Colour = np.ndarray  # (3,) float32, 0..255
@@ -806,14 +806,7 @@ class Item:
     margins: tuple[int, int, int, int]  # trimmed by ccub before hashing (working-copy pixels)
 
 
-def _limits(cfg: Config) -> Limits:
-    return Limits(max_bytes=int(cfg.limits.max_file_mb * 1e6), max_pixels=int(cfg.limits.max_megapixels * 1e6),
-                  work_size=cfg.quality.work_size, thumbnail_size=cfg.export.thumbnail_size,
-                  jpeg_quality=cfg.export.jpeg_quality, webp_quality=cfg.export.webp_quality,
-                  trim_tolerance=cfg.duplicates.trim_tolerance, trim_max_fraction=cfg.duplicates.trim_max_fraction)
-
-
-def hash_file(path: Path, limits: Limits) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
+def hash_file(path: Path, limits: AnalysisLimits) -> tuple[np.ndarray, int, tuple[int, int, int, int]]:
     facts = analyze_image(path, path.name, None, None, limits)
     assert facts.ok and facts.phash is not None, (path, facts.error, facts.error_detail)
     with Image.open(path) as im:
@@ -823,7 +816,7 @@ def hash_file(path: Path, limits: Limits) -> tuple[np.ndarray, int, tuple[int, i
 
 def build_group(task: tuple[int, int, str]) -> list[Item]:
     index, seed, root = task
-    limits = _limits(Config())
+    limits = AnalysisLimits.from_config(Config())
     out = Path(root) / f"{index:04d}"
     out.mkdir(parents=True, exist_ok=True)
     kind, scene = make_scene(seed)

@@ -19,7 +19,7 @@ from ccub.checks.registry import Context, families, severity_of, spec_index
 from ccub.checks.rights import RightsChecks
 from ccub.config import Config
 from ccub.export import Exported, Exporter, write_metadata
-from ccub.imaging.analyze import ImageFacts, Limits, analyze_image
+from ccub.imaging.analyze import AnalysisLimits, ImageFacts, analyze_image
 from ccub.outdir import OutputError, describe_os_error, exclusive, publish, staging
 from ccub.readers import ReadResult, read_submissions
 from ccub.records import SEVERITIES, Finding, Record
@@ -90,21 +90,7 @@ class Result:
 ProgressFn = Callable[[str, int, int], None]
 
 
-def _limits(cfg: Config, semantic: bool) -> Limits:
-    return Limits(
-        max_bytes=int(cfg.limits.max_file_mb * 1e6),
-        max_pixels=int(cfg.limits.max_megapixels * 1e6),
-        work_size=cfg.quality.work_size,
-        thumbnail_size=cfg.export.thumbnail_size,
-        jpeg_quality=cfg.export.jpeg_quality,
-        webp_quality=cfg.export.webp_quality,
-        trim_tolerance=cfg.duplicates.trim_tolerance,
-        trim_max_fraction=cfg.duplicates.trim_max_fraction,
-        semantic_size=cfg.duplicates.semantic_size if semantic else 0,
-    )
-
-
-def _analyze_task(task: tuple[Root, str, Path, Path, Limits]) -> ImageFacts:
+def _analyze_task(task: tuple[Root, str, Path, Path, AnalysisLimits]) -> ImageFacts:
     return analyze_image(*task)
 
 
@@ -119,7 +105,7 @@ def _watch_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _analyze_all(root: Root, images: list[str], tmp: Path, limits: Limits, workers: int,
+def _analyze_all(root: Root, images: list[str], tmp: Path, limits: AnalysisLimits, workers: int,
                  progress: ProgressFn | None) -> dict[str, ImageFacts]:
     (tmp / "stage").mkdir()
     (tmp / "thumbs").mkdir()
@@ -371,7 +357,7 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
         images = sorted({r.image for r in records if r.image and r.key not in unusable}
                         | {n for r in records for n in r.negatives})
         t = time.perf_counter()
-        facts = _analyze_all(read.root, images, tmp, _limits(cfg, bool(options.clip)),
+        facts = _analyze_all(read.root, images, tmp, AnalysisLimits.from_config(cfg, bool(options.clip)),
                              options.workers, progress)
         timings["analyse"] = time.perf_counter() - t
 

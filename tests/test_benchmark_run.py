@@ -11,14 +11,13 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from helpers_io import photo, write_jsonl  # noqa: E402
+from helpers import config, noisy_photo, write_jsonl  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark import generate as gen  # noqa: E402
 from benchmark.record import BenchmarkRecord  # noqa: E402
 from benchmark.run import Options, run_benchmark  # noqa: E402
 from ccub.cli import app  # noqa: E402
-from ccub.config import load_config  # noqa: E402
 from finetune import prepare as prep  # noqa: E402
 from finetune.config import load_scoft_config  # noqa: E402
 from finetune.train import RunOptions, train  # noqa: E402
@@ -55,7 +54,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
         for i in range(count):
             name = f"images/{split}_{i}.jpg"
             (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-            photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
+            noisy_photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
             rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
         write_jsonl(root / split / "metadata.jsonl", rows)
     cfg = bench_config()
@@ -76,12 +75,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
 
 
 def bench_config():
-    # Imported from neither conftest: tests/hostile has its own, and the two clash when run together.
-    cfg = load_config(cwd=Path(__file__).parent)  # defaults: no ccub.toml from the working folder
-    cfg.benchmark.steps = 3
-    cfg.benchmark.clip = "tiny"
-    cfg.benchmark.bootstrap = 500
-    return cfg
+    return config(benchmark={"steps": 3, "clip": "tiny", "bootstrap": 500})
 
 
 def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):

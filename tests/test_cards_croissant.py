@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import make_image, read_jsonl, row, submission
+from helpers import make_image, read_jsonl, row, submission
 from PIL import Image
 
 from ccub.config import load_config

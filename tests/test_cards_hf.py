@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import make_image, row, submission
+from helpers import make_image, row, submission
 from typer.testing import CliRunner
 
 import ccub.report

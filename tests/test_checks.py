@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import (
+from helpers import (
     assert_clean_export,
     caption_for,
     checks_for,
@@ -205,7 +205,7 @@ def test_metadata_malformed(root, tmp_path):
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), '{"file_name": "FOOD_2.jpg", "text": ',
                                           row("FOOD_3.jpg", 3), "[1, 2]"])
     (root / "korea" / "submission.toml").write_text('license = "CC-BY-4.0"\ncolour = "red"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     found = issues_of(result, "metadata.malformed")
     lines = sorted(i.finding.line for i in found if i.finding.file == "korea/metadata.jsonl")
     assert lines == [2, 4]
@@ -221,7 +221,7 @@ def test_metadata_field_type(root, tmp_path):
     base = submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1, text=42),
                                           row("FOOD_2.jpg", 2, license={"id": "CC0-1.0"})])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     found = {(i.finding.record, i.finding.field, i.finding.line): i.finding.message
              for i in issues_of(result, "metadata.field_type")}
     assert found == {(K + "FOOD_1.jpg", "text", 1): "text is a JSON number, not text",
@@ -230,7 +230,7 @@ def test_metadata_field_type(root, tmp_path):
     # A number is fine where text is expected for other fields: it is the text of the number.
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1, created_at=2021),
                                           row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert outcome(result, K + "FOOD_1.jpg").record.created_at == "2021"
     assert not issues_of(result, "metadata.field_type")
 
@@ -239,14 +239,14 @@ def test_metadata_limit(root, tmp_path):
     base = submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     deep = row("FOOD_2.jpg", 2, extra={"a": [[1]]})  # 4 levels: row, extra, 2 arrays
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), deep])
-    result = run(root, tmp_path, config(limits={"max_json_depth": 3}))
+    result = run(root, tmp_path / "out", config(limits={"max_json_depth": 3}))
     [limit] = issues_of(result, "metadata.limit")
     assert (limit.finding.line, limit.finding.file) == (2, "korea/metadata.jsonl")
     assert "limits.max_json_depth (3)" in limit.finding.message
     assert_accepted(result, K + "FOOD_1.jpg")
     assert "file.no_metadata" in checks_for(result, None)  # FOOD_2's row was skipped
     # One level more is allowed: the extra column travels to the clean metadata as text.
-    result = run(root, tmp_path, config(limits={"max_json_depth": 4}))
+    result = run(root, tmp_path / "out", config(limits={"max_json_depth": 4}))
     assert not issues_of(result, "metadata.limit")
     assert outcome(result, K + "FOOD_2.jpg").record.extra["extra"] == {"a": [[1]]}
 
@@ -255,7 +255,7 @@ def test_file_not_regular(root, tmp_path):
     base = submission(root, [row("FOOD_1.jpg", 1)])
     os.mkfifo(base / "FOOD_2.jpg")
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     [found] = issues_of(result, "file.not_regular")
     assert found.finding.record == K + "FOOD_2.jpg" and "FIFO" in found.finding.message
     assert status(result, K + "FOOD_2.jpg") == "rejected"
@@ -277,7 +277,7 @@ def test_file_changed(root, tmp_path, monkeypatch):
         return result
 
     monkeypatch.setattr(ccub.safeio.os, "stat", stat_then_swap)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     monkeypatch.undo()
     assert_rejected(result, K + "FOOD_2.jpg", "file.changed")
     assert_accepted(result, K + "FOOD_1.jpg")
@@ -290,7 +290,7 @@ def test_metadata_well_formed(root, tmp_path):
     text = (base / "metadata.jsonl").read_text("utf-8")
     (base / "metadata.jsonl").write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\n\n").encode())
     (base / "submission.toml").write_text('contributor = "c9"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert not issues_of(result, "metadata.malformed")
     assert_accepted(result, K + "FOOD_1.jpg")
     assert outcome(result, K + "FOOD_1.jpg").record.contributor == "c1"  # the row wins
@@ -306,7 +306,7 @@ def test_metadata_encoding(root, tmp_path):
     bad = json.dumps(row("FOOD_2.jpg", 2, text="caf\u00e9 kimchi bowl")).replace("\\u00e9", "\xe9")
     lines = [good.encode("utf-8"), bad.encode("latin-1"), json.dumps(row("FOOD_3.jpg", 3)).encode()]
     (base / "metadata.jsonl").write_bytes(b"\n".join(lines) + b"\n")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     [enc] = issues_of(result, "metadata.encoding")
     assert (enc.finding.line, enc.finding.file, enc.severity) == (2, "korea/metadata.jsonl", "error")
     assert "0xe9" in enc.finding.message
@@ -325,7 +325,7 @@ def test_metadata_encoding_sidecar(root, tmp_path):
     (folder / "FOOD_1.txt").write_bytes("a bowl of kimchi at the caf\u00e9".encode("latin-1"))
     (folder / "FOOD_2.txt").write_text("a bowl of kimchi at the caf\u00e9", encoding="utf-8")
     (root / "korea" / "submission.toml").write_text('license = "CC0-1.0"\nconsent = "n/a"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert "metadata.encoding" in checks_for(result, "korea/FOOD/FOOD_1.jpg")
     assert status(result, "korea/FOOD/FOOD_1.jpg") == "rejected"  # and no caption
     assert "metadata.encoding" not in checks_for(result, "korea/FOOD/FOOD_2.jpg")
@@ -343,7 +343,7 @@ def test_metadata_csv_problems(root, tmp_path):
              f'FOOD_4.jpg,"{caption_for(4)}, with a comma",CC0-1.0,,n/a\n']
     data = header.encode() + lines[0].encode() + lines[1].encode() + lines[2].encode("latin-1") + lines[3].encode()
     (base / "metadata.csv").write_bytes(data)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert [i.finding.line for i in issues_of(result, "metadata.malformed")] == [3]
     assert [i.finding.line for i in issues_of(result, "metadata.encoding")] == [4]
     assert_accepted(result, K + "FOOD_1.jpg")
@@ -355,7 +355,7 @@ def test_metadata_duplicate_row(root, tmp_path):
     base = submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2),
                                           row("./FOOD_1.jpg", 3, text="a second caption for it")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     [dup] = issues_of(result, "metadata.duplicate_row")
     assert (dup.finding.line, dup.severity) == (3, "error")
     assert "line 1" in dup.finding.message
@@ -368,7 +368,7 @@ def test_file_missing(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     base = root / "korea"
     write_jsonl(base / "metadata.jsonl", [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2), row("FOOD_9.jpg", 9)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_9.jpg", "file.missing")
     [missing] = issues_of(result, "file.missing")
     assert missing.finding.line == 3
@@ -382,7 +382,7 @@ def test_file_no_metadata(root, tmp_path):
     make_image(root / "korea" / "extra" / "FOOD_6.png", seed=6)
     # Images in a folder without any metadata file are read as a folder tree instead.
     make_image(root / "nigeria" / "FOOD" / "FOOD_7.jpg", seed=7)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     found = issues_of(result, "file.no_metadata")
     assert sorted(i.finding.file for i in found) == ["korea/FOOD_5.jpg", "korea/extra/FOOD_6.png"]
     assert all(i.finding.record is None and i.severity == "error" for i in found)
@@ -399,7 +399,7 @@ def test_file_outside_root(root, tmp_path):
             row("C:\\Users\\kim\\FOOD_3.jpg", 4), row("../FOOD_4.jpg", 5, culture="korea")]
     submission(root, rows[:1])
     write_jsonl(root / "korea" / "metadata.jsonl", rows)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     outside = issues_of(result, "file.outside_root")
     assert sorted(i.finding.line for i in outside) == [2, 3, 4]
     for found in outside:
@@ -422,7 +422,7 @@ def test_file_outside_root_symlink(root, tmp_path):
     # A symlink in a folder tree (no metadata file) is caught too.
     (root / "nigeria" / "FOOD").mkdir(parents=True)
     (root / "nigeria" / "FOOD" / "FOOD_4.jpg").symlink_to(tmp_path / "outside.jpg")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     # A row whose path is unusable is keyed by where it was read.
     assert_rejected(result, "korea/metadata.jsonl:2", "file.outside_root")
     assert "symlink" in issues_of(result, "file.outside_root")[0].finding.message
@@ -441,7 +441,7 @@ def test_file_not_downloaded(root, tmp_path):
         ",https://example.org/a.jpg,a bowl of kimchi stew on a table,KR,FOOD,CC0-1.0,,n/a\n"
         "FOOD_2.jpg,https://example.org/b.jpg,a plate of rice cakes with honey,KR,FOOD,CC0-1.0,,n/a\n",
         encoding="utf-8")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, "manifest.csv:2", "file.not_downloaded")
     assert "file.not_downloaded" not in checks_for(result, "FOOD_2.jpg")
     assert_accepted(result, "FOOD_2.jpg")
@@ -458,7 +458,7 @@ def test_file_unreadable(root, tmp_path, monkeypatch):
         return real(path, flags, *args, **kwargs)
 
     monkeypatch.setattr(ccub.safeio.os, "open", open_)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_2.jpg", "file.unreadable")
     assert "Permission denied" in issues_of(result, "file.unreadable")[0].finding.message
     assert_accepted(result, K + "FOOD_1.jpg")
@@ -467,7 +467,7 @@ def test_file_unreadable(root, tmp_path, monkeypatch):
 def test_file_empty(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     (root / "korea" / "FOOD_2.jpg").write_bytes(b"")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_2.jpg", "file.empty")
     assert checks_for(result, K + "FOOD_2.jpg") & {"file.format", "file.tiny"} == set()
     assert "file.empty" not in checks_for(result, K + "FOOD_1.jpg")
@@ -481,18 +481,18 @@ def test_file_tiny(root, tmp_path):
     assert size < 500
     submission(root, [row("FOOD_1.png", 1)])
     cfg = config(limits={"min_file_bytes": size + 1})
-    assert_rejected(run(root, tmp_path, cfg), K + "FOOD_1.png", "file.tiny")
+    assert_rejected(run(root, tmp_path / "out", cfg), K + "FOOD_1.png", "file.tiny")
     cfg = config(limits={"min_file_bytes": size})
-    assert "file.tiny" not in checks_for(run(root, tmp_path, cfg), K + "FOOD_1.png")
+    assert "file.tiny" not in checks_for(run(root, tmp_path / "out", cfg), K + "FOOD_1.png")
 
 
 def test_file_too_large(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
     size = (root / "korea" / "FOOD_1.jpg").stat().st_size
-    result = run(root, tmp_path, config(limits={"max_file_mb": (size - 1) / 1e6}))
+    result = run(root, tmp_path / "out", config(limits={"max_file_mb": (size - 1) / 1e6}))
     assert_rejected(result, K + "FOOD_1.jpg", "file.too_large")
     assert result.facts[K + "FOOD_1.jpg"].sha256 is None  # rejected before reading
-    result = run(root, tmp_path, config(limits={"max_file_mb": (size + 1) / 1e6}))
+    result = run(root, tmp_path / "out", config(limits={"max_file_mb": (size + 1) / 1e6}))
     assert "file.too_large" not in checks_for(result, K + "FOOD_1.jpg")
     assert_accepted(result, K + "FOOD_1.jpg")
 
@@ -506,7 +506,7 @@ def test_file_too_many_pixels(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl",
                 [row("FOOD_1.jpg", 1), row("FOOD_2.png", 2), row("FOOD_3.png", 3)])
     start = time.perf_counter()
-    result = run(root, tmp_path, config(limits={"min_file_bytes": 0}))
+    result = run(root, tmp_path / "out", config(limits={"min_file_bytes": 0}))
     assert time.perf_counter() - start < 5
     for key in (K + "FOOD_2.png", K + "FOOD_3.png"):
         assert_rejected(result, key, "file.too_many_pixels")
@@ -519,9 +519,9 @@ def test_file_too_many_pixels(root, tmp_path):
 
 def test_file_too_many_pixels_configured(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])  # 600 x 520 = 0.312 MP
-    result = run(root, tmp_path, config(limits={"max_megapixels": 0.3}))
+    result = run(root, tmp_path / "out", config(limits={"max_megapixels": 0.3}))
     assert_rejected(result, K + "FOOD_1.jpg", "file.too_many_pixels")
-    result = run(root, tmp_path, config(limits={"max_megapixels": 0.312}))
+    result = run(root, tmp_path / "out", config(limits={"max_megapixels": 0.312}))
     assert_accepted(result, K + "FOOD_1.jpg")
 
 
@@ -531,7 +531,7 @@ def test_file_format(root, tmp_path):
     (root / "korea" / "FOOD_3.jpg").write_text("<!DOCTYPE html><html><body>Not found</body></html>" * 30)
     photo(seed=4).save(root / "korea" / "FOOD_4.gif")
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2), row("FOOD_3.jpg", 3), row("FOOD_4.gif", 4)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key, what in ((K + "FOOD_2.jpg", "not an image"), (K + "FOOD_3.jpg", "HTML"), (K + "FOOD_4.gif", "GIF")):
         assert_rejected(result, key, "file.format")
         assert what in [i for i in issues_of(result, "file.format") if i.finding.record == key][0].finding.message
@@ -543,7 +543,7 @@ def test_file_extension(root, tmp_path):
     make_image(root / "korea" / "FOOD_2.png", seed=2)
     make_image(root / "korea" / "FOOD_3.jpeg", seed=3)
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.png", 2), row("FOOD_3.jpeg", 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "file.extension")
     [ext] = issues_of(result, "file.extension")
     assert ext.severity == "warning" and ext.finding.fixed == "exported with extension .png"
@@ -559,7 +559,7 @@ def test_file_extension(root, tmp_path):
 def test_file_undecodable(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     (root / "korea" / "FOOD_2.jpg").write_bytes(b"\xff\xd8\xff" + bytes(range(256)) * 10)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_2.jpg", "file.undecodable")
     assert "file.undecodable" not in checks_for(result, K + "FOOD_1.jpg")
 
@@ -570,7 +570,7 @@ def test_file_truncated(root, tmp_path, suffix):
     submission(root, [row(names[0], 1), row(names[1], 2)])
     data = (root / "korea" / names[1]).read_bytes()
     (root / "korea" / names[1]).write_bytes(data[: len(data) // 2])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + names[1], "file.truncated")
     assert "file.truncated" not in checks_for(result, K + names[0])
     assert_accepted(result, K + names[0])
@@ -583,7 +583,7 @@ def test_file_multi_frame(root, tmp_path, suffix):
     photo(seed=1).save(base / f"FOOD_1{suffix}", save_all=True, append_images=[photo(seed=2)])
     photo(seed=3).save(base / f"FOOD_2{suffix}", save_all=True)  # one frame
     submission(root, [row(f"FOOD_1{suffix}", 1), row(f"FOOD_2{suffix}", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + f"FOOD_1{suffix}", "file.multi_frame")
     assert "file.multi_frame" not in checks_for(result, K + f"FOOD_2{suffix}")
     assert_accepted(result, K + f"FOOD_2{suffix}")
@@ -598,7 +598,7 @@ def test_negatives_invalid(root, tmp_path):
             row("FOOD_3.jpg", 3, negative_imgpath="negatives/n2.jpg"),
             row("FOOD_4.jpg", 4, negative_imgpath=["../../etc/passwd"])]
     submission(root, rows)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in (K + "FOOD_2.jpg", K + "FOOD_3.jpg", K + "FOOD_4.jpg"):
         assert_accepted(result, key, "negatives.invalid")
     assert {i.severity for i in issues_of(result, "negatives.invalid")} == {"warning"}
@@ -620,7 +620,7 @@ def test_geometry_short_side(root, tmp_path):
     for name, size in sizes.items():
         make_image(root / "korea" / name, size=size, seed=len(name) + size[0])
     submission(root, [row(name, i) for i, name in enumerate(sizes)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "geometry.too_small")
     assert "geometry.small" not in checks_for(result, K + "FOOD_1.jpg")
     assert "geometry.too_small" not in checks_for(result, K + "FOOD_2.jpg")
@@ -635,7 +635,7 @@ def test_geometry_aspect(root, tmp_path):
     for i, (name, size) in enumerate(sizes.items()):
         make_image(root / "korea" / name, size=size, seed=20 + i)
     submission(root, [row(name, i) for i, name in enumerate(sizes)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in (K + "FOOD_1.jpg", K + "FOOD_2.jpg"):  # 4.1
         assert_rejected(result, key, "geometry.aspect_extreme")
         assert "geometry.aspect" not in checks_for(result, key)
@@ -648,7 +648,7 @@ def test_image_orientation(root, tmp_path):
     make_image(root / "korea" / "FOOD_1.jpg", size=(600, 520), seed=1, exif=exif(T0x0112=6))
     make_image(root / "korea" / "FOOD_2.jpg", size=(600, 520), seed=2, exif=exif(T0x0112=1))
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "image.orientation")
     [found] = issues_of(result, "image.orientation")
     assert found.severity == "info" and "6" in found.finding.message
@@ -672,7 +672,7 @@ def test_image_colour_icc(root, tmp_path):
     srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     make_image(root / "korea" / "FOOD_2.jpg", seed=2, icc_profile=srgb)
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "image.colour")
     [found] = issues_of(result, "image.colour")
     assert "converted from ICC profile 'Display P3' to sRGB" in found.finding.message
@@ -692,7 +692,7 @@ def test_image_container_mpo(root, tmp_path):
     primary.save(base / "FOOD_1.jpg", "MPO", save_all=True, append_images=[second], quality=90)
     make_image(base / "FOOD_2.jpg", seed=2)
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "image.container")
     assert "image.container" not in checks_for(result, K + "FOOD_2.jpg")
     with Image.open(exported(result, K + "FOOD_1.jpg")) as im:
@@ -714,7 +714,7 @@ def test_image_colour_modes(root, tmp_path):
     make_image(base / "FOOD_4.png", mode="RGBA", seed=4)  # fully opaque alpha
     make_image(base / "FOOD_5.png", seed=5)
     submission(root, [row(f"FOOD_{i}.png" if i != 2 else "FOOD_2.jpg", i) for i in range(1, 6)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key, what in ((K + "FOOD_1.png", "composited on white"), (K + "FOOD_2.jpg", "CMYK"),
                       (K + "FOOD_3.png", "mode P")):
         assert_accepted(result, key, "image.colour")
@@ -735,7 +735,7 @@ def test_image_colour_sixteen_bit_png(root, tmp_path):
     (root / "korea").mkdir()
     Image.fromarray(gray * 257).save(root / "korea" / "FOOD_1.png")  # 16-bit grayscale
     submission(root, [row("FOOD_1.png", 1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.png", "image.colour", "image.grayscale")
     assert "quality.overexposed" not in checks_for(result, K + "FOOD_1.png")
     with Image.open(exported(result, K + "FOOD_1.png")) as im:
@@ -748,7 +748,7 @@ def test_image_colour_icc_with_alpha(root, tmp_path):
     rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
     make_image(root / "korea" / "FOOD_1.png", image=rgba, mode="RGBA", icc_profile=rgb_icc_profile())
     submission(root, [row("FOOD_1.png", 1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     messages = [i.finding.message for i in issues_of(result, "image.colour")]
     assert any("Display P3" in m for m in messages) and any("white" in m for m in messages)
     with Image.open(exported(result, K + "FOOD_1.png")) as im:
@@ -759,7 +759,7 @@ def test_image_colour_icc_with_alpha(root, tmp_path):
 def test_lossless_webp_with_icc_stays_lossless(root, tmp_path):
     make_image(root / "korea" / "FOOD_1.webp", seed=1, lossless=True, icc_profile=rgb_icc_profile())
     submission(root, [row("FOOD_1.webp", 1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert "image.colour" in checks_for(result, K + "FOOD_1.webp")
     assert b"VP8L" in exported(result, K + "FOOD_1.webp").read_bytes()
 
@@ -771,7 +771,7 @@ def test_image_grayscale(root, tmp_path):
         tinted[..., 0] = np.clip(tinted[..., 0] + offset, 0, 255)
         make_image(root / "korea" / f"FOOD_{i}.png", image=Image.fromarray(tinted.astype(np.uint8)))
     submission(root, [row(f"FOOD_{i}.png", i) for i in (1, 2, 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.png", "image.grayscale")
     assert_accepted(result, K + "FOOD_2.png", "image.grayscale")  # mean channel delta < 3
     assert "image.grayscale" not in checks_for(result, K + "FOOD_3.png")
@@ -788,7 +788,7 @@ def test_quality_dark(root, tmp_path):
     make_image(root / "korea" / "FOOD_1.png", image=scaled(photo(seed=1), 0.08))  # all pixels ~10
     make_image(root / "korea" / "FOOD_2.png", image=scaled(photo(seed=2), 0.28))
     submission(root, [row("FOOD_1.png", 1), row("FOOD_2.png", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert result.facts[K + "FOOD_1.png"].mean < 0.12 < result.facts[K + "FOOD_2.png"].mean
     assert_accepted(result, K + "FOOD_1.png", "quality.dark")
     assert "quality.dark" not in checks_for(result, K + "FOOD_2.png")
@@ -800,7 +800,7 @@ def test_quality_overexposed(root, tmp_path):
         pixels[: int(pixels.shape[0] * fraction)] = 255
         make_image(root / "korea" / f"FOOD_{i}.png", image=Image.fromarray(pixels))
     submission(root, [row("FOOD_1.png", 1), row("FOOD_2.png", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.png", "quality.overexposed")
     assert "quality.overexposed" not in checks_for(result, K + "FOOD_2.png")
 
@@ -811,7 +811,7 @@ def test_quality_blurry_and_low_information(root, tmp_path):
     make_image(base / "FOOD_2.jpg", image=photo(seed=2))
     make_image(base / "FOOD_3.png", image=Image.new("RGB", (600, 520), (200, 120, 60)))
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2), row("FOOD_3.png", 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "quality.blurry")
     assert "quality.low_information" not in checks_for(result, K + "FOOD_1.jpg")
     assert checks_for(result, K + "FOOD_2.jpg") & {"quality.blurry", "quality.low_information"} == set()
@@ -836,7 +836,7 @@ def test_privacy_exif(root, tmp_path):
     for i, (name, data) in enumerate(cases.items(), start=1):
         make_image(base / name, seed=i, exif=data)
     submission(root, [row(name, i) for i, name in enumerate(cases, start=1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     expected = {"FOOD_1.jpg": "privacy.location", "FOOD_2.jpg": "privacy.device_serial",
                 "FOOD_3.jpg": "privacy.owner_name"}
     privacy = {"privacy.location", "privacy.device_serial", "privacy.owner_name"}
@@ -861,7 +861,7 @@ def test_privacy_png_text(root, tmp_path):
     info.add_text("Software", "Camera app")
     make_image(root / "korea" / "FOOD_2.png", seed=2, pnginfo=info)
     submission(root, [row("FOOD_1.png", 1), row("FOOD_2.png", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.png", "privacy.owner_name")
     assert "privacy.owner_name" not in checks_for(result, K + "FOOD_2.png")
     for name in ("FOOD_1.png", "FOOD_2.png"):
@@ -870,7 +870,7 @@ def test_privacy_png_text(root, tmp_path):
 
 def test_privacy_metadata_left(root, tmp_path, monkeypatch):
     submission(root, [row("FOOD_1.jpg", 1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert "privacy.metadata_left" not in checks_for(result, K + "FOOD_1.jpg")
     # The safeguard cannot be reached with a real file: make the stripper "miss" the EXIF it
     # should have removed; the independent verifier refuses the copy.
@@ -882,7 +882,7 @@ def test_privacy_metadata_left(root, tmp_path, monkeypatch):
     (root / "korea" / "FOOD_1.jpg").write_bytes(make_image(
         tmp_path / "src.jpg", seed=1, exif=exif(T0x013B="Kim Minji")).read_bytes())
     monkeypatch.setattr(analyze, "rewrite", keeps_exif)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "privacy.metadata_left")
     assert "marker 0xFFE1" in issues_of(result, "privacy.metadata_left")[0].finding.message
     assert not list((tmp_path / "out" / "clean").rglob("*.jpg"))
@@ -906,7 +906,7 @@ def test_privacy_metadata_removed(root, tmp_path):
     make_image(base / "FOOD_2.png", seed=2, pnginfo=info)
     make_image(base / "FOOD_3.jpg", seed=3)  # close case: nothing to remove, nothing said
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.png", 2), row("FOOD_3.jpg", 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     removed = {i.finding.record: i for i in issues_of(result, "privacy.metadata_removed")}
     assert set(removed) == {K + "FOOD_1.jpg", K + "FOOD_2.png"}
     assert removed[K + "FOOD_1.jpg"].finding.message == "APP1 Exif, COM comment"
@@ -932,7 +932,7 @@ def test_privacy_caption(root, tmp_path):
         "FOOD_8.jpg": "kimchi stew photographed 2023-05-01 12:30 at the market",
     }
     submission(root, [row(name, i, text=text) for i, (name, text) in enumerate(captions.items())])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     expected = {"FOOD_1.jpg": ("privacy.caption_email", "review"),
                 "FOOD_2.jpg": ("privacy.caption_phone", "review"),
                 "FOOD_3.jpg": ("privacy.caption_url", "accepted"),
@@ -949,14 +949,14 @@ def test_privacy_caption(root, tmp_path):
     assert "example.co.kr" not in messages and "1234-5678" not in messages
     # Review items are held back unless asked for.
     assert outcome(result, K + "FOOD_1.jpg").output is None
-    result = run(root, tmp_path, include_review=True)
+    result = run(root, tmp_path / "out", include_review=True)
     assert status(result, K + "FOOD_1.jpg") == "review"
     assert exported(result, K + "FOOD_1.jpg").is_file()
 
 
 def test_privacy_caption_price_range(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, text="kimchi jars sold for 15000-20000 won each")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert "privacy.caption_phone" not in checks_for(result, K + "FOOD_1.jpg")
 
 
@@ -965,7 +965,7 @@ def test_privacy_caption_price_range(root, tmp_path):
 def test_caption_missing(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, text=None), row("FOOD_2.jpg", 2, text="   \t "),
                       row("FOOD_3.jpg", 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "caption.missing")
     assert_rejected(result, K + "FOOD_2.jpg", "caption.missing")
     assert "caption.missing" not in checks_for(result, K + "FOOD_3.jpg")
@@ -976,7 +976,7 @@ def test_caption_placeholder(root, tmp_path):
     close = ["photo of a hanbok", "IMG of a red lantern festival"]
     captions = fires + close
     submission(root, [row(f"FOOD_{i}.jpg", i, text=text) for i, text in enumerate(captions, start=1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for i, text in enumerate(captions, start=1):
         key = K + f"FOOD_{i}.jpg"
         if text in fires:
@@ -990,7 +990,7 @@ def test_caption_placeholder(root, tmp_path):
 def test_caption_too_short(root, tmp_path):
     texts = ["kimchi stew", "kimchi stew bowl", "a b c", "a b cd", "비빔밥"]
     submission(root, [row(f"FOOD_{i}.jpg", i, text=t) for i, t in enumerate(texts, start=1)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for i in (1, 3, 5):  # 2 words; 5 characters; one Korean word of 3 syllables
         key = K + f"FOOD_{i}.jpg"
         assert "caption.too_short" in checks_for(result, key), texts[i - 1]
@@ -998,7 +998,7 @@ def test_caption_too_short(root, tmp_path):
     for i in (2, 4):
         assert "caption.too_short" not in checks_for(result, K + f"FOOD_{i}.jpg"), texts[i - 1]
     assert result.exit_code == 1
-    result = run(root, tmp_path, include_review=True)
+    result = run(root, tmp_path / "out", include_review=True)
     assert status(result, K + "FOOD_1.jpg") == "review"
     assert exported(result, K + "FOOD_1.jpg").is_file()
 
@@ -1006,7 +1006,7 @@ def test_caption_too_short(root, tmp_path):
 def test_caption_too_long(root, tmp_path):
     long_text = ("kimchi " * 400)[:2001]
     submission(root, [row("FOOD_1.jpg", 1, text=long_text), row("FOOD_2.jpg", 2, text=long_text[:2000])])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "caption.too_long")
     assert "caption.too_long" not in checks_for(result, K + "FOOD_2.jpg")
     assert_accepted(result, K + "FOOD_2.jpg", "caption.clip_tokens")
@@ -1018,7 +1018,7 @@ def test_caption_too_long_large(root, tmp_path):
     assert 60_000 < len(huge) < 65_536
     submission(root, [row("FOOD_1.jpg", 1, text=huge), row("FOOD_2.jpg", 2, text=huge)])
     start = time.perf_counter()
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert time.perf_counter() - start < 10
     assert_rejected(result, K + "FOOD_1.jpg", "caption.too_long")
     # Nothing else is computed on the oversized text.
@@ -1035,7 +1035,7 @@ def test_caption_clip_tokens(root, tmp_path):
     assert clip_tokens_at_least(text_78) == 78
     assert clip_tokens_at_least("don't stop 1990!") == 2 + 2 + 1 + 4 + 1  # don 't stop 1 9 9 0 !
     submission(root, [row("FOOD_1.jpg", 1, text=text_78), row("FOOD_2.jpg", 2, text=text_77)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "caption.clip_tokens")
     assert "78" in issues_of(result, "caption.clip_tokens")[0].finding.message
     assert "caption.clip_tokens" not in checks_for(result, K + "FOOD_2.jpg")
@@ -1047,7 +1047,7 @@ def test_caption_unicode(root, tmp_path):
     dirty = nfd + "\u0007\u200b  \n with\ttabs "
     clean = "한복을 입은 인형과 café 간판"
     submission(root, [row("FOOD_1.jpg", 1, text=dirty), row("FOOD_2.jpg", 2, text=clean)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "caption.unicode")
     assert "caption.unicode" not in checks_for(result, K + "FOOD_2.jpg")
     rows = {r["file_name"]: r["text"] for r in read_jsonl(tmp_path / "out/clean/korea/train/metadata.jsonl")}
@@ -1068,7 +1068,7 @@ def test_caption_unicode_close_cases(root, tmp_path):
     make_image(folder / "FOOD_3.jpg", seed=3)
     (folder / "FOOD_3.jpg.txt").write_text("a bowl of kimchi stew on a table\n", encoding="utf-8")
     (root / "korea" / "submission.toml").write_text('license = "CC0-1.0"\nconsent = "n/a"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in ("sri-lanka/FOOD_1.jpg", "sri-lanka/FOOD_2.jpg", "korea/FOOD/FOOD_3.jpg"):
         assert "caption.unicode" not in checks_for(result, key), key
         assert_accepted(result, key)
@@ -1081,7 +1081,7 @@ def test_caption_repeated(root, tmp_path):
     same = "a bowl of kimchi stew on a wooden table"
     submission(root, [row("FOOD_1.jpg", 1, text=same), row("FOOD_2.jpg", 2, text=same.upper() + "  "),
                       row("FOOD_3.jpg", 3, text=same + " with rice")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in (K + "FOOD_1.jpg", K + "FOOD_2.jpg"):
         assert_accepted(result, key, "caption.repeated")
     assert "caption.repeated" not in checks_for(result, K + "FOOD_3.jpg")
@@ -1095,7 +1095,7 @@ def test_caption_language(root, tmp_path):
                       row("FOOD_3.jpg", 3, text=korean, language="ko-KR"),
                       row("FOOD_4.jpg", 4, text="a bowl of kimchi", language="ko"),  # too short to judge
                       row("FOOD_5.jpg", 5, text=english + " again")])  # no declared language
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "caption.language")
     assert "'en'" in issues_of(result, "caption.language")[0].finding.message
     for i in (2, 3, 4, 5):
@@ -1105,7 +1105,7 @@ def test_caption_language(root, tmp_path):
 def test_caption_language_invalid(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, language="korean"), row("FOOD_2.jpg", 2, language="xx"),
                       row("FOOD_3.jpg", 3, language="pt-BR"), row("FOOD_4.jpg", 4, language="ko_KR")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for i in (1, 2):  # "korean", "xx"
         assert_rejected(result, K + f"FOOD_{i}.jpg", "caption.language_invalid")
     assert {i.finding.field for i in issues_of(result, "caption.language_invalid")} == {"language"}
@@ -1119,7 +1119,7 @@ def test_caption_machine(root, tmp_path):
                       row("FOOD_2.jpg", 2, text="A bowl of soup on a table", blip_text=blip),
                       row("FOOD_3.jpg", 3, caption_source="community", blip_text=blip),
                       row("FOOD_4.jpg", 4, text="a bowl of kimchi soup on a table", blip_text=blip)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "caption.machine")
     assert_rejected(result, K + "FOOD_2.jpg", "caption.machine")
     for key in (K + "FOOD_3.jpg", K + "FOOD_4.jpg"):
@@ -1132,12 +1132,12 @@ def test_caption_machine(root, tmp_path):
 
 def test_label_culture_missing(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2, culture="KOR")], folder="misc")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, "misc/FOOD_1.jpg", "label.culture_missing")
     assert "label.culture_missing" not in checks_for(result, "misc/FOOD_2.jpg")
     assert outcome(result, "misc/FOOD_2.jpg").record.culture == "korea"
     # A flag fills it in.
-    result = run(root, tmp_path, flags={"culture": "nigeria"})
+    result = run(root, tmp_path / "out", flags={"culture": "nigeria"})
     assert_accepted(result, "misc/FOOD_1.jpg")
     assert outcome(result, "misc/FOOD_1.jpg").record.culture == "nigeria"
 
@@ -1145,7 +1145,7 @@ def test_label_culture_missing(root, tmp_path):
 def test_label_culture_unknown(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, culture="Atlantis"), row("FOOD_2.jpg", 2, culture="South Korea"),
                       row("FOOD_3.jpg", 3, culture="KR")], folder="misc")
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, "misc/FOOD_1.jpg", "label.culture_unknown")
     for key in ("misc/FOOD_2.jpg", "misc/FOOD_3.jpg"):
         assert "label.culture_unknown" not in checks_for(result, key)
@@ -1154,7 +1154,7 @@ def test_label_culture_unknown(root, tmp_path):
 
 def test_label_category_missing(root, tmp_path):
     submission(root, [row("bowl.jpg", 1), row("bowl_2.jpg", 2, category="dish")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "bowl.jpg", "label.category_missing")
     assert issues_of(result, "label.category_missing")[0].severity == "warning"
     assert "label.category_missing" not in checks_for(result, K + "bowl_2.jpg")
@@ -1164,7 +1164,7 @@ def test_label_category_missing(root, tmp_path):
 
 def test_label_category_unknown(root, tmp_path):
     submission(root, [row("pic1.jpg", 1, category="SPORT"), row("pic2.jpg", 2, category="food")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "pic1.jpg", "label.category_unknown")
     assert "label.category_unknown" not in checks_for(result, K + "pic2.jpg")
     assert_accepted(result, K + "pic2.jpg")
@@ -1177,7 +1177,7 @@ def test_label_prefix_mismatch(root, tmp_path):
         (folder / (name + ".txt")).write_text(caption_for(i), encoding="utf-8")
     (root / "korea" / "submission.toml").write_text(
         'license = "CC-BY-4.0"\ncreator = "Kim Minji"\nconsent = "n/a"\ncontributor = "c1"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in ("korea/FOOD/ARCH_1.jpg", "korea/FOOD/arch-4.jpg"):
         assert_accepted(result, key, "label.prefix_mismatch")
         assert outcome(result, key).record.category == "FOOD"  # the folder decides
@@ -1192,7 +1192,7 @@ def test_label_split_unknown(root, tmp_path):
                       row("FOOD_3.jpg", 3)])
     make_image(root / "korea" / "test" / "FOOD_4.jpg", seed=4)
     write_jsonl(root / "korea" / "test" / "metadata.jsonl", [row("FOOD_4.jpg", 4)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "label.split_unknown")
     for key, split in ((K + "FOOD_2.jpg", "validation"), (K + "FOOD_3.jpg", "train"),
                        (K + "test/FOOD_4.jpg", "test")):
@@ -1204,7 +1204,7 @@ def test_label_split_unknown(root, tmp_path):
 def test_label_sparse_category(root, tmp_path):
     submission(root, [row(f"FOOD_{i}.jpg", i, contributor=f"c{i}") for i in range(1, 5)]
                + [row(f"ARCH_{i}.jpg", i + 4, contributor=f"c{i}") for i in range(1, 6)], size=(300, 260))
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     sparse = issues_of(result, "label.sparse_category")
     assert [i.finding.message.split(":")[0] for i in sparse] == ["korea / FOOD"]
     assert sparse[0].severity == "info" and sparse[0].finding.record is None
@@ -1217,7 +1217,7 @@ def test_label_contributor_skew(root, tmp_path):
     for culture, names in contributors.items():
         submission(root, [row(f"FOOD_{i}.jpg", i + 10 * len(culture), contributor=c)
                           for i, c in enumerate(names)], folder=culture, size=(300, 260))
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     skewed = sorted(i.finding.message.split(":")[0] for i in issues_of(result, "label.contributor_skew"))
     # 3 of 4 is over half; 2 of 4 is not; one contributor for 5 records (>= the sparse
     # threshold) is flagged, for 4 records not yet.
@@ -1232,7 +1232,7 @@ def test_rights_license(root, tmp_path):
                 "FOOD_4.jpg": "cc-by-4.0", "FOOD_5.jpg": "CC BY-SA 4.0", "FOOD_6.jpg": "CC-BY-4.0",
                 "FOOD_7.jpg": "CC0-1.0"}
     submission(root, [row(name, i, license=lic) for i, (name, lic) in enumerate(licences.items())])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "rights.license_missing")
     assert_rejected(result, K + "FOOD_2.jpg", "rights.license_invalid")
     assert_rejected(result, K + "FOOD_3.jpg", "rights.license_not_allowed")
@@ -1252,7 +1252,7 @@ def test_rights_license(root, tmp_path):
 def test_rights_license_from_submission_toml(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, license=None)])
     (root / "korea" / "submission.toml").write_text('license = "CC-BY-SA-4.0"\n')
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg")
     assert outcome(result, K + "FOOD_1.jpg").record.sources["license"] == "korea/submission.toml"
 
@@ -1260,7 +1260,7 @@ def test_rights_license_from_submission_toml(root, tmp_path):
 def test_rights_attribution_missing(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, creator=None), row("FOOD_2.jpg", 2, creator=None, license="CC0-1.0"),
                       row("FOOD_3.jpg", 3, license="CC-BY-SA-4.0")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_rejected(result, K + "FOOD_1.jpg", "rights.attribution_missing")
     for key in (K + "FOOD_2.jpg", K + "FOOD_3.jpg"):
         assert "rights.attribution_missing" not in checks_for(result, key)
@@ -1279,7 +1279,7 @@ def test_rights_consent(root, tmp_path):
         row("FOOD_8.jpg", 8, consent="withdrawn"),
     ]
     submission(root, rows)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in (K + "PEOPLE_1.jpg", K + "FOOD_2.jpg"):
         assert "rights.consent_missing" in checks_for(result, key)
         assert status(result, key) == "review" and outcome(result, key).output is None
@@ -1298,7 +1298,7 @@ def test_rights_consent(root, tmp_path):
 def test_rights_consent_invalid(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, consent="maybe"), row("PEOPLE_2.jpg", 2, consent="ask"),
                       row("FOOD_3.jpg", 3, consent="N/A"), row("PEOPLE_4.jpg", 4, consent="signed")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in (K + "FOOD_1.jpg", K + "PEOPLE_2.jpg"):
         assert_rejected(result, key, "rights.consent_invalid")
         assert "rights.consent_missing" not in checks_for(result, key)
@@ -1313,7 +1313,7 @@ def test_duplicate_same_file(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl",
                 [row("FOOD_1.jpg", 1, text="kimchi stew"), row("FOOD_2.jpg", 2, text="a bowl of kimchi stew"),
                  row("FOOD_3.jpg", 3)])
-    result = run(root, tmp_path, include_review=True)
+    result = run(root, tmp_path / "out", include_review=True)
     # Neither copy has errors; the richer caption wins over the earlier key.
     assert_rejected(result, K + "FOOD_1.jpg", "duplicate.same_file")
     assert "duplicate.same_file" not in checks_for(result, K + "FOOD_2.jpg")
@@ -1331,7 +1331,7 @@ def test_duplicate_same_file_for_every_copy(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl",
                 [row(f"FOOD_{i}.jpg", i, text="a bowl of kimchi stew" + " with rice" * (i == 3))
                  for i in range(1, 6)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_3.jpg")
     same = issues_of(result, "duplicate.same_file")
     assert sorted(i.finding.record for i in same) == [K + f"FOOD_{i}.jpg" for i in (1, 2, 4, 5)]
@@ -1345,7 +1345,7 @@ def test_duplicate_same_file_keeps_clean_copy(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl",
                 [row("FOOD_1.jpg", 1, license="CC-BY-NC-4.0", text=caption_for(1) + " and rice"),
                  row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_2.jpg")  # the copy without other errors is kept
     assert_rejected(result, K + "FOOD_1.jpg", "duplicate.same_file")
 
@@ -1356,7 +1356,7 @@ def test_duplicate_same_file_prefers_copy_without_review(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl",
                 [row("FOOD_1.jpg", 1, text="a long caption about kimchi stew, orders at 010-1234-5678"),
                  row("FOOD_2.jpg", 2, text="a bowl of kimchi stew")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_2.jpg")
     assert_rejected(result, K + "FOOD_1.jpg", "duplicate.same_file")
 
@@ -1368,9 +1368,9 @@ def test_duplicate_same_pixels(root, tmp_path):
     (root / "korea" / "FOOD_2.jpg").write_bytes(strip_jpeg(with_exif.read_bytes()))
     # Close case: the same photo, smaller and re-encoded, is not pixel-identical (only a
     # near-duplicate, dropped in favour of the larger copies).
-    make_image(root / "korea" / "FOOD_3.jpg", image=photo(size, seed=1).resize((900, 851)), quality=80)
+    make_image(root / "korea" / "FOOD_3.jpg", image=photo(1, size).resize((900, 851)), quality=80)
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2), row("FOOD_3.jpg", 3)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert result.facts[K + "FOOD_1.jpg"].decode_scale > 1
     assert result.facts[K + "FOOD_1.jpg"].sha256 != result.facts[K + "FOOD_2.jpg"].sha256
     dups = issues_of(result, "duplicate.same_pixels")
@@ -1389,7 +1389,7 @@ def test_duplicate_same_pixels_after_orientation(root, tmp_path):
     make_image(root / "korea" / "FOOD_2.png", image=upright.transpose(Image.Transpose.ROTATE_90),
                exif=exif(T0x0112=6))
     submission(root, [row("FOOD_1.png", 1), row("FOOD_2.png", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert len(issues_of(result, "duplicate.same_pixels")) == 1
 
 
@@ -1399,7 +1399,7 @@ def test_duplicate_same_pixels_jpeg_saved_as_png(root, tmp_path, size):
     with Image.open(root / "korea" / "FOOD_1.jpg") as im:
         im.convert("RGB").save(root / "korea" / "FOOD_2.png")
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.png", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     dropped = [o for o in result.outcomes if o.status == "rejected"]
     assert len(dropped) == 1
     # Small photos decode at full scale and match exactly; a large JPEG is decoded at reduced
@@ -1417,7 +1417,7 @@ def test_duplicate_label_conflict(root, tmp_path):
     make_image(root / "nigeria" / "FOOD_3.jpg", seed=9)
     shutil.copyfile(root / "nigeria" / "FOOD_3.jpg", root / "nigeria" / "FOOD_4.jpg")
     write_jsonl(root / "nigeria" / "metadata.jsonl", [row("FOOD_3.jpg", 4), row("FOOD_4.jpg", 5)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in ("korea/FOOD_1.jpg", "japan/FOOD_1.jpg"):
         assert_rejected(result, key, "duplicate.label_conflict")
         assert "duplicate.same_file" not in checks_for(result, key)
@@ -1433,13 +1433,13 @@ def test_duplicate_label_conflict(root, tmp_path):
 def test_severity_override_and_disable(root, tmp_path):
     make_image(root / "korea" / "FOOD_1.jpg", size=(400, 300), seed=1)
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2, text="kimchi stew")])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert_accepted(result, K + "FOOD_1.jpg", "geometry.small")
     assert status(result, K + "FOOD_2.jpg") == "review"
     cfg = config()
     cfg.severity["geometry.small"] = "error"
     cfg.disable = ["caption.too_short"]
-    result = run(root, tmp_path, cfg)
+    result = run(root, tmp_path / "out", cfg)
     assert_rejected(result, K + "FOOD_1.jpg", "geometry.small")
     assert "caption.too_short" not in checks_for(result, K + "FOOD_2.jpg")
     assert_accepted(result, K + "FOOD_2.jpg")
@@ -1454,7 +1454,7 @@ def test_severity_override_from_toml(root, tmp_path):
     submission(root, [row("bowl.jpg", 1, text="kimchi stew"),
                       row("FOOD_2.jpg", 2, license="CC-BY-NC-4.0", text="kimchi in a jar"),
                       row("FOOD_3.jpg", 3, text="kimchi " * 7 + "stew")])
-    result = run(root, tmp_path, cfg)
+    result = run(root, tmp_path / "out", cfg)
     assert_accepted(result, K + "bowl.jpg", "caption.too_short")
     assert "label.category_missing" not in checks_for(result, K + "bowl.jpg")
     assert status(result, K + "FOOD_2.jpg") == "review"
@@ -1476,7 +1476,7 @@ def test_config_rejects_unknown_check_ids(tmp_path, text):
 def test_statuses_and_exit_code(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2, text="kimchi stew"),
                       row("FOOD_3.jpg", 3, text="IMG_0003"), row("bowl.jpg", 4)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert {o.record.key: o.status for o in result.outcomes} == {
         K + "FOOD_1.jpg": "accepted", K + "FOOD_2.jpg": "review", K + "FOOD_3.jpg": "rejected",
         K + "bowl.jpg": "accepted"}
@@ -1488,7 +1488,7 @@ def test_statuses_and_exit_code(root, tmp_path):
     write_jsonl(root / "korea" / "metadata.jsonl", [row("FOOD_1.jpg", 1), row("bowl.jpg", 4)])
     for name in ("FOOD_2.jpg", "FOOD_3.jpg"):
         (root / "korea" / name).unlink()
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert {i.severity for i in result.issues} <= {"warning", "info"}
     assert result.exit_code == 0
 
@@ -1509,7 +1509,7 @@ def test_exports_carry_no_metadata_and_lossless_pixels(root, tmp_path):
     make_image(base / "FOOD_6.jpg", seed=6, exif=exif(T0x0112=3, T0x013B="Kim Minji"), progressive=True)
     names = ["FOOD_1.jpg", "FOOD_2.jpg", "FOOD_3.png", "FOOD_4.webp", "FOOD_5.webp", "FOOD_6.jpg"]
     submission(root, [row(name, i) for i, name in enumerate(names)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for name in names[:5]:
         assert {"privacy.location", "privacy.owner_name"} <= checks_for(result, K + name), name
     rows = {r["source_file"]: r for r in read_jsonl(tmp_path / "out/clean/korea/train/metadata.jsonl")}
@@ -1531,7 +1531,7 @@ def test_exports_carry_no_metadata_and_lossless_pixels(root, tmp_path):
 def test_exported_row_fields(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1, language="en", created_at="2024-05-01", blip_text="a bowl",
                           photographer_notes="kept")])
-    run(root, tmp_path)
+    run(root, tmp_path / "out")
     [exported_row] = read_jsonl(tmp_path / "out/clean/korea/train/metadata.jsonl")
     assert exported_row["file_name"] == "images/FOOD_1.jpg"
     assert exported_row["text"] == caption_for(1)

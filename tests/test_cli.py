@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from helpers_io import imagefolder, read_jsonl, row, write_image, write_jsonl
+from helpers import imagefolder, read_jsonl, row, write_image, write_jsonl
 from typer.testing import CliRunner
 
 from ccub import __version__
@@ -51,9 +51,9 @@ def mixed_set(tmp_path) -> Path:
     for i, name in enumerate(("FOOD_1.jpg", "FOOD_2.jpg", "PEOPLE_3.jpg")):
         write_image(base / name, 20 + i)
     write_jsonl(base / "metadata.jsonl", [
-        row("FOOD_1.jpg", "a bowl of bibimbap with seasoned vegetables"),
-        row("FOOD_2.jpg", "a plate of spicy rice cakes", license=""),
-        row("PEOPLE_3.jpg", "a woman selling kimchi at a busy market", consent=""),
+        row("FOOD_1.jpg", text="a bowl of bibimbap with seasoned vegetables"),
+        row("FOOD_2.jpg", text="a plate of spicy rice cakes", license=""),
+        row("PEOPLE_3.jpg", text="a woman selling kimchi at a busy market", consent=""),
     ])
     return root
 

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import (
+from helpers import (
     checks_for,
     config,
     issues_of,
@@ -58,29 +58,29 @@ def hashes(im: Image.Image) -> np.ndarray:
 
 @pytest.mark.parametrize("name", sorted(DUPLICATE_TIER))
 def test_phash_distance_of_each_transformation_is_in_the_duplicate_band(name):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     copy = DUPLICATE_TIER[name](original)
     assert distance(hashes(original), hashes(copy)) <= config().duplicates.near_max_distance
 
 
 def test_phash_crop_is_in_review_band_and_unrelated_far():
     cfg = config().duplicates
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     crop = distance(hashes(original), hashes(crop_side(original, 0.05)))
     assert cfg.near_max_distance < crop <= cfg.review_max_distance
-    unrelated = [distance(hashes(original), hashes(photo(SIZE, seed=s))) for s in range(30, 36)]
+    unrelated = [distance(hashes(original), hashes(photo(s, SIZE))) for s in range(30, 36)]
     assert min(unrelated) > cfg.review_max_distance
 
 
 def test_distance_is_nearly_symmetric_under_rotation():
     # Resampling a rotated image is not exactly the rotation of the resampled one, so the
     # two directions may differ by a few bits; both stay deep in the duplicate band.
-    a, b = photo(SIZE, seed=1), photo(SIZE, seed=1).rotate(90, expand=True)
+    a, b = photo(1, SIZE), photo(1, SIZE).rotate(90, expand=True)
     assert distance(hashes(a), hashes(b)) <= 4 and distance(hashes(b), hashes(a)) <= 4
 
 
 def test_near_duplicates_are_dropped_keeping_the_largest(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original, quality=92)
     make_image(root / "korea" / "FOOD_2.jpg", image=original.resize((600, 466)), quality=70)
     smaller = original.resize((800, 622))
@@ -91,7 +91,7 @@ def test_near_duplicates_are_dropped_keeping_the_largest(root, tmp_path):
                exif=exif.tobytes())
     make_image(root / "korea" / "FOOD_5.jpg", seed=9)
     submission(root, [row(f"FOOD_{i}.jpg", i) for i in range(1, 6)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert outcome(result, K + "FOOD_1.jpg").status == "accepted"
     for i in (2, 3, 4):
         assert "duplicate.near" in checks_for(result, K + f"FOOD_{i}.jpg")
@@ -106,11 +106,11 @@ def test_near_duplicates_are_dropped_keeping_the_largest(root, tmp_path):
 
 
 def test_crop_goes_to_review_not_removal(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original)
     make_image(root / "korea" / "FOOD_2.jpg", image=crop_side(original, 0.05))
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     assert outcome(result, K + "FOOD_1.jpg").status == "accepted"
     assert "duplicate.near_review" in checks_for(result, K + "FOOD_2.jpg")
     assert outcome(result, K + "FOOD_2.jpg").status == "review"
@@ -119,48 +119,48 @@ def test_crop_goes_to_review_not_removal(root, tmp_path):
 def test_the_search_settings_reach_the_search(root, tmp_path):
     # The 5% crop of the test above, searched by LSH (exact_limit 1) with one table that samples
     # every bit: only identical hashes share a bucket, so the crop is no longer found.
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original)
     make_image(root / "korea" / "FOOD_2.jpg", image=crop_side(original, 0.05))
     submission(root, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)])
     blind = config(duplicates={"exact_limit": 1, "lsh_tables": 1, "lsh_bits": 256})
-    assert "duplicate.near_review" not in checks_for(run(root, tmp_path, blind), K + "FOOD_2.jpg")
+    assert "duplicate.near_review" not in checks_for(run(root, tmp_path / "out", blind), K + "FOOD_2.jpg")
     wide = config(duplicates={"exact_limit": 1, "lsh_tables": 400, "lsh_bits": 18})
-    assert "duplicate.near_review" in checks_for(run(root, tmp_path, wide), K + "FOOD_2.jpg")
+    assert "duplicate.near_review" in checks_for(run(root, tmp_path / "out", wide), K + "FOOD_2.jpg")
 
 
 def test_near_duplicate_across_cultures_is_a_label_conflict(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original)
     make_image(root / "nigeria" / "FOOD_1.jpg", image=original.resize((700, 544)))
     submission(root, [row("FOOD_1.jpg", 1)], folder="korea", images=False)
     submission(root, [row("FOOD_1.jpg", 2)], folder="nigeria", images=False)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     for key in ("korea/FOOD_1.jpg", "nigeria/FOOD_1.jpg"):
         assert "duplicate.label_conflict" in checks_for(result, key)
         assert outcome(result, key).status == "rejected"
 
 
 def test_near_duplicate_across_categories_is_a_warning(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original)
     make_image(root / "korea" / "ARCH_1.jpg", image=ImageOps.expand(original, 30, fill="white"))
     submission(root, [row("FOOD_1.jpg", 1), row("ARCH_1.jpg", 2)], images=False)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     found = issues_of(result, "duplicate.category_conflict")
     assert {i.finding.record for i in found} == {K + "FOOD_1.jpg", K + "ARCH_1.jpg"}
     assert {i.severity for i in found} == {"warning"}
 
 
 def test_duplicate_spanning_train_and_test_is_a_leak(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "train" / "FOOD_1.jpg", image=original)
     make_image(root / "korea" / "test" / "FOOD_2.jpg", image=crop_side(original, 0.05))
     make_image(root / "korea" / "test" / "FOOD_3.jpg", seed=8)
     submission(root, [row("FOOD_1.jpg", 1)], folder="korea/train", images=False)
     submission(root, [row("FOOD_2.jpg", 2), row("FOOD_3.jpg", 3)], folder="korea/test",
                images=False)
-    result = run(root, tmp_path)
+    result = run(root, tmp_path / "out")
     leaks = issues_of(result, "duplicate.split_leak")
     assert [i.finding.record for i in leaks] == ["korea/test/FOOD_2.jpg"]
     assert outcome(result, "korea/test/FOOD_2.jpg").status == "rejected"
@@ -173,7 +173,7 @@ def test_test_fraction_keeps_groups_together_and_stratifies(root, tmp_path):
         for i in range(1, 11):
             name = f"{category}_{i}.jpg"
             seed = 100 + i + (50 if category == "ARCH" else 0)
-            originals[name] = photo((640, 520), seed=seed)
+            originals[name] = photo(seed, (640, 520))
             make_image(root / "korea" / name, image=originals[name])
             rows.append(row(name, seed))
     # Two crops (review band) of FOOD_1: the group of three must land on one side.
@@ -182,7 +182,7 @@ def test_test_fraction_keeps_groups_together_and_stratifies(root, tmp_path):
         make_image(root / "korea" / name, image=crop_side(originals["FOOD_1.jpg"], 0.03 * j))
         rows.append(row(name, 200 + j))
     submission(root, rows, images=False)
-    result = run(root, tmp_path, include_review=True, test_fraction=0.2)
+    result = run(root, tmp_path / "out", include_review=True, test_fraction=0.2)
     split = {o.record.image: o.record.split for o in result.outcomes}
     group = {split["korea/FOOD_1.jpg"], split["korea/FOOD_11x.jpg"], split["korea/FOOD_12x.jpg"]}
     assert len(group) == 1
@@ -192,26 +192,26 @@ def test_test_fraction_keeps_groups_together_and_stratifies(root, tmp_path):
     assert not issues_of(result, "duplicate.split_leak")
     out = tmp_path / "out" / "clean" / "korea"
     assert len(read_jsonl(out / "test" / "metadata.jsonl")) == len(tests)
-    again = run(root, tmp_path / "again", include_review=True, test_fraction=0.2)
+    again = run(root, tmp_path / "again" / "out", include_review=True, test_fraction=0.2)
     assert {o.record.image: o.record.split for o in again.outcomes} == split  # seeded
 
 
 def test_against_an_accepted_dataset(root, tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     first = tmp_path / "first"
     make_image(first / "korea" / "FOOD_1.jpg", image=original)
     make_image(first / "korea" / "FOOD_2.jpg", seed=6)
     submission(first, [row("FOOD_1.jpg", 1), row("FOOD_2.jpg", 2)], images=False)
-    accepted = run(first, tmp_path, out=tmp_path / "data")
+    accepted = run(first, tmp_path / "data")
     assert accepted.exit_code == 0
     assert (tmp_path / "data" / "index" / "ccub-index.npz").is_file()
 
     make_image(root / "korea" / "FOOD_7.jpg", image=original.resize((450, 350)))
-    make_image(root / "nigeria" / "FOOD_8.jpg", image=ImageOps.mirror(photo(SIZE, seed=6)))
+    make_image(root / "nigeria" / "FOOD_8.jpg", image=ImageOps.mirror(photo(6, SIZE)))
     make_image(root / "korea" / "FOOD_9.jpg", seed=12)
     submission(root, [row("FOOD_7.jpg", 7), row("FOOD_9.jpg", 9)], images=False)
     submission(root, [row("FOOD_8.jpg", 8)], folder="nigeria", images=False)
-    result = run(root, tmp_path, out=tmp_path / "batch2", against=tmp_path / "data")
+    result = run(root, tmp_path / "batch2", against=tmp_path / "data")
     [near] = [i for i in issues_of(result, "duplicate.near")]
     assert near.finding.record == K + "FOOD_7.jpg" and "(already accepted)" in near.finding.message
     assert "duplicate.label_conflict" in checks_for(result, "nigeria/FOOD_8.jpg")
@@ -237,7 +237,7 @@ def test_semantic_tier_with_tiny_random_clip_says_so(root, tmp_path, monkeypatch
     make_image(root / "korea" / "FOOD_3.jpg", seed=3)
     submission(root, [row(f"FOOD_{i}.jpg", i) for i in (1, 2, 3)], images=False)
     cfg = config(duplicates={"near_max_distance": -1, "review_max_distance": -1})
-    result = run(root, tmp_path, cfg, clip="tiny")
+    result = run(root, tmp_path / "out", cfg, clip="tiny")
     [note] = [n for n in result.notes if n.startswith("semantic")]
     assert "RANDOM WEIGHTS" in note and "3 images" in note
     # With the pHash tiers off, the re-encoded copy is found by CLIP alone, for review.
@@ -257,8 +257,8 @@ def test_clip_that_calls_everything_alike_rejects_nothing(tmp_path, monkeypatch)
     monkeypatch.setenv("CCUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(ccub.semantic, "embed_images",
                         lambda paths, spec, **_: np.ones((len(paths), 4), np.float32) / 2)
-    plain = run(examples, tmp_path, out=tmp_path / "plain")
-    alike = run(examples, tmp_path, out=tmp_path / "alike", clip="tiny")
+    plain = run(examples, tmp_path / "plain")
+    alike = run(examples, tmp_path / "alike", clip="tiny")
     status = {o.record.key: o.status for o in plain.outcomes}
     status_alike = {o.record.key: o.status for o in alike.outcomes}
     assert [k for k, v in status_alike.items() if v == "rejected"] == \
@@ -275,7 +275,7 @@ def test_clip_that_calls_everything_alike_rejects_nothing(tmp_path, monkeypatch)
 
 def test_semantic_tier_without_weights_is_skipped(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
-    result = run(root, tmp_path, clip="ViT-B-32:no-such-weights")
+    result = run(root, tmp_path / "out", clip="ViT-B-32:no-such-weights")
     [note] = [n for n in result.notes if n.startswith("semantic")]
     assert "SKIPPED" in note and "ViT-B-32" in note
     assert outcome(result, K + "FOOD_1.jpg").status == "accepted"
@@ -285,7 +285,7 @@ def test_trim_margins_takes_added_frames_but_not_smooth_content():
     from ccub.imaging.phash import trim_margins
 
     sky = np.tile(np.linspace(200, 120, 300, dtype=np.float32)[:, None], (1, 400))
-    content = np.asarray(photo((400, 300), seed=2).convert("L"), dtype=np.float32)
+    content = np.asarray(photo(2, (400, 300)).convert("L"), dtype=np.float32)
     content[:60] = sky[:60]  # a smooth sky band at the top of the picture
     gray = content.astype(np.uint8)
     assert trim_margins(gray) == (0, 0, 0, 0)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from helpers import photo
 from typer.testing import CliRunner
 
 from ccub.cli import app
@@ -23,14 +24,13 @@ from ccub.fetch.client import retry_after_seconds
 from ccub.fetch.run import METADATA, REPORT, STATE
 from ccub.pipeline import Options, validate
 from ccub.vocab import Vocabulary
-from tests.conftest import photo
 
 COLUMNS = ["country_code", "category_code", "url", "caption", "created_at", "licence", "author"]
 
 
 def _image_bytes(fmt: str, seed: int) -> bytes:
     buffer = io.BytesIO()
-    photo((600, 520), seed).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+    photo(seed, (600, 520)).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return buffer.getvalue()
 
 

@@ -15,7 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
-from conftest import make_image, write_jsonl  # noqa: E402
+from helpers import make_image, write_jsonl  # noqa: E402
 from safetensors.torch import load_file  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
@@ -44,7 +44,7 @@ def prepared(tmp_path_factory) -> Path:
         make_image(root / "train" / name, size=(80, 64), seed=40 + i)
         rows.append({"file_name": name, "text": f"A bowl of kimchi stew number {i} in Seoul", "culture": "korea"})
     write_jsonl(root / "train" / "metadata.jsonl", rows)
-    from conftest import config
+    from helpers import config
 
     cfg = config()
     cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())

@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import config, make_image, row, submission, write_jsonl
+from helpers import config, make_image, row, submission, write_jsonl
 from PIL import Image
 from typer.testing import CliRunner
 

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 import pytest
-from helpers_io import (
+from helpers import (
     by_image,
-    checks_of,
+    checks_for,
     imagefolder,
     read_jsonl,
     row,
@@ -39,15 +39,15 @@ def scoft_tree(root: Path, negatives_in_test: bool = True) -> Path:
     for i, name in enumerate(("FOOD_1.jpg", "ARCH_2.jpg")):
         write_image(base / "train" / "images" / name, 1 + i)
     write_jsonl(base / "train" / "metadata.jsonl", [
-        row("images/FOOD_1.jpg", "a bowl of bibimbap with seasoned vegetables",
+        row("images/FOOD_1.jpg", text="a bowl of bibimbap with seasoned vegetables",
             blip_text="a bowl of food", negative_imgpath=["negatives/neg_1.jpg",
                                                           "negatives/neg_2.jpg"]),
         # The same negative serves two records; written once.
-        row("images/ARCH_2.jpg", "the main gate of Gyeongbokgung palace in Seoul",
+        row("images/ARCH_2.jpg", text="the main gate of Gyeongbokgung palace in Seoul",
             blip_text="a large building", negative_imgpath=["negatives/neg_2.jpg"]),
     ])
     write_image(base / "test" / "FOOD_3.jpg", 10)
-    test_row = row("FOOD_3.jpg", "a plate of cabbage kimchi beside steamed rice")
+    test_row = row("FOOD_3.jpg", text="a plate of cabbage kimchi beside steamed rice")
     if negatives_in_test:
         test_row["negative_imgpath"] = ["negatives/neg_t.jpg"]
     write_jsonl(base / "test" / "metadata.jsonl", [test_row])
@@ -60,7 +60,7 @@ def scoft_tree(root: Path, negatives_in_test: bool = True) -> Path:
 def test_imagefolder_jsonl_at_depth_splits_and_scoft_fields(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     scoft_tree(root)
-    result = run(root, out)
+    result = run(root, out, reports=True)
 
     assert result.exit_code == 0, [(i.finding.check, i.finding.message) for i in result.issues]
     assert result.read.layouts == {"imagefolder": 3}
@@ -109,12 +109,12 @@ def test_imagefolder_csv_culture_from_path_and_category_from_prefix(tmp_path):
     write_image(base / "train" / "ARCH_3.jpg", 3)
     write_image(base / "train" / "ARCH_4.jpg", 4)
     write_csv(base / "train" / "metadata.csv", [
-        row("ARCH_3.jpg", "a hanok house with a curved tiled roof",
+        row("ARCH_3.jpg", text="a hanok house with a curved tiled roof",
             negative_imgpath='["negatives/n1.jpg", "negatives/n2.jpg"]'),
-        row("ARCH_4.jpg", "a stone pagoda in a temple courtyard",
+        row("ARCH_4.jpg", text="a stone pagoda in a temple courtyard",
             negative_imgpath="negatives/n2.jpg; negatives/missing.jpg; ../../../x.jpg"),
     ])
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
 
     records = {o.record.image: o.record for o in result.outcomes}
     arch = records["culture_data/korea/train/ARCH_3.jpg"]
@@ -142,8 +142,8 @@ def test_imagefolder_row_problems_are_findings_with_lines(tmp_path):
     imagefolder(root / "korea", [("a.jpg", "a bowl of bibimbap with vegetables")])
     with (root / "korea" / "metadata.jsonl").open("a", encoding="utf-8") as fh:
         fh.write("{not json\n")
-        fh.write(json.dumps(row("a.jpg", "the same file listed twice")) + "\n")
-        fh.write(json.dumps(row("gone.jpg", "a picture that was never uploaded")) + "\n")
+        fh.write(json.dumps(row("a.jpg", text="the same file listed twice")) + "\n")
+        fh.write(json.dumps(row("gone.jpg", text="a picture that was never uploaded")) + "\n")
         fh.write(json.dumps({"text": "a row without any file name"}) + "\n")
         fh.write("[1, 2]\n")
     write_image(root / "korea" / "stray.jpg", 9)
@@ -179,7 +179,7 @@ def test_folder_tree_sidecars_and_captions_csv(tmp_path):
         {"file_name": "FOOD/jollof.jpg", "caption": "a pot of smoky party jollof rice",
          "license": "CC0-1.0", "consent": "n/a", "photographer": "Tunde"}])
 
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     assert result.read.layouts == {"folder tree": 3}
     records = {o.record.image: o.record for o in result.outcomes}
     dosa = records["india/FOOD/dosa.jpg"]
@@ -225,7 +225,7 @@ def test_ccub_manifest_csv_and_jsonl(tmp_path):
         {"country_code": "IND", "category_code": "food", "url": "i1.jpg",
          "caption": "a thali with rice, dal and pickles", "license": "CC0-1.0", "consent": "n/a"}])
 
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     assert result.read.layouts == {"manifest": 3}
     records = {o.record.key: o for o in result.outcomes}
     k1 = records["images/k1.jpg"].record
@@ -237,7 +237,7 @@ def test_ccub_manifest_csv_and_jsonl(tmp_path):
     url_only = records["ccub_korea.csv:3"]
     assert url_only.record.url == "https://example.org/gate.jpg" and url_only.record.image is None
     assert url_only.status == "rejected"
-    assert "file.not_downloaded" in checks_of(result, "ccub_korea.csv:3")
+    assert "file.not_downloaded" in checks_for(result, "ccub_korea.csv:3")
     # A local path in the url column is taken as the path.
     i1 = records["more/i1.jpg"]
     assert (i1.record.culture, i1.record.category, i1.status) == ("india", "FOOD", "accepted")
@@ -330,7 +330,7 @@ def test_output_loads_with_datasets_imagefolder(tmp_path, monkeypatch):
     # A column filled in one split only (language, via submission.toml) must still load.
     (root / "a" / "b" / "korea" / "train" / "submission.toml").write_text('language = "en"\n',
                                                                            "utf-8")
-    assert run(root, out).exit_code == 0
+    assert run(root, out, reports=True).exit_code == 0
     ds = _load_dataset(monkeypatch, tmp_path, out / "clean" / "korea")
     assert set(ds) == {"train", "test"}
     assert sorted(ds["train"]["text"]) == ["a bowl of bibimbap with seasoned vegetables",
@@ -351,7 +351,7 @@ def test_output_loads_with_datasets_imagefolder(tmp_path, monkeypatch):
 def test_output_loads_when_only_train_has_negatives(tmp_path, monkeypatch):
     root, out = tmp_path / "sub", tmp_path / "out"
     scoft_tree(root, negatives_in_test=False)
-    assert run(root, out).exit_code == 0
+    assert run(root, out, reports=True).exit_code == 0
     ds = _load_dataset(monkeypatch, tmp_path, out / "clean" / "korea")
     assert ds["test"]["text"] == ["a plate of cabbage kimchi beside steamed rice"]
 

@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import make_image, photo, row, submission
+from helpers import make_image, photo, row, submission
 from PIL import Image, ImageOps
 
 from ccub.config import load_config
@@ -47,13 +47,13 @@ def _validate(root: Path, out: Path, **options) -> tuple[dict, str, str]:
 def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("groups")
     root = base / "subs"
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     make_image(root / "korea" / "FOOD_1.jpg", image=original, quality=92)
     make_image(root / "korea" / "FOOD_2.jpg", image=original.resize((600, 466)), quality=70)
     make_image(root / "korea" / HOSTILE_NAME, image=ImageOps.mirror(original.resize((800, 622))))
     make_image(root / "korea" / "FOOD_4.jpg", image=_crop(original))
     # The same photo filed under two cultures: a label conflict.
-    other = make_image(root / "korea" / "FOOD_5.jpg", image=photo(SIZE, seed=7))
+    other = make_image(root / "korea" / "FOOD_5.jpg", image=photo(7, SIZE))
     (root / "nigeria").mkdir()
     (root / "nigeria" / "FOOD_1.jpg").write_bytes(other.read_bytes())
     make_image(root / "korea" / "FOOD_6.jpg", seed=11)  # related to nothing
@@ -198,7 +198,7 @@ def test_groups_beyond_the_cap_are_counted(run):
 
 
 def test_members_already_accepted_get_a_placeholder(tmp_path):
-    original = photo(SIZE, seed=5)
+    original = photo(5, SIZE)
     first = tmp_path / "first"
     make_image(first / "korea" / "FOOD_1.jpg", image=original)
     submission(first, [row("FOOD_1.jpg", 1)], images=False)

@@ -8,7 +8,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from conftest import make_image  # noqa: E402
+from helpers import make_image  # noqa: E402
 
 from finetune.data import TrainingData  # noqa: E402
 from finetune.dataset import ScoftExample  # noqa: E402

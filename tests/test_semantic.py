@@ -17,7 +17,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # noqa: E402 - before anything imports huggi
 
 import numpy as np
 import pytest
-from conftest import photo
+from helpers import photo
 
 from ccub.models import ClipSpec, ModelUnavailable, build_tiny_clip, load_clip, parse_clip
 from ccub.semantic import embed_images, similar_between, similar_pairs
@@ -37,7 +37,7 @@ def tiny(tmp_path_factory) -> ClipSpec:
 def images(tmp_path_factory) -> dict[str, Path]:
     """Small JPEG copies like the pipeline writes: two photos, a duplicate, a resized copy."""
     root = tmp_path_factory.mktemp("images")
-    a, b = photo((240, 200), seed=1), photo((240, 200), seed=2)
+    a, b = photo(1, (240, 200)), photo(2, (240, 200))
     paths = {"a": root / "a.jpg", "a_copy": root / "a_copy.jpg", "a_small": root / "a_small.jpg",
              "b": root / "b.jpg", "gray": root / "gray.png"}
     a.save(paths["a"], quality=90)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import config
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
@@ -28,17 +29,10 @@ from benchmark.study.outputs import write_outputs
 from benchmark.study.responses import read_responses
 from benchmark.study.simulate import simulate, write_responses
 from ccub.cli import app
-from ccub.config import Config, load_config
 
 SETTINGS = {"scheduler": "dpm-solver", "steps": 4, "guidance": 4.5, "resolution": 32, "lora_scale": 1.0,
             "dtype": "auto", "batch_size": 8}
 CLIP = "ViT-B-32:openai"
-
-
-def config() -> Config:
-    """The defaults, never a ccub.toml from the working folder. Not imported from tests/conftest.py:
-    tests/hostile has a conftest of its own, and the two clash by name when run together."""
-    return load_config(cwd=Path(__file__).parent)
 
 
 def colour(model: str, prompt: int, seed: int) -> tuple[int, int, int]:

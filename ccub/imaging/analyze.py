@@ -14,6 +14,7 @@ import warnings
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, IptcImagePlugin
@@ -30,6 +31,9 @@ from ccub.imaging.strip import (
 )
 from ccub.imaging.verify import PixelCheck, pixel_key, verify_image
 from ccub.safeio import Identity, Root, UnsafeFile
+
+if TYPE_CHECKING:
+    from ccub.config import Config
 
 SUPPORTED = ("JPEG", "PNG", "WEBP")
 EXTENSIONS = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "WEBP": ".webp"}
@@ -76,16 +80,27 @@ _SCAN_LIMIT = 256 << 10  # bytes of one removed block searched for personal data
 
 
 @dataclass
-class Limits:
+class AnalysisLimits:
+    """The settings one image's analysis needs, from the config's sections (`from_config`): plain
+    values, so worker processes receive them cheaply."""
+
     max_bytes: int
     max_pixels: int
     work_size: int
     thumbnail_size: int
     jpeg_quality: int
     webp_quality: int
-    trim_tolerance: float = 12.0
-    trim_max_fraction: float = 0.3
-    semantic_size: int = 0  # side of the copy kept for CLIP embeddings; 0: none
+    trim_tolerance: float
+    trim_max_fraction: float
+    semantic_size: int  # side of the copy kept for CLIP embeddings; 0: none
+
+    @classmethod
+    def from_config(cls, cfg: Config, semantic: bool = False) -> AnalysisLimits:
+        return cls(max_bytes=int(cfg.limits.max_file_mb * 1e6), max_pixels=int(cfg.limits.max_megapixels * 1e6),
+                   work_size=cfg.quality.work_size, thumbnail_size=cfg.export.thumbnail_size,
+                   jpeg_quality=cfg.export.jpeg_quality, webp_quality=cfg.export.webp_quality,
+                   trim_tolerance=cfg.duplicates.trim_tolerance, trim_max_fraction=cfg.duplicates.trim_max_fraction,
+                   semantic_size=cfg.duplicates.semantic_size if semantic else 0)
 
 
 @dataclass
@@ -329,7 +344,7 @@ def full_pixel_digest(data: bytes, max_pixels: int) -> str:
         return hashlib.sha256(f"{rgb.size}".encode() + rgb.tobytes()).hexdigest()
 
 
-def _encode(im: Image.Image, fmt: str, limits: Limits, lossless_webp: bool) -> bytes:
+def _encode(im: Image.Image, fmt: str, limits: AnalysisLimits, lossless_webp: bool) -> bytes:
     out = io.BytesIO()
     if fmt == "JPEG":
         im.save(out, "JPEG", quality=limits.jpeg_quality, subsampling=0, optimize=True)
@@ -341,7 +356,7 @@ def _encode(im: Image.Image, fmt: str, limits: Limits, lossless_webp: bool) -> b
 
 
 def analyze_image(root: Root, rel: str, stage: Path | None, thumb: Path | None,
-                  limits: Limits) -> ImageFacts:
+                  limits: AnalysisLimits) -> ImageFacts:
     """Facts about one image file under `root`; `stage`/`thumb` are where to write its
     by-products. The file is read once, through `root` (a regular file inside it), and
     everything below, the exported copy included, comes from those bytes."""
@@ -368,7 +383,7 @@ def analyze_image(root: Root, rel: str, stage: Path | None, thumb: Path | None,
 
 
 def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | None,
-            limits: Limits) -> ImageFacts:
+            limits: AnalysisLimits) -> ImageFacts:
     try:
         im = open_image(data, limits.max_pixels)
     except DecodeRefused as exc:
@@ -446,7 +461,7 @@ def _decode(facts: ImageFacts, data: bytes, stage: Path | None, thumb: Path | No
 
 
 def _stage(facts: ImageFacts, data: bytes, rgb_im: Image.Image, reencode: bool,
-           stage: Path, limits: Limits, rewritten: Rewrite | str) -> None:
+           stage: Path, limits: AnalysisLimits, rewritten: Rewrite | str) -> None:
     fmt = "JPEG" if facts.format == "MPO" else facts.format
     assert fmt is not None
     out, source = None, None

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers_io import snapshot
+from helpers import snapshot
 
 import ccub.pipeline
 

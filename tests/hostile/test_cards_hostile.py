@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers_io import imagefolder, read_jsonl, snapshot, tree_bytes
+from helpers import imagefolder, read_jsonl, snapshot, tree_bytes
 from typer.testing import CliRunner
 
 import ccub.cli

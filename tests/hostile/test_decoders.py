@@ -10,7 +10,7 @@ import csv
 import io
 import json
 
-from helpers_io import by_image, imagefolder, row, run, write_jsonl
+from helpers import by_image, imagefolder, row, run, write_jsonl
 from PIL import Image
 
 from ccub.imaging.decode import ACCEPTED
@@ -32,8 +32,8 @@ def test_validate_opens_images_only_with_the_accepted_formats(tmp_path, monkeypa
     for name, data in hostile.items():
         (root / "korea" / name).write_bytes(data)
     write_jsonl(root / "korea" / "metadata.jsonl",
-                [row("ok.jpg", "a bowl of bibimbap with vegetables")]
-                + [row(name, f"a picture that is really {name}") for name in hostile])
+                [row("ok.jpg", text="a bowl of bibimbap with vegetables")]
+                + [row(name, text=f"a picture that is really {name}") for name in hostile])
     calls: list[object] = []
     real_open = Image.open
 
@@ -42,7 +42,7 @@ def test_validate_opens_images_only_with_the_accepted_formats(tmp_path, monkeypa
         return real_open(fp, mode, formats)
 
     monkeypatch.setattr(Image, "open", spy)
-    result = run(root, out)
+    result = run(root, out, reports=True)
     assert calls and all(f is not None and set(f) <= set(ACCEPTED) for f in calls), calls
     for name in hostile:
         assert by_image(result)[f"korea/{name}"].status == "rejected"
@@ -55,9 +55,9 @@ def test_formula_in_contributor_text_is_shown_as_text_in_issues_csv(tmp_path):
     imagefolder(root / "korea", [("a.jpg", "a bowl of bibimbap with vegetables")],
                 contributor=formula)
     write_jsonl(root / "korea" / "metadata.jsonl",
-                [row("a.jpg", "a bowl of bibimbap with vegetables", contributor=formula,
+                [row("a.jpg", text="a bowl of bibimbap with vegetables", contributor=formula,
                      license="@SUM(1+1)")])
-    run(root, out)
+    run(root, out, reports=True)
     cells = [c for r in csv.reader(io.StringIO((out / "reports" / "issues.csv")
                                                 .read_text("utf-8"))) for c in r]
     assert "'" + formula in cells

@@ -21,7 +21,7 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers_io import snapshot
+from helpers import photo, snapshot
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import BmpImagePlugin, GifImagePlugin, ImageFile, TiffImagePlugin
@@ -32,7 +32,6 @@ from ccub.config import Limits, load_config
 from ccub.fetch import ManifestError, client, read_manifest, run_fetch
 from ccub.fetch.run import REPORT, STATE, FetchError
 from ccub.vocab import Vocabulary
-from tests.conftest import photo
 from tests.test_fetch import JPEG, Server, fast_config, metadata, report, row, write_manifest
 
 VOCAB = Vocabulary(load_config(cwd=Path("/nonexistent")))
@@ -382,7 +381,7 @@ def png_header_only(width: int, height: int) -> bytes:
 def test_gif_bmp_tiff_are_refused_without_being_decoded(tmp_path, guard, server, cfg, monkeypatch, fmt):
     cfg.fetch.allow_private = True
     buffer = io.BytesIO()
-    photo((64, 48), 3).save(buffer, fmt)
+    photo(3, (64, 48)).save(buffer, fmt)
     server.routes["/picture"] = lambda h, n: Server.send(h, 200, buffer.getvalue(), f"image/{fmt.lower()}")
     opened: list[str] = []
     for plugin in (GifImagePlugin.GifImageFile, BmpImagePlugin.BmpImageFile, TiffImagePlugin.TiffImageFile):

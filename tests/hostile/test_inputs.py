@@ -12,9 +12,9 @@ import zlib
 from pathlib import Path
 
 import pytest
-from helpers_io import (
+from helpers import (
     by_image,
-    checks_of,
+    checks_for,
     imagefolder,
     read_jsonl,
     row,
@@ -69,7 +69,7 @@ def test_input_tree_is_untouched(tmp_path):
     before = snapshot(root)
     outside_before = snapshot(tmp_path / "elsewhere")
 
-    assert run(root, tmp_path / "out").exit_code == 1
+    assert run(root, tmp_path / "out", reports=True).exit_code == 1
     result = CliRunner().invoke(app, ["validate", str(root), "--out", str(tmp_path / "out"),
                                       "--workers", "2"])
     assert result.exit_code == 1, result.output
@@ -88,8 +88,8 @@ def test_path_traversal_in_file_name(tmp_path, name):
     write_image(tmp_path / "x.jpg", 1)  # a real image just outside the root
     imagefolder(root / "korea", [("ok.jpg", CAPTION)], seed=2)
     with (root / "korea" / "metadata.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row(name, "a caption pointing somewhere else")) + "\n")
-    result = run(root, tmp_path / "out")
+        fh.write(json.dumps(row(name, text="a caption pointing somewhere else")) + "\n")
+    result = run(root, tmp_path / "out", reports=True)
     bad = findings(result, "file.outside_root")
     assert len(bad) == 1 and bad[0].line == 2 and bad[0].field == "file_name"
     outcome = next(o for o in result.outcomes if o.record.key == "korea/metadata.jsonl:2")
@@ -112,10 +112,10 @@ def test_symlinks_do_not_leave_the_root(tmp_path):
     (root / "india" / "FOOD" / "tree_link.jpg").symlink_to(outside / "secret.jpg")
     (root / "india" / "FOOD" / "tree_link.jpg.txt").write_text("a plate of curry", "utf-8")
     with (root / "korea" / "metadata.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row("link.jpg", "a symlinked picture of a palace")) + "\n")
-        fh.write(json.dumps(row("linkdir/inner.jpg", "a picture behind a linked folder")) + "\n")
+        fh.write(json.dumps(row("link.jpg", text="a symlinked picture of a palace")) + "\n")
+        fh.write(json.dumps(row("linkdir/inner.jpg", text="a picture behind a linked folder")) + "\n")
 
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     bad = findings(result, "file.outside_root")
     assert sorted(f.line or 0 for f in bad) == [0, 2, 3]
     assert all("symlink" in f.message for f in bad)
@@ -139,17 +139,17 @@ def test_decompression_bombs_rejected_quickly(tmp_path):
     (base).mkdir(parents=True)
     (base / "bomb.png").write_bytes(png_header(100_000, 100_000))  # 10 gigapixels, ~100 bytes
     (base / "big.png").write_bytes(png_header(12_000, 6_000))  # 72 MP: under Pillow's limit, over ccub's 50 MP
-    write_jsonl(base / "metadata.jsonl", [row("bomb.png", "a bomb of a picture, do not open"),
-                                          row("big.png", "a very large panorama of a city")])
+    write_jsonl(base / "metadata.jsonl", [row("bomb.png", text="a bomb of a picture, do not open"),
+                                          row("big.png", text="a very large panorama of a city")])
     assert (base / "bomb.png").stat().st_size < 1000
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     assert time.perf_counter() - start < 5
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024
     assert grown_mb < 300
     for key in ("korea/bomb.png", "korea/big.png"):
-        assert checks_of(result, key) >= {"file.too_many_pixels"}
+        assert checks_for(result, key) >= {"file.too_many_pixels"}
         assert by_image(result)[key].status == "rejected"
     big = next(f for f in findings(result, "file.too_many_pixels") if f.record == "korea/big.png")
     assert "12000x6000" in big.message and "50 MP" in big.message
@@ -161,8 +161,8 @@ def test_html_page_named_jpg(tmp_path):
     (root / "korea" / "photo.jpg").write_bytes(
         b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>" + b"x" * 5000
         + b"</body></html>")
-    write_jsonl(root / "korea" / "metadata.jsonl", [row("photo.jpg", CAPTION)])
-    result = run(root, tmp_path / "out")
+    write_jsonl(root / "korea" / "metadata.jsonl", [row("photo.jpg", text=CAPTION)])
+    result = run(root, tmp_path / "out", reports=True)
     [found] = findings(result, "file.format")
     assert "HTML" in found.message and found.record == "korea/photo.jpg"
     assert by_image(result)["korea/photo.jpg"].status == "rejected"
@@ -173,14 +173,14 @@ def test_invalid_utf8_in_metadata_and_sidecar(tmp_path):
     base = root / "korea"
     for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
         write_image(base / name, i)
-    lines = [json.dumps(row("a.jpg", CAPTION)).encode(),
-             json.dumps(row("b.jpg", "caption XX here")).encode().replace(b"XX", b"\xff\xfe"),
-             json.dumps(row("c.jpg", "a plate of kimchi beside steamed rice")).encode()]
+    lines = [json.dumps(row("a.jpg", text=CAPTION)).encode(),
+             json.dumps(row("b.jpg", text="caption XX here")).encode().replace(b"XX", b"\xff\xfe"),
+             json.dumps(row("c.jpg", text="a plate of kimchi beside steamed rice")).encode()]
     (base / "metadata.jsonl").write_bytes(b"\n".join(lines) + b"\n")
     write_image(root / "india" / "FOOD" / "x.jpg", 7)
     (root / "india" / "FOOD" / "x.jpg.txt").write_bytes(b"a plate of curry caf\xe9 style")
 
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     encoding = findings(result, "metadata.encoding")
     assert {(f.file, f.line) for f in encoding} == {("korea/metadata.jsonl", 2),
                                                     ("india/FOOD/x.jpg.txt", None)}
@@ -188,14 +188,14 @@ def test_invalid_utf8_in_metadata_and_sidecar(tmp_path):
     statuses = {o.record.key: o.status for o in result.outcomes}
     assert statuses["korea/a.jpg"] == statuses["korea/c.jpg"] == "accepted"  # rest still read
     assert statuses["india/FOOD/x.jpg"] == "rejected"
-    assert "caption.missing" in checks_of(result, "india/FOOD/x.jpg")
+    assert "caption.missing" in checks_for(result, "india/FOOD/x.jpg")
 
 
 def test_script_in_caption_is_escaped_in_reports(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     caption = "<script>alert(1)</script> a bowl of bibimbap with vegetables"
     imagefolder(root / "korea", [("a.jpg", caption), ("b.jpg", "<b onmouseover=x>hi</b>")])
-    run(root, out)
+    run(root, out, reports=True)
     # Data stays data in the dataset.
     rows = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
     assert rows[0]["text"] == caption
@@ -211,7 +211,7 @@ def test_script_in_caption_is_escaped_in_reports(tmp_path):
 def test_megabyte_caption_is_a_finding_on_its_row_and_reports_stay_small(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", "word " * 200_000), ("b.jpg", CAPTION)])
-    result = run(root, out)
+    result = run(root, out, reports=True)
     [found] = findings(result, "metadata.limit")
     assert (found.file, found.line) == ("korea/metadata.jsonl", 1)
     assert "has a text of 1,000,000 characters at text, over limits.max_field_chars (65,536)" \
@@ -227,11 +227,11 @@ def test_csv_fields_with_newlines_and_quotes(tmp_path):
     for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
         write_image(base / name, i)
     write_csv(base / "metadata.csv", [
-        row("a.jpg", 'a "quoted" caption,\nover two lines, of rice cakes'),
-        row("b.jpg", "plain caption of spicy rice cakes", creator='Kim "Jay", Seoul'),
-        row("c.jpg", "a third caption about cold noodles"),
+        row("a.jpg", text='a "quoted" caption,\nover two lines, of rice cakes'),
+        row("b.jpg", text="plain caption of spicy rice cakes", creator='Kim "Jay", Seoul'),
+        row("c.jpg", text="a third caption about cold noodles"),
     ])
-    result = run(root, out)
+    result = run(root, out, reports=True)
     assert result.exit_code == 0, [(i.finding.check, i.finding.message) for i in result.issues]
     rows = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
     assert [r["text"] for r in rows] == ['a "quoted" caption, over two lines, of rice cakes',
@@ -248,7 +248,7 @@ def test_zero_byte_metadata_jsonl(tmp_path):
     write_image(root / "korea" / "a.jpg", 1)
     (root / "korea" / "metadata.jsonl").write_bytes(b"")
     imagefolder(root / "india", [("b.jpg", "a plate of vegetable biryani")], seed=4)
-    result = run(root, tmp_path / "out")
+    result = run(root, tmp_path / "out", reports=True)
     assert result.exit_code == 1
     [orphan] = findings(result, "file.no_metadata")
     assert orphan.file == "korea/a.jpg" and "korea/metadata.jsonl" in orphan.message

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers_io import imagefolder, run, tree_bytes
+from helpers import imagefolder, run, tree_bytes
 from typer.testing import CliRunner
 
 import ccub.outdir
@@ -40,8 +40,8 @@ def built(tmp_path_factory):
     first, second = base / "first", base / "second"
     imagefolder(first / "korea", [("FOOD_1.jpg", "a bowl of bibimbap with vegetables")])
     imagefolder(second / "india", [("FOOD_2.jpg", "a plate of vegetable biryani")], seed=5)
-    run(first, base / "old")
-    run(second, base / "new")
+    run(first, base / "old", reports=True)
+    run(second, base / "new", reports=True)
     return second, base / "old", state(base / "new")
 
 
@@ -72,7 +72,7 @@ def _killed_at_rename(second: Path, out: Path, kill_at: int) -> None:
         real(src, dst)
 
     ccub.outdir._rename = rename
-    run(second, out)
+    run(second, out, reports=True)
     os._exit(0)
 
 
@@ -129,7 +129,7 @@ def test_rename_failing_once_still_publishes_whole(two_outputs, monkeypatch, fai
 
     monkeypatch.setattr(ccub.outdir, "_rename", rename)
     with pytest.raises(OutputError, match="I/O error"):
-        run(second, out)
+        run(second, out, reports=True)
     assert comparable(state(out)) == comparable(new)  # rolled forward right away
     assert not (out / JOURNAL).exists() and not list(out.glob(TMP_PREFIX + "*"))
 

@@ -17,7 +17,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers_io import by_image, checks_of, imagefolder, read_jsonl, row, run, write_image, write_jsonl
+from helpers import (
+    by_image,
+    checks_for,
+    imagefolder,
+    read_jsonl,
+    row,
+    run,
+    write_image,
+    write_jsonl,
+)
 from PIL import Image
 
 import ccub.pipeline
@@ -46,9 +55,9 @@ def test_sidecar_caption_symlinked_to_private_file_is_not_read(tmp_path):
     (root / "india" / "FOOD" / "dosa.jpg.txt").symlink_to(outside_secret(tmp_path))
     write_image(root / "india" / "FOOD" / "idli.jpg", 2)
     (root / "india" / "FOOD" / "idli.txt").write_text("steamed idli with coconut chutney", "utf-8")
-    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a"})
+    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a"}, reports=True)
     assert SECRET not in outputs_text(out)
-    assert "file.outside_root" in checks_of(result, "india/FOOD/dosa.jpg")
+    assert "file.outside_root" in checks_for(result, "india/FOOD/dosa.jpg")
     assert by_image(result)["india/FOOD/dosa.jpg"].record.caption is None
     assert by_image(result)["india/FOOD/idli.jpg"].status == "accepted"
 
@@ -62,14 +71,14 @@ def test_metadata_file_symlinked_outside_is_not_read(tmp_path, name):
     if name == "submission.toml":
         private.write_text(f'creator = "{SECRET}"\n', "utf-8")
     elif name.endswith(".jsonl"):
-        write_jsonl(private, [row("a.jpg", SECRET)])
+        write_jsonl(private, [row("a.jpg", text=SECRET)])
     else:
         private.write_text(f"file_name,text,url,country_code\na.jpg,{SECRET},,KOR\n", "utf-8")
     imagefolder(root / "korea", [("b.jpg", CAPTION)], seed=3)
     write_image(root / "india" / "FOOD" / "a.jpg", 1)
     (root / "india" / "FOOD" / "a.jpg.txt").write_text("a crisp masala dosa on a plate", "utf-8")
     (root / "india" / "FOOD" / name).symlink_to(private)
-    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a", "creator": "R"})
+    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a", "creator": "R"}, reports=True)
     assert SECRET not in outputs_text(out)
     assert by_image(result)["korea/b.jpg"].status == "accepted"
     assert result.exit_code in (0, 1)
@@ -91,8 +100,8 @@ def test_image_swapped_for_outside_symlink_after_the_walk_is_not_read(tmp_path, 
         return result
 
     monkeypatch.setattr(ccub.pipeline, "read_submissions", read_then_swap)
-    result = run(root, out)
-    assert "file.outside_root" in checks_of(result, "korea/b.jpg")
+    result = run(root, out, reports=True)
+    assert "file.outside_root" in checks_for(result, "korea/b.jpg")
     assert by_image(result)["korea/b.jpg"].status == "rejected"
     assert not list((out / "clean").rglob("b*.jpg"))
     assert result.facts["korea/b.jpg"].sha256 is None  # its bytes were never read
@@ -114,7 +123,7 @@ def test_image_swapped_after_analysis_exports_only_the_analysed_bytes(tmp_path, 
         return real_export(*args, **kwargs)
 
     monkeypatch.setattr(ccub.pipeline, "_export", swap_then_export)
-    result = run(root, out)
+    result = run(root, out, reports=True)
     exported = out / "clean" / "korea" / "train" / "images" / "a.jpg"
     assert by_image(result)["korea/a.jpg"].status == "accepted"
     pixels = np.asarray(Image.open(exported).convert("RGB"), dtype=np.int16)
@@ -128,8 +137,8 @@ def test_symlink_loop_is_a_finding(tmp_path):
     (root / "india" / "FOOD").mkdir(parents=True)
     (root / "india" / "FOOD" / "loop1.jpg").symlink_to(root / "india" / "FOOD" / "loop2.jpg")
     (root / "india" / "FOOD" / "loop2.jpg").symlink_to(root / "india" / "FOOD" / "loop1.jpg")
-    result = run(root, out)
-    assert "file.outside_root" in checks_of(result, "india/FOOD/loop1.jpg")
+    result = run(root, out, reports=True)
+    assert "file.outside_root" in checks_for(result, "india/FOOD/loop1.jpg")
     assert by_image(result)["korea/a.jpg"].status == "accepted"
 
 
@@ -139,8 +148,8 @@ def test_symlink_inside_the_root_is_followed(tmp_path):
     write_image(root / ".shared" / "real.jpg", 4)  # hidden: not a submission of its own
     (root / "korea").mkdir(parents=True)
     (root / "korea" / "a.jpg").symlink_to(root / ".shared" / "real.jpg")
-    write_jsonl(root / "korea" / "metadata.jsonl", [row("a.jpg", CAPTION)])
-    result = run(root, out)
+    write_jsonl(root / "korea" / "metadata.jsonl", [row("a.jpg", text=CAPTION)])
+    result = run(root, out, reports=True)
     assert by_image(result)["korea/a.jpg"].status == "accepted"
 
 

@@ -14,7 +14,7 @@ import string
 from pathlib import Path
 
 import pytest
-from helpers_io import GOOD, by_image, imagefolder, read_jsonl, row, run, write_image, write_jsonl
+from helpers import GOOD, by_image, imagefolder, read_jsonl, row, run, write_image, write_jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,9 +30,9 @@ def findings(result, check: str):
 def test_caption_of_the_wrong_type_is_a_finding_on_its_row(tmp_path, caption):
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", CAPTION), ("b.jpg", "a plate of kimchi and rice")])
-    write_jsonl(root / "korea" / "metadata.jsonl", [row("a.jpg", caption),
-                                                    row("b.jpg", "a plate of kimchi and rice")])
-    result = run(root, out)
+    write_jsonl(root / "korea" / "metadata.jsonl", [row("a.jpg", text=caption),
+                                                    row("b.jpg", text="a plate of kimchi and rice")])
+    result = run(root, out, reports=True)
     assert result.exit_code == 1
     status = {k: o.status for k, o in by_image(result).items()}
     assert status == {"korea/a.jpg": "rejected", "korea/b.jpg": "accepted"}
@@ -46,11 +46,11 @@ def test_caption_of_the_wrong_type_is_a_finding_on_its_row(tmp_path, caption):
 def test_extra_column_nested_50000_deep_is_a_finding_on_its_row(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", CAPTION), ("b.jpg", "a plate of kimchi and rice")])
-    deep = json.dumps(row("a.jpg", CAPTION))[:-1] + ', "extra": ' + "[" * 50_000 + "]" * 50_000 \
+    deep = json.dumps(row("a.jpg", text=CAPTION))[:-1] + ', "extra": ' + "[" * 50_000 + "]" * 50_000 \
         + "}"
     (root / "korea" / "metadata.jsonl").write_text(
-        deep + "\n" + json.dumps(row("b.jpg", "a plate of kimchi and rice")) + "\n", "utf-8")
-    result = run(root, out)
+        deep + "\n" + json.dumps(row("b.jpg", text="a plate of kimchi and rice")) + "\n", "utf-8")
+    result = run(root, out, reports=True)
     [found] = findings(result, "metadata.limit")
     assert (found.file, found.line) == ("korea/metadata.jsonl", 1)
     assert "limits.max_json_depth (32)" in found.message
@@ -61,9 +61,9 @@ def test_50_megabyte_line_is_a_finding_and_the_next_rows_are_read(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", CAPTION), ("b.jpg", "a plate of kimchi and rice")])
     with (root / "korea" / "metadata.jsonl").open("w", encoding="utf-8") as fh:
-        fh.write(json.dumps(row("a.jpg", "x" * 50_000_000)) + "\n")
-        fh.write(json.dumps(row("b.jpg", "a plate of kimchi and rice")) + "\n")
-    result = run(root, out)
+        fh.write(json.dumps(row("a.jpg", text="x" * 50_000_000)) + "\n")
+        fh.write(json.dumps(row("b.jpg", text="a plate of kimchi and rice")) + "\n")
+    result = run(root, out, reports=True)
     [found] = findings(result, "metadata.limit")
     assert (found.file, found.line) == ("korea/metadata.jsonl", 1)
     assert "limits.max_line_bytes (1,048,576 bytes)" in found.message
@@ -78,13 +78,13 @@ def test_csv_cell_over_the_field_limit_names_its_first_line(tmp_path):
     for i, name in enumerate(("a.jpg", "b.jpg", "c.jpg")):
         write_image(base / name, i)
     text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(row("a.jpg", "")), lineterminator="\n")
+    writer = csv.DictWriter(text, fieldnames=list(row("a.jpg", text="")), lineterminator="\n")
     writer.writeheader()
-    writer.writerow(row("a.jpg", "a caption\nover three\nlines of rice cakes"))  # lines 2-4
-    writer.writerow(row("b.jpg", "y" * 200_000))  # line 5: over csv's 131,072 and ccub's limit
-    writer.writerow(row("c.jpg", "a third caption about cold noodles"))  # line 6
+    writer.writerow(row("a.jpg", text="a caption\nover three\nlines of rice cakes"))  # lines 2-4
+    writer.writerow(row("b.jpg", text="y" * 200_000))  # line 5: over csv's 131,072 and ccub's limit
+    writer.writerow(row("c.jpg", text="a third caption about cold noodles"))  # line 6
     (base / "metadata.csv").write_text(text.getvalue(), "utf-8")
-    result = run(root, out)
+    result = run(root, out, reports=True)
     [found] = findings(result, "metadata.limit")
     assert (found.file, found.line) == ("korea/metadata.csv", 5)
     assert "limits.max_field_chars" in found.message
@@ -101,7 +101,7 @@ def test_submission_toml_nested_deeply_or_of_the_wrong_type(tmp_path):
     imagefolder(root / "india", [("b.jpg", "a plate of vegetable biryani")], seed=3)
     (root / "india" / "submission.toml").write_text('creator = ["a", "b"]\nconsent = true\n',
                                                     "utf-8")
-    result = run(root, out)
+    result = run(root, out, reports=True)
     malformed = findings(result, "metadata.malformed")
     assert [f.file for f in malformed] == ["korea/submission.toml"]
     typed = sorted((f.file, f.field) for f in findings(result, "metadata.field_type"))
@@ -115,7 +115,7 @@ def test_caption_file_larger_than_the_line_limit_is_not_read(tmp_path):
     (root / "india" / "FOOD" / "a.jpg.txt").write_bytes(b"x" * 2_000_000)
     write_image(root / "india" / "FOOD" / "b.jpg", 2)
     (root / "india" / "FOOD" / "b.jpg.txt").write_text("a crisp masala dosa on a plate", "utf-8")
-    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a"})
+    result = run(root, out, flags={"license": "CC0-1.0", "consent": "n/a"}, reports=True)
     [found] = findings(result, "metadata.limit")
     assert found.file == "india/FOOD/a.jpg.txt" and found.record == "india/FOOD/a.jpg"
     assert by_image(result)["india/FOOD/b.jpg"].status == "accepted"
@@ -234,13 +234,13 @@ def test_submission_toml_of_any_shape_is_applied_or_reported(tmp_path_factory, i
 
 
 def test_metadata_file_over_the_size_limit_is_not_read(tmp_path):
-    from helpers_io import load_config
+    from ccub.config import load_config
 
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", CAPTION)])
     cfg = load_config(cwd=tmp_path)
     cfg.limits.max_metadata_mb = 0.0001  # 100 bytes
-    result = run(root, out, cfg=cfg)
+    result = run(root, out, cfg=cfg, reports=True)
     [found] = findings(result, "metadata.limit")
     assert found.file == "korea/metadata.jsonl" and "was not read" in found.message
     assert Path(out / "reports" / "report.json").is_file()

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers_io import by_image, photo, read_jsonl, row, run, write_jsonl
+from helpers import by_image, noisy_photo, read_jsonl, row, run, write_jsonl
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -46,7 +46,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 def png_bytes(seed: int = 1, size: tuple[int, int] = (600, 520)) -> bytes:
     buf = io.BytesIO()
-    photo(seed, size).save(buf, "PNG")
+    noisy_photo(seed, size).save(buf, "PNG")
     return buf.getvalue()
 
 
@@ -74,7 +74,7 @@ def png_with(png: bytes, *, after_ihdr: bytes = b"", before_iend: bytes = b"",
 
 def jpeg_bytes(seed: int = 1, size: tuple[int, int] = (600, 520), **params) -> bytes:
     buf = io.BytesIO()
-    photo(seed, size).save(buf, "JPEG", quality=90, **params)
+    noisy_photo(seed, size).save(buf, "JPEG", quality=90, **params)
     return buf.getvalue()
 
 
@@ -108,7 +108,7 @@ def riff_chunk(fourcc: bytes, data: bytes) -> bytes:
 
 def webp_bytes(seed: int = 1, **params) -> bytes:
     buf = io.BytesIO()
-    photo(seed).save(buf, "WEBP", **params)
+    noisy_photo(seed).save(buf, "WEBP", **params)
     return buf.getvalue()
 
 
@@ -136,8 +136,8 @@ def validate_one(tmp_path: Path, name: str, data: bytes):
     root, out = tmp_path / "sub", tmp_path / "out"
     (root / "korea").mkdir(parents=True)
     (root / "korea" / name).write_bytes(data)
-    write_jsonl(root / "korea" / "metadata.jsonl", [row(name, CAPTION, category="FOOD")])
-    result = run(root, out)
+    write_jsonl(root / "korea" / "metadata.jsonl", [row(name, text=CAPTION, category="FOOD")])
+    result = run(root, out, reports=True)
     assert result.exit_code in (0, 1)  # 2 would mean the run itself broke
     outcome = by_image(result)[f"korea/{name}"]
     if outcome.output is None:
@@ -313,7 +313,7 @@ def test_jpeg_adobe_app14_with_trailing_bytes_is_cut_to_standard_length(tmp_path
 def test_jpeg_adobe_transform_decides_rgb_pixels_and_is_kept(tmp_path):
     # An RGB-coded JPEG (Adobe transform 0, no JFIF): dropping APP14 would change every colour.
     buf = io.BytesIO()
-    photo(2).save(buf, "JPEG", quality=90, keep_rgb=True)
+    noisy_photo(2).save(buf, "JPEG", quality=90, keep_rgb=True)
     source = buf.getvalue()
     assert b"Adobe" in source
     result, exported, meta = validate_one(tmp_path, "FOOD_1.jpg", source)
@@ -491,7 +491,7 @@ def test_verify_clean_refuses_a_published_file_that_is_not_the_verified_copy(tmp
 def rgb_jpeg(seed: int = 2) -> bytes:
     """An RGB-coded JPEG: Adobe transform 0 and no JFIF, so APP14 decides every colour."""
     buf = io.BytesIO()
-    photo(seed).save(buf, "JPEG", quality=90, keep_rgb=True)
+    noisy_photo(seed).save(buf, "JPEG", quality=90, keep_rgb=True)
     return buf.getvalue()
 
 
@@ -545,7 +545,7 @@ _BASE = {}
 
 def _base(fmt: str) -> bytes:
     if fmt not in _BASE:
-        im = photo(3, (40, 32))
+        im = noisy_photo(3, (40, 32))
         buf = io.BytesIO()
         im.save(buf, fmt, **({"lossless": True} if fmt == "WEBP" else {}))
         _BASE[fmt] = buf.getvalue()

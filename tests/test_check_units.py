@@ -1,0 +1,86 @@
+"""Check families called directly on one record: what each finds, at its thresholds, without a
+pipeline run (tests/test_checks.py runs every check end to end)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ccub.checks.captions import CaptionChecks
+from ccub.checks.registry import Context
+from ccub.checks.rights import RightsChecks
+from ccub.config import load_config
+from ccub.records import Record
+from ccub.safeio import Root
+from ccub.vocab import Vocabulary
+
+CFG = load_config(cwd=Path(__file__).parent)
+
+
+def context(cfg=CFG) -> Context:
+    return Context(cfg=cfg, vocab=Vocabulary(cfg), root=Root(Path(__file__).parent), facts={})
+
+
+def found(family, cfg=CFG, **fields) -> list[str]:
+    record = Record(key="korea/x.jpg", origin="test", image="korea/x.jpg", **fields)
+    return [f.check for f in family.check_record(record, context(cfg))]
+
+
+CAPTION = "a plate of tteokbokki in spicy red sauce at a market stall"
+
+
+@pytest.mark.parametrize(("caption", "expected"), [
+    (None, ["caption.missing"]),
+    ("  \n", ["caption.missing"]),
+    ("IMG_1234", ["caption.placeholder"]),
+    ("x", ["caption.placeholder"]),  # the file's own stem
+    ("a photo", ["caption.placeholder"]),
+    ("kimchi jjigae", ["caption.too_short"]),  # 2 words < min_words 3
+    ("kimchi jjigae stew", []),
+    (CAPTION, []),
+    ("a  plate\u200b of rice cakes", ["caption.unicode"]),
+])
+def test_caption_findings(caption, expected):
+    assert found(CaptionChecks(), caption=caption) == expected
+
+
+def test_caption_length_limits_come_from_the_config():
+    cfg = load_config(cwd=Path(__file__).parent)
+    cfg.limits.max_caption_chars = len(CAPTION) - 1
+    assert found(CaptionChecks(), cfg, caption=CAPTION) == ["caption.too_long"]
+    cfg.limits.max_caption_chars = len(CAPTION)
+    assert found(CaptionChecks(), cfg, caption=CAPTION) == []
+    cfg.captions.max_clip_tokens = 5
+    assert found(CaptionChecks(), cfg, caption=CAPTION) == ["caption.clip_tokens"]
+
+
+def test_machine_captions():
+    assert found(CaptionChecks(), caption=CAPTION, caption_source="blip") == ["caption.machine"]
+    assert found(CaptionChecks(), caption=CAPTION, blip_text=CAPTION.upper()) == ["caption.machine"]
+    assert found(CaptionChecks(), caption=CAPTION, caption_source="community", blip_text="a plate of food") == []
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({}, ["rights.license_missing"]),
+    ({"license": "CC0-1.0"}, []),
+    ({"license": "cc by 4.0", "creator": "A. Kim"}, ["rights.license_normalised"]),
+    ({"license": "CC-BY-4.0"}, ["rights.attribution_missing"]),
+    ({"license": "MIT"}, ["rights.license_not_allowed"]),
+    ({"license": "CC-BY-4.0, MIT", "creator": "A. Kim"}, ["rights.license_invalid"]),
+    ({"license": "CC0-1.0", "consent": "no"}, ["rights.consent_refused"]),
+    ({"license": "CC0-1.0", "consent": "maybe"}, ["rights.consent_invalid"]),
+    ({"license": "CC0-1.0", "caption": "a woman in a hanbok"}, ["rights.consent_missing"]),
+    ({"license": "CC0-1.0", "caption": "a woman in a hanbok", "consent": "yes"}, []),
+])
+def test_rights_findings(fields, expected):
+    assert found(RightsChecks(), **fields) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(caption=st.text(max_size=300), language=st.none() | st.text(max_size=12))
+def test_any_caption_and_language_give_caption_findings_and_never_raise(caption, language):
+    ids = {s.id for s in CaptionChecks.specs}
+    assert set(found(CaptionChecks(), caption=caption, language=language)) <= ids
