@@ -66,11 +66,11 @@ def contrastive_loss(distance: Distance, x0_hat: torch.Tensor, positives: torch.
     return (positive - negative_mean).mean()
 
 
-def min_snr_weights(alphas_cumprod: torch.Tensor, t: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
-    """min(SNR, gamma) / SNR per sample (Hang et al., 2023); for v-prediction divided by SNR + 1."""
-    a = alphas_cumprod.to(t.device)[t].float()
-    snr = a / (1 - a)
-    weights = torch.clamp(snr, max=gamma) / snr
-    if prediction_type == "v_prediction":
-        weights = torch.clamp(snr, max=gamma) / (snr + 1)
-    return weights
+def min_snr_weights(scheduler, t: torch.Tensor, gamma: float, prediction_type: str) -> torch.Tensor:
+    """min(SNR, gamma) / SNR per sample (Hang et al., 2023); for v-prediction divided by SNR + 1.
+    SNR is diffusers' `compute_snr`, as in its training examples."""
+    from diffusers.training_utils import compute_snr
+
+    snr = compute_snr(scheduler, t)
+    clipped = torch.clamp(snr, max=gamma)
+    return clipped / (snr + 1) if prediction_type == "v_prediction" else clipped / snr

@@ -69,7 +69,7 @@ def scoft_losses(unet, frozen: Frozen, batch: Batch, cfg: ScoftConfig, micro_ind
     prediction_type = scheduler.config.prediction_type
     target = scheduler.get_velocity(z0, noise, t) if prediction_type == "v_prediction" else noise
     pred = call(z_t, t, batch.text)
-    snr = min_snr_weights(scheduler.alphas_cumprod, t, cfg.snr_gamma, prediction_type) if cfg.snr_gamma > 0 else None
+    snr = min_snr_weights(scheduler, t, cfg.snr_gamma, prediction_type) if cfg.snr_gamma > 0 else None
     terms = {"ldm": ldm_loss(pred, target, snr)}
     wanted = cfg.terms()
     if "memorisation" in wanted:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from fractions import Fraction
+from types import SimpleNamespace
 
 import pytest
 from hypothesis import given, settings
@@ -84,9 +85,9 @@ def test_perceptual_loss_and_min_snr_by_hand():
     alphas = torch.tensor([0.5, 0.8, 0.9])
     t = torch.tensor([0, 1, 2])
     snr = alphas / (1 - alphas)  # 1, 4, 9
-    w = losses.min_snr_weights(alphas, t, 5.0, "epsilon")
+    w = losses.min_snr_weights(SimpleNamespace(alphas_cumprod=alphas), t, 5.0, "epsilon")
     assert torch.allclose(w, torch.minimum(snr, torch.tensor(5.0)) / snr)
-    wv = losses.min_snr_weights(alphas, t, 5.0, "v_prediction")
+    wv = losses.min_snr_weights(SimpleNamespace(alphas_cumprod=alphas), t, 5.0, "v_prediction")
     assert torch.allclose(wv, torch.minimum(snr, torch.tensor(5.0)) / (snr + 1))
 
 
@@ -314,7 +315,7 @@ def test_min_snr_weights_follow_the_timesteps_device():
     from finetune.losses import min_snr_weights
 
     # The meta device stands in for a GPU: the schedule (on the CPU) must move to the timesteps.
-    weights = min_snr_weights(sd_scheduler().alphas_cumprod, torch.tensor([10, 900]).to("meta"), 5.0, "epsilon")
+    weights = min_snr_weights(sd_scheduler(), torch.tensor([10, 900]).to("meta"), 5.0, "epsilon")
     assert weights.device.type == "meta" and weights.shape == (2,)
 
 
