@@ -77,8 +77,8 @@ def build_full_size(folder: Path, random_marker: bool = True) -> Path:
     from diffusers import DDPMScheduler, StableDiffusionPipeline
     from model_memory import clip_text, sd1_unet, sd1_vae
 
+    from ccub.models import RANDOM_MARKER
     from finetune.tiny import _SD_SCHEDULER, clip_tokenizer
-    from finetune.weights import RANDOM_MARKER
 
     torch.manual_seed(0)
     pipe = StableDiffusionPipeline(vae=sd1_vae(), text_encoder=clip_text(), tokenizer=clip_tokenizer(folder / "tok"),

@@ -40,6 +40,7 @@ from ccub.files import atomic_write
 __all__ = [
     "TINY_CLIP_PRESETS",
     "ClipSpec",
+    "RANDOM_MARKER",
     "ModelUnavailable",
     "build_tiny_clip",
     "hub_offline",
@@ -47,6 +48,7 @@ __all__ = [
     "load_clip",
     "model_cache",
     "parse_clip",
+    "random_marker",
     "register_clip_config",
 ]
 
@@ -60,7 +62,9 @@ CHECKPOINT_NAMES = (
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 TINY_CHECKPOINT = "open_clip_model.safetensors"
 # Written into open_clip_config.json of models built here; marks random weights.
-MARKER_KEY = "ccub"
+# The one marker of random weights: a file in the model's folder (or the folder above it), written
+# by every builder of tiny models (`build_tiny_clip`, `finetune.tiny`) and read by `random_marker`.
+RANDOM_MARKER = "ccub_random_weights.json"
 
 # Tiny open_clip architectures (name -> open_clip model config). Random weights only: they
 # exercise every code path in seconds on a CPU, and their outputs mean nothing.
@@ -249,8 +253,8 @@ def _marker(name: str, seed: int) -> dict[str, Any]:
 def build_tiny_clip(name: str, directory: Path, seed: int = 0) -> Path:
     """Create tiny preset `name` with random weights (seeded) and save it into `directory`.
 
-    Writes ``open_clip_model.safetensors`` and ``open_clip_config.json`` (open_clip's hub layout,
-    plus a ``"ccub": {"random_weights": true, ...}`` marker) and returns the checkpoint path.
+    Writes ``open_clip_model.safetensors`` and ``open_clip_config.json`` (open_clip's hub layout)
+    and the `RANDOM_MARKER` file, and returns the checkpoint path.
     Loading goes back through ``open_clip.create_model_and_transforms`` like any real checkpoint.
     Files are written atomically, so concurrent builders (test workers) do not see half a file.
     """
@@ -270,10 +274,11 @@ def build_tiny_clip(name: str, directory: Path, seed: int = 0) -> Path:
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     checkpoint = directory / TINY_CHECKPOINT
     atomic_write(checkpoint, lambda tmp: save_file(state, tmp, metadata={"format": "pt", "ccub": "random"}))
-    config = {"model_cfg": cfg, "preprocess_cfg": dict(model.visual.preprocess_cfg),
-              MARKER_KEY: _marker(name, seed)}
+    config = {"model_cfg": cfg, "preprocess_cfg": dict(model.visual.preprocess_cfg)}
     atomic_write(directory / CONFIG_NAME,
                   lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2), encoding="utf-8"))
+    atomic_write(directory / RANDOM_MARKER,
+                  lambda tmp: Path(tmp).write_text(json.dumps(_marker(name, seed), indent=2), encoding="utf-8"))
     return checkpoint
 
 
@@ -295,14 +300,21 @@ class _quiet_random_init_warning:
         logging.getLogger().removeFilter(self.filter)
 
 
+def random_marker(folder: Path) -> dict[str, Any] | None:
+    """The random-weights marker of the model in `folder` (or the folder above it), else None."""
+    for candidate in (Path(folder) / RANDOM_MARKER, Path(folder).parent / RANDOM_MARKER):
+        if candidate.is_file():
+            try:
+                return json.loads(candidate.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {"random_weights": True}
+    return None
+
+
 def _tiny_is_current(directory: Path, name: str) -> bool:
-    config_path, checkpoint = directory / CONFIG_NAME, directory / TINY_CHECKPOINT
-    if not (config_path.is_file() and checkpoint.is_file()):
+    if not ((directory / CONFIG_NAME).is_file() and (directory / TINY_CHECKPOINT).is_file()):
         return False
-    try:
-        marker = json.loads(config_path.read_text(encoding="utf-8")).get(MARKER_KEY, {})
-    except (OSError, ValueError):
-        return False
+    marker = random_marker(directory) or {}
     return marker.get("config_sha256") == _marker(name, 0)["config_sha256"]
 
 
@@ -344,9 +356,8 @@ def _local_spec(path: Path) -> ClipSpec:
         raise ModelUnavailable(
             f"{path} has no {CONFIG_NAME} beside it, so its architecture is unknown; "
             f"pass MODEL:{checkpoint} with the open_clip architecture name (e.g. ViT-B-32:{checkpoint})")
-    config = _read_local_config(config_path)
-    random = bool(config.get(MARKER_KEY, {}).get("random_weights", False))
-    return ClipSpec(f"local-dir:{directory}", str(checkpoint), random)
+    _read_local_config(config_path)
+    return ClipSpec(f"local-dir:{directory}", str(checkpoint), random_marker(directory) is not None)
 
 
 def parse_clip(spec: str, cache_dir: Path) -> ClipSpec:

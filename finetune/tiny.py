@@ -5,7 +5,7 @@ pipeline, a depth ControlNet, an image captioner and a depth estimator from the 
 `TINY_PRESETS` (architectures are data, as in open_clip's model configs), saves them with
 ``save_pretrained`` and hands back the folders: everything downstream loads them through the
 same ``from_pretrained`` path as real models. Each folder holds a marker file
-(`finetune.weights.RANDOM_MARKER`) so every output made with them says it is a smoke run.
+(`ccub.models.RANDOM_MARKER`) so every output made with them says it is a smoke run.
 
 The text tokenizer is CLIP's real byte-pair vocabulary (shipped inside open_clip), so prompts
 tokenise exactly as with Stable Diffusion; the captioner's is a small word list, so its random
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccub.models import model_cache
-from finetune.weights import RANDOM_MARKER
+from ccub.models import RANDOM_MARKER, model_cache
 
 # Bump when a builder changes what it writes, so stale cached builds are rebuilt.
 BUILD_VERSION = 1

@@ -9,15 +9,12 @@ loader reports that, so a smoke run is never mistaken for a result.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccub.models import ModelUnavailable, hub_reachable
-
-RANDOM_MARKER = "ccub_random_weights.json"
+from ccub.models import ModelUnavailable, hub_reachable, random_marker
 
 T = TypeVar("T")
 
@@ -35,17 +32,6 @@ class ModelRef:
         if self.random_weights:
             return f"{self.name} (RANDOM WEIGHTS: a smoke-run model, its outputs mean nothing)"
         return self.name
-
-
-def random_marker(folder: Path) -> dict[str, Any] | None:
-    """The marker `finetune.tiny` writes into a random model's folder (or its parent), else None."""
-    for candidate in (folder / RANDOM_MARKER, folder.parent / RANDOM_MARKER):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {"random_weights": True}
-    return None
 
 
 def _looks_like_path(name: str) -> bool:

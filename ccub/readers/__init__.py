@@ -54,6 +54,8 @@ class Tree:
 
     def resolve(self, base: str, value: str) -> tuple[str | None, str | None]:
         """(path relative to the root, problem) for a path written in a file under `base`."""
+        if "\x00" in value:  # no file system takes it; pathlib raises on it
+            return None, f"{value!r} contains a NUL character; write the file's name"
         if PurePosixPath(value).is_absolute() or PureWindowsPath(value).is_absolute():
             return None, f"'{value}' is an absolute path; write it relative to its metadata file"
         joined = posixpath.normpath(posixpath.join(base, value.replace("\\", "/")))

@@ -43,6 +43,20 @@ def test_caption_of_the_wrong_type_is_a_finding_on_its_row(tmp_path, caption):
         == "images/b.jpg"
 
 
+def test_nul_in_a_file_name_or_a_negative_path_is_a_finding_on_its_row(tmp_path):
+    root, out = tmp_path / "sub", tmp_path / "out"
+    imagefolder(root / "korea", [("a.jpg", CAPTION), ("b.jpg", "a plate of kimchi and rice")])
+    write_jsonl(root / "korea" / "metadata.jsonl", [
+        row("a.jpg", text=CAPTION, negative_imgpath=["neg\x00.jpg"]),
+        row("b\x00.jpg", text="a plate of kimchi and rice")])
+    result = run(root, out, reports=True)
+    negatives = [i.finding for i in result.issues if i.finding.check == "negatives.invalid"]
+    assert len(negatives) == 1 and "NUL character" in negatives[0].message
+    named = [i for i in result.issues if i.finding.record == "korea/metadata.jsonl:2" and i.severity == "error"]
+    assert named and "NUL character" in named[0].finding.message
+    assert by_image(result)["korea/a.jpg"].status == "accepted"
+
+
 def test_extra_column_nested_50000_deep_is_a_finding_on_its_row(tmp_path):
     root, out = tmp_path / "sub", tmp_path / "out"
     imagefolder(root / "korea", [("a.jpg", CAPTION), ("b.jpg", "a plate of kimchi and rice")])
