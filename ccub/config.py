@@ -1,8 +1,10 @@
 """The one configuration: every threshold and vocabulary, loadable from `ccub.toml`.
 
-Defaults live in the dataclasses below (thresholds) and in `vocabulary.toml` (cultures and
-categories). A user's `ccub.toml` overrides any of them; unknown keys are errors so a typo
-never silently leaves a default in force.
+Defaults live in dataclasses, one per section: a family of checks keeps its own section beside
+its checks (`ccub/checks/images.py` holds [geometry] and [quality], ...); the sections every
+part reads ([limits], [export]) and the stages' own ([prepare], [benchmark], [fetch], [study])
+are below; cultures and categories are in `vocabulary.toml`. A user's `ccub.toml` overrides any
+of them; unknown keys are errors so a typo never silently leaves a default in force.
 """
 
 from __future__ import annotations
@@ -16,7 +18,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ccub.dedup.search import EXACT_LIMIT, LSH_BITS, LSH_TABLES
+from ccub.checks.captions import Captions
+from ccub.checks.duplicates import Duplicates
+from ccub.checks.images import Geometry, Quality
+from ccub.checks.labels import Labels
+from ccub.checks.rights import Rights
 
 CONFIG_FILE_NAME = "ccub.toml"
 
@@ -41,96 +47,6 @@ class Limits:
     max_line_bytes: int = 1_048_576
     max_json_depth: int = 32
     max_field_chars: int = 65_536
-
-
-@dataclass
-class Geometry:
-    min_short_side_error: int = 256
-    min_short_side_warning: int = 512
-    max_aspect_warning: float = 3.0
-    max_aspect_error: float = 4.0
-
-
-@dataclass
-class Quality:
-    # Heuristics run on a working copy whose longer side is at most `work_size` pixels, so
-    # they do not depend on the camera's resolution; 384 lets a 12 MP JPEG decode at 1/8
-    # scale. They only warn: night festivals and dark interiors are legitimate.
-    work_size: int = 384
-    dark_mean: float = 0.12
-    overexposed_fraction: float = 0.5
-    blur_laplacian_var: float = 30.0
-    low_information_entropy: float = 3.0
-    grayscale_channel_delta: float = 3.0
-
-
-@dataclass
-class Captions:
-    min_words: int = 3
-    min_chars: int = 6
-    max_clip_tokens: int = 77
-    placeholders: list[str] = field(
-        default_factory=lambda: [
-            r"(img|dsc|dscn|dscf|pxl|photo|image|pic|screenshot|whatsapp image)[\s_-]*[\d_ -]*"
-            r"(\.(jpe?g|png|webp|heic))?",
-            r"(a |an )?(photo|image|picture|pic|untitled|caption|no caption|test|todo|tbd|n/?a|none|null|-+|\.+)",
-            r"[\d\W_]+",
-        ]
-    )
-    # Language identification is only trusted on captions this long, and a mismatch is
-    # reported only when the declared language gets at most 1 - language_min_confidence.
-    language_min_chars: int = 20
-    language_min_confidence: float = 0.95
-    people_words: list[str] = field(
-        default_factory=lambda: [
-            "person", "people", "man", "men", "woman", "women", "girl", "girls", "boy", "boys",
-            "child", "children", "kid", "kids", "family", "families", "bride", "groom",
-            "dancer", "dancers", "student", "students", "crowd", "portrait", "face", "elder",
-            "grandmother", "grandfather", "mother", "father", "baby", "couple", "worker",
-            "vendor", "musician", "musicians", "performer", "performers", "priest", "monk",
-        ]
-    )
-
-
-@dataclass
-class Rights:
-    allowed_licenses: list[str] = field(
-        default_factory=lambda: [
-            "CC0-1.0", "CC-PDDC", "PDDL-1.0",
-            "CC-BY-2.0", "CC-BY-2.5", "CC-BY-3.0", "CC-BY-4.0",
-            "CC-BY-SA-2.0", "CC-BY-SA-2.5", "CC-BY-SA-3.0", "CC-BY-SA-4.0",
-        ]
-    )
-    # SPDX ids (or prefixes ending in '*') whose terms require naming the creator.
-    attribution_required: list[str] = field(default_factory=lambda: ["CC-BY-*"])
-
-
-@dataclass
-class Labels:
-    contributor_share_warning: float = 0.5
-    min_records_per_category: int = 5
-
-
-@dataclass
-class Duplicates:
-    # pHash distances are out of 256 bits (8 rotations/mirrorings, margins trimmed). Up to
-    # near_max_distance a copy is a duplicate and all but the best member are dropped; up to
-    # review_max_distance (5% crops, heavy edits) a person decides.
-    near_max_distance: int = 20
-    review_max_distance: int = 64
-    trim_tolerance: float = 12.0
-    trim_max_fraction: float = 0.3
-    # CLIP cosine for the optional semantic tier (--clip): review only, never removal.
-    semantic_min_cosine: float = 0.95
-    semantic_size: int = 224
-    # --test-fraction: the seed of the stratified, group-preserving split.
-    split_seed: int = 1024
-    # The pHash search (ccub.dedup.search): exact up to exact_limit images, LSH above it with
-    # lsh_tables tables of lsh_bits sampled bits. Recall at distance 64 is 0.37 with the default
-    # tables; 530 tables give 0.95, for about 6.5x the LSH work.
-    exact_limit: int = EXACT_LIMIT
-    lsh_tables: int = LSH_TABLES
-    lsh_bits: int = LSH_BITS
 
 
 @dataclass

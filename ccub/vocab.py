@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from ccub.config import Config
+if TYPE_CHECKING:
+    from ccub.config import Config
 
 _PREFIX = re.compile(r"^([A-Za-z]+)[_-]\d")
 

@@ -81,3 +81,24 @@ def test_integers_are_read_as_floats_and_floats_are_not_integers(tmp_path):
     (tmp_path / "ccub.toml").write_text("[geometry]\nmin_short_side_error = 300.5\n")
     with pytest.raises(ConfigError, match="expected an integer"):
         load_config(cwd=tmp_path)
+
+
+def test_each_family_of_checks_owns_the_sections_of_its_thresholds():
+    """A section of check thresholds is defined beside the family that reads it, so adding a threshold
+    touches that one module; the shared [limits] stays in ccub/config.py."""
+    from ccub.checks.registry import families
+
+    owners = {name: type(value).__module__ for name, value in vars(Config()).items() if dataclasses.is_dataclass(value)}
+    for family in families():
+        for spec in family.specs:
+            for threshold in spec.thresholds:
+                section = threshold.split(".")[0]
+                assert owners[section].startswith("ccub.checks.") or section == "limits", (spec.id, threshold)
+    check_modules = {type(f).__module__ for f in families()}
+    owned = {s for s, m in owners.items() if m.startswith("ccub.checks.")}
+    assert owned == {"geometry", "quality", "captions", "rights", "labels", "duplicates"}
+    assert {owners[s] for s in owned} <= check_modules
+    for section in owned:
+        readers = {type(f).__module__ for f in families()
+                   for spec in f.specs for t in spec.thresholds if t.startswith(section + ".")}
+        assert owners[section] in readers, f"[{section}] is defined in {owners[section]}, but its checks are elsewhere"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import PurePosixPath
 
@@ -26,6 +27,34 @@ def _language_identifier():
     load = getattr(LanguageIdentifier, "from_model_file", None) or \
         LanguageIdentifier.from_pickled_model
     return load(MODEL_FILE, norm_probs=True)
+
+
+@dataclass
+class Captions:
+    min_words: int = 3
+    min_chars: int = 6
+    max_clip_tokens: int = 77
+    placeholders: list[str] = field(
+        default_factory=lambda: [
+            r"(img|dsc|dscn|dscf|pxl|photo|image|pic|screenshot|whatsapp image)[\s_-]*[\d_ -]*"
+            r"(\.(jpe?g|png|webp|heic))?",
+            r"(a |an )?(photo|image|picture|pic|untitled|caption|no caption|test|todo|tbd|n/?a|none|null|-+|\.+)",
+            r"[\d\W_]+",
+        ]
+    )
+    # Language identification is only trusted on captions this long, and a mismatch is
+    # reported only when the declared language gets at most 1 - language_min_confidence.
+    language_min_chars: int = 20
+    language_min_confidence: float = 0.95
+    people_words: list[str] = field(
+        default_factory=lambda: [
+            "person", "people", "man", "men", "woman", "women", "girl", "girls", "boy", "boys",
+            "child", "children", "kid", "kids", "family", "families", "bride", "groom",
+            "dancer", "dancers", "student", "students", "crowd", "portrait", "face", "elder",
+            "grandmother", "grandfather", "mother", "father", "baby", "couple", "worker",
+            "vendor", "musician", "musicians", "performer", "performers", "priest", "monk",
+        ]
+    )
 
 
 class CaptionChecks(CheckFamily):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
-from ccub.dedup.search import connected_groups, pairs_between, pairs_within
+from ccub.dedup.search import EXACT_LIMIT, LSH_BITS, LSH_TABLES, connected_groups, pairs_between, pairs_within
 from ccub.imaging.analyze import full_pixel_digest
 from ccub.imaging.decode import DecodeRefused
 from ccub.imaging.phash import VARIANTS, WORDS
@@ -81,6 +81,28 @@ def _edge_description(edge: Edge) -> str:
     if edge.kind in ("near", "near_review"):
         return f"pHash distance {int(edge.value)}/256"
     return "same bytes" if edge.kind == "same_file" else "same pixels"
+
+
+@dataclass
+class Duplicates:
+    # pHash distances are out of 256 bits (8 rotations/mirrorings, margins trimmed). Up to
+    # near_max_distance a copy is a duplicate and all but the best member are dropped; up to
+    # review_max_distance (5% crops, heavy edits) a person decides.
+    near_max_distance: int = 20
+    review_max_distance: int = 64
+    trim_tolerance: float = 12.0
+    trim_max_fraction: float = 0.3
+    # CLIP cosine for the optional semantic tier (--clip): review only, never removal.
+    semantic_min_cosine: float = 0.95
+    semantic_size: int = 224
+    # --test-fraction: the seed of the stratified, group-preserving split.
+    split_seed: int = 1024
+    # The pHash search (ccub.dedup.search): exact up to exact_limit images, LSH above it with
+    # lsh_tables tables of lsh_bits sampled bits. Recall at distance 64 is 0.37 with the default
+    # tables; 530 tables give 0.95, for about 6.5x the LSH work.
+    exact_limit: int = EXACT_LIMIT
+    lsh_tables: int = LSH_TABLES
+    lsh_bits: int = LSH_BITS
 
 
 class DuplicateChecks(CheckFamily):

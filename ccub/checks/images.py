@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
 from ccub.imaging.analyze import ImageFacts
@@ -16,6 +17,27 @@ def _usable(record: Record, ctx: Context) -> ImageFacts | None:
 
 _TRANSFORM_CHECK = {"orientation": "image.orientation", "frames": "image.container",
                     "export": "image.container"}
+
+
+@dataclass
+class Geometry:
+    min_short_side_error: int = 256
+    min_short_side_warning: int = 512
+    max_aspect_warning: float = 3.0
+    max_aspect_error: float = 4.0
+
+
+@dataclass
+class Quality:
+    # Heuristics run on a working copy whose longer side is at most `work_size` pixels, so
+    # they do not depend on the camera's resolution; 384 lets a 12 MP JPEG decode at 1/8
+    # scale. They only warn: night festivals and dark interiors are legitimate.
+    work_size: int = 384
+    dark_mean: float = 0.12
+    overexposed_fraction: float = 0.5
+    blur_laplacian_var: float = 30.0
+    low_information_entropy: float = 3.0
+    grayscale_channel_delta: float = 3.0
 
 
 class GeometryChecks(CheckFamily):

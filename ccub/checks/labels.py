@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
 from ccub.records import Finding, Record
 from ccub.vocab import filename_prefix
+
+
+@dataclass
+class Labels:
+    contributor_share_warning: float = 0.5
+    min_records_per_category: int = 5
 
 
 class LabelChecks(CheckFamily):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from ccub.checks.registry import CheckFamily, CheckSpec, Context
@@ -25,6 +26,19 @@ def consent_state(value: str | None) -> str:
     if text in CONSENT_NA:
         return "not_applicable"
     return "unknown"
+
+
+@dataclass
+class Rights:
+    allowed_licenses: list[str] = field(
+        default_factory=lambda: [
+            "CC0-1.0", "CC-PDDC", "PDDL-1.0",
+            "CC-BY-2.0", "CC-BY-2.5", "CC-BY-3.0", "CC-BY-4.0",
+            "CC-BY-SA-2.0", "CC-BY-SA-2.5", "CC-BY-SA-3.0", "CC-BY-SA-4.0",
+        ]
+    )
+    # SPDX ids (or prefixes ending in '*') whose terms require naming the creator.
+    attribution_required: list[str] = field(default_factory=lambda: ["CC-BY-*"])
 
 
 class RightsChecks(CheckFamily):
