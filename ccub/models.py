@@ -30,8 +30,10 @@ import hashlib
 import json
 import os
 import tempfile
+import tomllib
 from copy import deepcopy
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -61,33 +63,33 @@ CHECKPOINT_NAMES = (
 )
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 TINY_CHECKPOINT = "open_clip_model.safetensors"
-# Written into open_clip_config.json of models built here; marks random weights.
 # The one marker of random weights: a file in the model's folder (or the folder above it), written
 # by every builder of tiny models (`build_tiny_clip`, `finetune.tiny`) and read by `random_marker`.
 RANDOM_MARKER = "ccub_random_weights.json"
 
-# Tiny open_clip architectures (name -> open_clip model config). Random weights only: they
-# exercise every code path in seconds on a CPU, and their outputs mean nothing.
-TINY_CLIP_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "embed_dim": 32,
-        "vision_cfg": {
-            "image_size": 32,
-            "patch_size": 8,
-            "width": 32,
-            "head_width": 16,  # open_clip derives heads = width // head_width = 2
-            "layers": 1,
-            "mlp_ratio": 2.0,
-        },
-        "text_cfg": {
-            "context_length": 77,
-            "vocab_size": 49408,  # the CLIP tokenizer's, so captions tokenise as usual
-            "width": 32,
-            "heads": 2,
-            "layers": 1,
-        },
-    },
-}
+def load_presets(package: str, folder: str) -> dict[str, dict[str, Any]]:
+    """name -> config of every `<name>.toml` in `package`/`folder` (the way open_clip keeps its
+    model configs as files). A preset may say `extends = "other"`: its tables are merged over the
+    other's, key by key."""
+    files = {f.name[:-5]: tomllib.loads(f.read_text("utf-8"))
+             for f in resources.files(package).joinpath(folder).iterdir() if f.name.endswith(".toml")}
+
+    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+        out = deepcopy(base)
+        for key, value in over.items():
+            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        return out
+
+    def resolved(name: str) -> dict[str, Any]:
+        data = dict(files[name])
+        parent = data.pop("extends", None)
+        return merged(resolved(parent), data) if parent else data
+
+    return {name: resolved(name) for name in sorted(files)}
+
+
+# Tiny open_clip architectures (name -> open_clip model config), from ccub/tiny_clip/*.toml.
+TINY_CLIP_PRESETS = load_presets("ccub", "tiny_clip")
 
 
 class ModelUnavailable(RuntimeError):

@@ -80,12 +80,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ccub.models import ModelUnavailable, model_cache
+from finetune.config import BACKBONES
 
 __all__ = ["BACKBONES", "DEFAULT_CONTRASTIVE", "DEFAULT_PERCEPTUAL", "DEFAULT_WEIGHTS", "Backbone", "Blip2Backbone",
            "ClipBackbone", "DinoV2Backbone", "DreamSimBackbone", "LpipsBackbone", "VggBackbone", "build_backbone",
            "clip_views", "vgg16_checkpoint"]
 
-BACKBONES = ("vgg", "lpips", "clip", "dinov2", "dreamsim", "blip2")
 DEFAULT_PERCEPTUAL = "vgg"  # L_P in the reference code
 DEFAULT_CONTRASTIVE = "dreamsim"  # L_C in the reference's released configuration
 DEFAULT_WEIGHTS = {

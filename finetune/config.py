@@ -31,7 +31,8 @@ GRAD_STEPS = ("first", "last", "random")
 SPACINGS = ("reference", "even")
 NEGATIVE_FLIPS = ("independent", "with_image")
 PERCEPTUAL = ("vgg", "lpips")
-# finetune.backbones.BACKBONES, written out so reading a config never imports torch.
+# The registry of contrastive and perceptual distances (finetune.backbones builds each); kept here so
+# reading a config never imports torch.
 BACKBONES = ("dreamsim", "clip", "dinov2", "blip2", "lpips", "vgg")
 
 

@@ -26,49 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccub.models import RANDOM_MARKER, model_cache
+from ccub.models import RANDOM_MARKER, load_presets, model_cache
 
 # Bump when a builder changes what it writes, so stale cached builds are rebuilt.
 BUILD_VERSION = 1
 
-_SD_SCHEDULER = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear",
-                 "num_train_timesteps": 1000, "clip_sample": False,
-                 "steps_offset": 1, "prediction_type": "epsilon"}
-
-_TINY_SD: dict[str, Any] = {
-    # Native size of generated images: with two VAE blocks the latent is half of it.
-    "resolution": 32,
-    "unet": {"block_out_channels": [32, 64], "layers_per_block": 1, "sample_size": 16,
-             "in_channels": 4, "out_channels": 4, "cross_attention_dim": 32, "attention_head_dim": 8,
-             "down_block_types": ["DownBlock2D", "CrossAttnDownBlock2D"],
-             "up_block_types": ["CrossAttnUpBlock2D", "UpBlock2D"]},
-    "vae": {"block_out_channels": [32, 64], "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-            "down_block_types": ["DownEncoderBlock2D", "DownEncoderBlock2D"],
-            "up_block_types": ["UpDecoderBlock2D", "UpDecoderBlock2D"], "sample_size": 32},
-    "text_encoder": {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 2, "num_attention_heads": 4,
-                     "vocab_size": 49408, "max_position_embeddings": 77, "projection_dim": 32,
-                     "bos_token_id": 49406, "eos_token_id": 49407, "pad_token_id": 49407},
-    "scheduler": _SD_SCHEDULER,
-    # The conditioning embedding must downsample as much as the VAE does (2x here).
-    "controlnet": {"conditioning_embedding_out_channels": [16, 32]},
-    "captioner": {
-        "text_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                        "intermediate_size": 37, "max_position_embeddings": 64},
-        "vision_config": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
-                          "intermediate_size": 37, "image_size": 32, "patch_size": 8},
-        "projection_dim": 32,
-    },
-    "depth": {"hidden_size": 32, "num_hidden_layers": 4, "num_attention_heads": 2, "intermediate_size": 37,
-              "image_size": 32, "patch_size": 8, "backbone_out_indices": [0, 1, 2, 3],
-              "neck_hidden_sizes": [16, 16, 32, 32], "fusion_hidden_size": 16,
-              "reassemble_factors": [4, 2, 1, 0.5]},
-}
-
-TINY_PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": _TINY_SD,
-    # Stable Diffusion 2.x style: the UNet predicts v instead of the noise.
-    "tiny-v": {**_TINY_SD, "scheduler": {**_SD_SCHEDULER, "prediction_type": "v_prediction"}},
-}
+# name -> configs of every part, from finetune/tiny_presets/*.toml (`--base tiny`, `tiny-v`).
+TINY_PRESETS = load_presets("finetune", "tiny_presets")
 
 # The captioner's vocabulary: enough caption words that random captions read as words.
 _CAPTION_WORDS = (

@@ -110,6 +110,9 @@ def test_symmetric_and_larger_for_more_different_images(tiny, name):
 def test_defaults_are_the_reference_choices():
     assert DEFAULT_PERCEPTUAL == "vgg" and DEFAULT_CONTRASTIVE == "dreamsim"
     assert set(BACKBONES) == {"vgg", "lpips", "clip", "dinov2", "dreamsim", "blip2"}
+    from finetune import backbones
+
+    assert set(backbones._BUILDERS) == set(BACKBONES) == set(backbones.DEFAULT_WEIGHTS), "one registry"
 
 
 # --------------------------------------------------------------------------- vgg (the reference's L_P)
