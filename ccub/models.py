@@ -10,9 +10,10 @@ A CLIP model is named by a spec string, parsed by `parse_clip`:
   (``ViT-B-32:/models/clip.safetensors``);
 * ``hf-hub:ORG/REPO``: an open_clip repository on the Hugging Face hub (from the local cache
   when offline);
-* a path to a local checkpoint file with an ``open_clip_config.json`` beside it, or to a
-  directory holding ``open_clip_config.json`` and the weights (the layout of open_clip
-  repositories on the hub); ``local-dir:PATH`` means the same;
+* a path to a directory holding ``open_clip_config.json`` and the weights (the layout of
+  open_clip repositories on the hub), loaded by open_clip's own ``local-dir:`` support;
+  ``local-dir:PATH`` means the same; or a path to one checkpoint file with the folder's
+  ``open_clip_config.json`` beside it;
 * ``tiny`` (or another name in `TINY_CLIP_PRESETS`): a tiny randomly initialised model, built
   into the cache directory, saved and loaded back through open_clip's own loading path. Its
   embeddings mean nothing; it exists so tests and dry runs work without any download, and
@@ -55,12 +56,9 @@ __all__ = [
 ]
 
 CONFIG_NAME = "open_clip_config.json"
-# open_clip's own preference order for the weights inside a model directory.
-CHECKPOINT_NAMES = (
-    "open_clip_model.safetensors", "open_clip_pytorch_model.safetensors",
-    "open_clip_pytorch_model.bin", "open_clip_pytorch_model.pth",
-    "model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth",
-)
+# What open_clip's `local-dir:` loading takes from a folder; with none of them it would build the
+# model with random weights and only log a warning, so ccub refuses such a folder first.
+LOCAL_DIR_WEIGHTS = (".safetensors", ".bin", ".pth")
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 TINY_CHECKPOINT = "open_clip_model.safetensors"
 # The one marker of random weights: a file in the model's folder (or the folder above it), written
@@ -333,33 +331,25 @@ def _read_local_config(config_path: Path) -> dict[str, Any]:
     return config
 
 
-def _find_checkpoint(directory: Path) -> Path | None:
-    for name in CHECKPOINT_NAMES:
-        if (directory / name).is_file():
-            return directory / name
-    found = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES)
-    found.sort(key=lambda p: p.suffix != ".safetensors")
-    return found[0] if found else None
-
-
 def _local_spec(path: Path) -> ClipSpec:
-    """A checkpoint file with open_clip_config.json beside it, or a directory holding both."""
+    """A folder in open_clip's hub layout (open_clip's own `local-dir:` loads it), or one checkpoint
+    file with the folder's open_clip_config.json beside it."""
     path = path.expanduser().resolve()
     if path.is_dir():
-        directory, checkpoint = path, _find_checkpoint(path)
-        if checkpoint is None:
-            raise ModelUnavailable(f"no checkpoint ({', '.join(CHECKPOINT_NAMES[:3])}, ...) in {directory}")
+        directory, checkpoint = path, None
+        if not any(p.is_file() and p.suffix in LOCAL_DIR_WEIGHTS for p in directory.iterdir()):
+            raise ModelUnavailable(f"no weights ({', '.join('*' + s for s in LOCAL_DIR_WEIGHTS)}) in {directory}")
     elif path.is_file():
-        directory, checkpoint = path.parent, path
+        directory, checkpoint = path.parent, str(path)
     else:
         raise ModelUnavailable(f"local CLIP checkpoint {path} does not exist")
     config_path = directory / CONFIG_NAME
     if not config_path.is_file():
         raise ModelUnavailable(
             f"{path} has no {CONFIG_NAME} beside it, so its architecture is unknown; "
-            f"pass MODEL:{checkpoint} with the open_clip architecture name (e.g. ViT-B-32:{checkpoint})")
+            f"pass MODEL:{path} with the open_clip architecture name (e.g. ViT-B-32:{path})")
     _read_local_config(config_path)
-    return ClipSpec(f"local-dir:{directory}", str(checkpoint), random_marker(directory) is not None)
+    return ClipSpec(f"local-dir:{directory}", checkpoint, random_marker(directory) is not None)
 
 
 def parse_clip(spec: str, cache_dir: Path) -> ClipSpec:
@@ -534,15 +524,17 @@ def load_clip(spec: ClipSpec, device: str = "cpu"):
     import open_clip
 
     kwargs: dict[str, Any] = {}
+    if spec.model.startswith("local-dir:") and spec.pretrained is None:
+        model, _, preprocess = open_clip.create_model_and_transforms(spec.model, device=device)  # open_clip's own
+        model.eval()
+        model.requires_grad_(False)
+        return model, preprocess
     if spec.model.startswith(("hf-hub:", "local-dir:")):
         if spec.model.startswith("hf-hub:"):
             config, checkpoint = _resolve_hf_repo(spec.model[len("hf-hub:"):].strip("/"))
-        else:
-            directory = Path(spec.model[len("local-dir:"):])
-            config = _read_local_config(directory / CONFIG_NAME)
-            checkpoint = spec.pretrained or str(_find_checkpoint(directory) or "")
-            if not checkpoint:
-                raise ModelUnavailable(f"no checkpoint in {directory}")
+        else:  # one checkpoint file of the folder
+            config = _read_local_config(Path(spec.model[len("local-dir:"):]) / CONFIG_NAME)
+            checkpoint = spec.pretrained
         model_cfg = config.get("model_cfg", config)
         name = register_clip_config(_config_name(model_cfg), model_cfg)
         kwargs.update(_preprocess_kwargs(config.get("preprocess_cfg", {})))

@@ -85,10 +85,13 @@ def test_bare_local_checkpoint_round_trips(tmp_path, tiny):
     import torch
 
     checkpoint = build_tiny_clip("tiny", tmp_path / "saved", seed=3)
-    for spec_string in (str(checkpoint), str(checkpoint.parent), f"local-dir:{checkpoint.parent}"):
+    folder = f"local-dir:{checkpoint.parent.resolve()}"
+    for spec_string, pretrained in ((str(checkpoint), str(checkpoint.resolve())), (str(checkpoint.parent), None),
+                                    (folder, None)):
         spec = parse_clip(spec_string, tmp_path / "unused")
-        assert spec.random_weights  # the marker in open_clip_config.json travels with the files
-        assert spec.pretrained == str(checkpoint.resolve())
+        assert spec.random_weights  # the marker file travels with the weights
+        # A folder is open_clip's own local-dir; a file is that checkpoint with the folder's config.
+        assert (spec.model, spec.pretrained) == (folder, pretrained)
         model, _ = load_clip(spec)
         from safetensors.torch import load_file
 
@@ -286,3 +289,11 @@ def test_tiny_config_json_is_open_clip_layout(tiny):
     assert set(config["model_cfg"]) >= {"embed_dim", "vision_cfg", "text_cfg"}
     assert "ccub" not in config  # the folder's random-weights marker is a file of its own
     assert random_marker(Path(tiny.pretrained).parent)["random_weights"] is True
+
+
+def test_a_folder_without_weights_is_refused_before_open_clip_would_build_a_random_model(tmp_path, tiny):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "open_clip_config.json").write_text((Path(tiny.pretrained).parent / "open_clip_config.json").read_text())
+    with pytest.raises(ModelUnavailable, match=r"no weights \(\*.safetensors, \*.bin, \*.pth\)"):
+        parse_clip(str(folder), tmp_path)
