@@ -10,9 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccub.checks.captions import CaptionChecks
+from ccub.checks.images import GeometryChecks, QualityChecks
+from ccub.checks.labels import LabelChecks
 from ccub.checks.registry import Context
 from ccub.checks.rights import RightsChecks
 from ccub.config import load_config
+from ccub.imaging.analyze import ImageFacts
 from ccub.records import Record
 from ccub.safeio import Root
 from ccub.vocab import Vocabulary
@@ -84,3 +87,61 @@ def test_rights_findings(fields, expected):
 def test_any_caption_and_language_give_caption_findings_and_never_raise(caption, language):
     ids = {s.id for s in CaptionChecks.specs}
     assert set(found(CaptionChecks(), caption=caption, language=language)) <= ids
+
+
+def facts(**values) -> ImageFacts:
+    """An image that passes every image check, with `values` changed."""
+    good = dict(width=800, height=600, mean=0.5, overexposed=0.0, laplacian_var=500.0, entropy=7.0, channel_delta=40.0)
+    return ImageFacts(path="korea/x.jpg", sniffed="jpeg", format="JPEG", **(good | values))
+
+
+def image_findings(family, image: ImageFacts, cfg=CFG) -> list[str]:
+    ctx = context(cfg)
+    ctx.facts[image.path] = image
+    record = Record(key="korea/x.jpg", origin="test", image=image.path)
+    return [f.check for f in family.check_record(record, ctx)]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, []),
+    ({"width": 255, "height": 400}, ["geometry.too_small"]),
+    ({"width": 256, "height": 400}, ["geometry.small"]),  # at the error threshold: only the warning
+    ({"width": 511, "height": 600}, ["geometry.small"]),
+    ({"width": 512, "height": 600}, []),
+    ({"width": 2048, "height": 600}, ["geometry.aspect"]),  # 3.4 > 3
+    ({"width": 2500, "height": 600}, ["geometry.aspect_extreme"]),  # 4.2 > 4
+    ({"width": 1800, "height": 600}, []),  # exactly 3: not above it
+    ({"channel_delta": 2.9}, ["image.grayscale"]),
+    ({"transforms": [("orientation", "rotated 90")]}, ["image.orientation"]),
+    ({"transforms": [("icc", "Display P3 -> sRGB")]}, ["image.colour"]),
+])
+def test_geometry_findings_at_their_thresholds(changes, expected):
+    assert image_findings(GeometryChecks(), facts(**changes)) == expected
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({}, []),
+    ({"mean": 0.11}, ["quality.dark"]),
+    ({"mean": 0.12}, []),
+    ({"overexposed": 0.51}, ["quality.overexposed"]),
+    ({"laplacian_var": 29.0}, ["quality.blurry"]),
+    ({"entropy": 2.9, "laplacian_var": 1.0}, ["quality.low_information"]),  # not also blurry
+])
+def test_quality_findings_at_their_thresholds(changes, expected):
+    assert image_findings(QualityChecks(), facts(**changes)) == expected
+
+
+def test_an_image_that_failed_to_decode_gets_no_image_findings():
+    assert image_findings(GeometryChecks(), facts(width=10, height=10, error="file.decode")) == []
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"culture": "korea", "category": "FOOD"}, []),
+    ({"category": "FOOD"}, ["label.culture_missing"]),
+    ({"culture": "atlantis", "category": "FOOD"}, ["label.culture_unknown"]),
+    ({"culture": "korea"}, ["label.category_missing"]),
+    ({"culture": "korea", "category": "SPACESHIP"}, ["label.category_unknown"]),
+    ({"culture": "korea", "category": "FOOD", "split": "holdout"}, ["label.split_unknown"]),
+])
+def test_label_findings(fields, expected):
+    assert found(LabelChecks(), **fields) == expected
