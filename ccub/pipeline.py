@@ -53,6 +53,15 @@ class Options:
     wait: bool = False  # for another run holding `out`, instead of exiting
 
 
+@dataclass(frozen=True)
+class Note:
+    """What the run did or skipped, for the reports. `kind` says how loudly: "danger" when results
+    rest on random weights, "warn" when a part was skipped, "muted" when it was not asked for."""
+
+    text: str
+    kind: str = ""
+
+
 @dataclass
 class Issue:
     finding: Finding
@@ -79,7 +88,7 @@ class Result:
     issues: list[Issue]
     metadata_sha256: dict[str, str]
     timings: dict[str, float]
-    notes: list[str] = field(default_factory=list)  # what the run did or skipped, for reports
+    notes: list[Note] = field(default_factory=list)
     groups: list[dict[str, Any]] = field(default_factory=list)  # duplicate groups
 
     @property
@@ -206,11 +215,11 @@ def _export(records: list[Record], ctx: Context, status: dict[str, str], tmp: Pa
 
 
 def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: ProgressFn | None
-              ) -> tuple[dict[str, Any] | None, str | None, str]:
+              ) -> tuple[dict[str, Any] | None, str | None, Note]:
     """(embeddings by image, model id, a note for the report) for the semantic tier."""
     if not clip:
-        return None, None, "semantic duplicates: not checked (give --clip MODEL:PRETRAINED " \
-                           "or a local checkpoint)"
+        return None, None, Note("semantic duplicates: not checked (give --clip MODEL:PRETRAINED or a local "
+                                "checkpoint)", "muted")
     from ccub.models import ModelUnavailable, model_cache, parse_clip
     from ccub.semantic import embed_images
 
@@ -218,19 +227,20 @@ def _semantic(clip: str | None, facts: dict[str, ImageFacts], progress: Progress
     try:
         import open_clip  # noqa: F401  (only to say clearly what is missing)
     except ImportError:
-        return None, None, "semantic duplicates: SKIPPED, --clip needs the model stack: " \
-                           "pip install 'ccub[models]'"
+        return None, None, Note("semantic duplicates: SKIPPED, --clip needs the model stack: "
+                                "pip install 'ccub[models]'", "warn")
     try:
         spec = parse_clip(clip, model_cache())
         vectors = embed_images([Path(facts[k].semantic_input) for k in images], spec,
                                progress=(lambda d, t: progress("embed", d, t)) if progress
                                else None)
     except ModelUnavailable as exc:
-        return None, None, f"semantic duplicates: SKIPPED, {exc}"
+        return None, None, Note(f"semantic duplicates: SKIPPED, {exc}", "warn")
     model = f"{spec.model}:{spec.pretrained}"
-    note = f"semantic duplicates: CLIP {model} on {len(images)} images"
+    note = Note(f"semantic duplicates: CLIP {model} on {len(images)} images")
     if spec.random_weights:
-        note += " (RANDOM WEIGHTS: similarities are meaningless; for testing the pipeline only)"
+        note = Note(f"{note.text} (RANDOM WEIGHTS: similarities are meaningless; for testing the pipeline only)",
+                    "danger")
     return dict(zip(images, vectors, strict=True)), model, note
 
 
@@ -372,13 +382,13 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
         checked = _run_checks(records, ctx, read)
         notes = [semantic_note]
         if against is not None:
-            notes.append(f"checked against {len(against)} accepted images in {against.root}")
+            notes.append(Note(f"checked against {len(against)} accepted images in {against.root}"))
         if options.test_fraction is not None:
             eligible = [r for r in records if checked.status.get(r.key) != "error"]
             n_test = assign_test_split(eligible, _split_groups(checked.duplicates), options.test_fraction,
                                        cfg.duplicates.split_seed)
-            notes.append(f"--test-fraction {options.test_fraction}: {n_test} of "
-                         f"{len(eligible)} records in test, duplicate groups kept together")
+            notes.append(Note(f"--test-fraction {options.test_fraction}: {n_test} of "
+                         f"{len(eligible)} records in test, duplicate groups kept together"))
         timings["check"] = time.perf_counter() - t
 
         t = time.perf_counter()

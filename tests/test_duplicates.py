@@ -216,7 +216,7 @@ def test_against_an_accepted_dataset(root, tmp_path):
     assert near.finding.record == K + "FOOD_7.jpg" and "(already accepted)" in near.finding.message
     assert "duplicate.label_conflict" in checks_for(result, "nigeria/FOOD_8.jpg")
     assert outcome(result, K + "FOOD_9.jpg").status == "accepted"
-    assert any("checked against 2 accepted images" in n for n in result.notes)
+    assert any("checked against 2 accepted images" in n for n in (note.text for note in result.notes))
 
 
 def test_against_must_have_an_index_and_not_be_the_output(root, tmp_path):
@@ -238,7 +238,7 @@ def test_semantic_tier_with_tiny_random_clip_says_so(root, tmp_path, monkeypatch
     submission(root, [row(f"FOOD_{i}.jpg", i) for i in (1, 2, 3)], images=False)
     cfg = config(duplicates={"near_max_distance": -1, "review_max_distance": -1})
     result = run(root, tmp_path / "out", cfg, clip="tiny")
-    [note] = [n for n in result.notes if n.startswith("semantic")]
+    [note] = [n.text for n in result.notes if n.text.startswith("semantic")]
     assert "RANDOM WEIGHTS" in note and "3 images" in note
     # With the pHash tiers off, the re-encoded copy is found by CLIP alone, for review.
     semantic = issues_of(result, "duplicate.semantic")
@@ -276,7 +276,7 @@ def test_clip_that_calls_everything_alike_rejects_nothing(tmp_path, monkeypatch)
 def test_semantic_tier_without_weights_is_skipped(root, tmp_path):
     submission(root, [row("FOOD_1.jpg", 1)])
     result = run(root, tmp_path / "out", clip="ViT-B-32:no-such-weights")
-    [note] = [n for n in result.notes if n.startswith("semantic")]
+    [note] = [n.text for n in result.notes if n.text.startswith("semantic")]
     assert "SKIPPED" in note and "ViT-B-32" in note
     assert outcome(result, K + "FOOD_1.jpg").status == "accepted"
 

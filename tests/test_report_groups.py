@@ -87,7 +87,7 @@ def test_report_json_has_the_groups_with_statuses(run):
     conflict = _group_of(report, "nigeria/FOOD_1.jpg")
     assert {m["culture"] for m in conflict["members"]} == {"korea", "nigeria"}
     assert "same_file" in {e["kind"] for e in conflict["edges"]}
-    assert report["notes"] and report["notes"][0].startswith("semantic duplicates: not checked")
+    assert report["notes"] and report["notes"][0]["text"].startswith("semantic duplicates: not checked")
 
 
 def test_html_has_a_card_per_group_with_thumbnails(run):
@@ -146,8 +146,8 @@ def test_markdown_lists_the_groups_and_notes(run):
 def test_random_weights_note_is_a_warning(run):
     report, _, _ = run
     report = copy.deepcopy(report)
-    report["notes"] = ["semantic duplicates: CLIP tiny:random on 7 images (RANDOM WEIGHTS: "
-                       "similarities are meaningless; for testing the pipeline only)"]
+    report["notes"] = [{"text": "semantic duplicates: CLIP tiny:random on 7 images (RANDOM WEIGHTS: "
+                                "similarities are meaningless; for testing the pipeline only)", "kind": "danger"}]
     group = report["duplicate_groups"][0]
     group["members"].append({**group["members"][0], "key": "korea/lookalike.jpg",
                              "image": "korea/lookalike.jpg", "status": "kept"})
@@ -163,8 +163,12 @@ def test_random_weights_note_is_a_warning(run):
 
 def test_skipped_semantic_tier_is_highlighted(run):
     report, _, _ = run
-    report = {**report, "notes": ["semantic duplicates: SKIPPED, no weights for ViT-B-32"]}
-    html = render_html(report, {})
+    from ccub.pipeline import _semantic
+
+    pytest.importorskip("open_clip")
+    *_, note = _semantic("ViT-B-32:no-such-weights", {}, None)  # the pipeline's own note for a skipped tier
+    assert note.kind == "warn" and note.text.startswith("semantic duplicates: SKIPPED")
+    html = render_html({**report, "notes": [{"text": note.text, "kind": note.kind}]}, {})
     assert '<li class="note-warn">semantic duplicates: SKIPPED' in html
 
 
@@ -215,6 +219,6 @@ def test_members_already_accepted_get_a_placeholder(tmp_path):
     assert card.count("data:image/jpeg;base64,") == 1  # only the new member has a thumbnail
     accepted = next(m for m in group["members"] if m["status"] == "already accepted")
     assert accepted["image"] in card
-    assert any("checked against 1 accepted images" in n for n in report["notes"])
+    assert any("checked against 1 accepted images" in n["text"] for n in report["notes"])
     assert "checked against 1 accepted images" in html[:html.index("</header>")]
     assert "| already accepted |" in md

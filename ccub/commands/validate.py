@@ -105,7 +105,7 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
     if notes:
         console.print(f"{notes} info note(s) (coverage, normalisations) are in the report.")
     for note in report["notes"]:
-        console.print(note, highlight=False, markup=False)
+        console.print(note["text"], highlight=False, markup=False)
     groups = report["duplicate_groups"]
     if groups:
         console.print(f"{len(groups)} duplicate group(s); see the report's duplicates section.")

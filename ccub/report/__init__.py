@@ -83,7 +83,7 @@ def build_report(result: Result) -> dict[str, Any]:
             "exports": dict(exports),
             "exit_code": result.exit_code,
         },
-        "notes": result.notes,
+        "notes": [{"text": n.text, "kind": n.kind} for n in result.notes],
         "duplicate_groups": result.groups,
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "records": records,

@@ -18,7 +18,6 @@ BAND = {"same_file": "duplicate", "same_pixels": "duplicate", "near": "duplicate
 KIND_RANK = {kind: i for i, kind in enumerate(BAND)}
 REMOVAL_CHECKS = ("duplicate.same_file", "duplicate.same_pixels", "duplicate.near")
 ROLE_RANK = {"already accepted": 0, "kept": 1, "label conflict": 1, "dropped": 2}
-RANDOM_WEIGHTS = "RANDOM WEIGHTS"  # in the semantic note when the CLIP tier is untrained
 
 
 def relation(edge: dict[str, Any]) -> str:
@@ -33,15 +32,6 @@ def relation(edge: dict[str, Any]) -> str:
     if kind == "semantic" and value is not None:
         return f"CLIP cosine {float(value):.3f}"
     return str(kind)
-
-
-def note_kind(note: str) -> str:
-    """How prominently to show a run note: danger, warn, muted or plain ("")."""
-    if RANDOM_WEIGHTS in note:
-        return "danger"
-    if "SKIPPED" in note:
-        return "warn"
-    return "muted" if "not checked" in note else ""
 
 
 def _edge_order(edge: dict[str, Any]) -> tuple:

@@ -26,7 +26,6 @@ from ccub.report.groups import (
     MAX_GROUP_THUMBNAILS,
     MAX_GROUPS,
     duplicate_groups,
-    note_kind,
 )
 
 TEMPLATE = "report.html.j2"
@@ -264,7 +263,7 @@ def render_html(report: dict[str, Any], facts: dict[str, ImageFacts]) -> str:
     contributors, dataset, thumbnails_omitted = _contributors(report, facts)
     groups, group_counts, group_thumbnails_omitted = _groups(report, facts)
     group_of = {m.get("key"): g for g in groups for m in g["members"] if m.get("record")}
-    notes = [{"text": n, "kind": note_kind(n)} for n in report.get("notes") or []]
+    notes = report.get("notes") or []
     config_text = config_toml(report["config"])
     return _environment().get_template(TEMPLATE).render(
         report=report,

@@ -26,15 +26,13 @@ def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 def _notes(report: dict[str, Any]) -> list[str]:
-    from ccub.report.groups import RANDOM_WEIGHTS
-
     notes = report.get("notes") or []
     if not notes:
         return []
     lines = ["## Notes", ""]
     for note in notes:
-        warning = "**WARNING, not results:** " if RANDOM_WEIGHTS in note else ""
-        lines.append(f"- {warning}{_cell(note)}")
+        warning = "**WARNING, not results:** " if note["kind"] == "danger" else ""
+        lines.append(f"- {warning}{_cell(note['text'])}")
     return lines + [""]
 
 
