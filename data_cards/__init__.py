@@ -88,15 +88,17 @@ def refresh_cards(data_dir: Path, meta_path: Path | None = None) -> CardResult:
     those recorded when the cards were last written. Call while holding
     `ccub.outdir.exclusive(data_dir)`.
     """
+    from ccub.recordfile import RecordError
+    from ccub.report.record import REPORT_FILE, ValidationReport
+
     data_dir = Path(data_dir)
-    report_path = data_dir / "reports" / "report.json"
+    report_path = data_dir / "reports" / REPORT_FILE
+    if not report_path.is_file():
+        raise CardError(f"{report_path} not found; give the --out folder of a `ccub validate` run")
     try:
-        report = json.loads(report_path.read_text("utf-8"))
-    except FileNotFoundError:
-        raise CardError(f"{report_path} not found; give the --out folder of a `ccub validate` "
-                        "run") from None
-    except (OSError, ValueError) as exc:
-        raise CardError(f"{report_path}: unreadable ({exc}); rerun `ccub validate`") from exc
+        report = ValidationReport.read(report_path).as_dict()
+    except RecordError as exc:
+        raise CardError(str(exc)) from exc
     if meta_path is not None:
         return write_cards(report, data_dir, meta_path)
     return _write(report, data_dir, *_recorded(data_dir))

@@ -100,3 +100,18 @@ def test_a_benchmark_record_from_before_records_had_versions_asks_for_a_rerun(tm
     with pytest.raises(RecordError, match=re.escape(f"{path}: not a ccub.benchmark record; rerun `ccub benchmark "
                                                     "--model runs/<name>` (it reuses the cached images)")):
         BenchmarkRecord.read(path)
+
+
+def test_card_refuses_a_report_of_an_older_version_naming_the_rerun(tmp_path):
+    from ccub.outdir import exclusive
+    from data_cards import refresh_cards
+    from data_cards.facts import CardError
+
+    reports = tmp_path / "data" / "reports"
+    reports.mkdir(parents=True)
+    (reports / "report.json").write_text(json.dumps({"schema": "ccub.validate.report", "schema_version": 1,
+                                                     "notes": ["a note as version 1 wrote it"]}))
+    with exclusive(tmp_path / "data", command="test"), pytest.raises(CardError) as caught:
+        refresh_cards(tmp_path / "data")
+    assert "ccub.validate.report version 1, but this ccub reads version 2" in str(caught.value)
+    assert "rerun `ccub validate` on the submissions" in str(caught.value)

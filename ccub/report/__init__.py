@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,9 +10,8 @@ from typing import Any
 from ccub import __version__
 from ccub.escape import csv_text
 from ccub.pipeline import Result
+from ccub.report.record import REPORT_FILE, ValidationReport
 
-SCHEMA = "ccub.validate.report"
-SCHEMA_VERSION = 1
 ISSUE_COLUMNS = ("contributor", "culture", "file", "record", "line", "field", "check",
                  "severity", "message", "fixed", "fix")
 
@@ -65,9 +63,7 @@ def build_report(result: Result) -> dict[str, Any]:
         })
     exports = Counter(o.output and result.facts[o.record.image].export
                       for o in result.outcomes if o.output)
-    return {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
+    return ValidationReport(**{
         "ccub_version": __version__,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "input": {"root": str(result.options.root), "layouts": result.read.layouts,
@@ -88,7 +84,7 @@ def build_report(result: Result) -> dict[str, Any]:
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "records": records,
         "issues": issues,
-    }
+    }).as_dict()
 
 
 def config_toml(config: dict[str, Any]) -> str:
@@ -109,8 +105,8 @@ def write_reports(result: Result, folder: Path) -> dict[str, Any]:
     from ccub.report.markdown import render_markdown
 
     report = build_report(result)
-    (folder / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False),
-                                        encoding="utf-8")
+    ValidationReport(**{k: v for k, v in report.items() if k not in ValidationReport.SCHEMA_KEYS}).write(
+        folder / REPORT_FILE)
     (folder / "issues.csv").write_text(issues_csv(report), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "report.html").write_text(render_html(report, result.facts), encoding="utf-8")

@@ -1,0 +1,33 @@
+"""`DATA/reports/report.json`: what `ccub validate` found, as `ccub card` (and any tool) reads it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from ccub.recordfile import RecordFile
+
+REPORT_FILE = "report.json"
+
+
+@dataclass
+class ValidationReport(RecordFile):
+    SCHEMA: ClassVar[str] = "ccub.validate.report"
+    VERSION: ClassVar[int] = 2  # 2: notes are {text, kind}
+    FIX: ClassVar[str] = "rerun `ccub validate` on the submissions"
+
+    ccub_version: str
+    created_at: str
+    input: dict[str, Any]  # root, layouts, records, images_analysed
+    output: dict[str, Any]  # dir, include_review, metadata_sha256
+    config: dict[str, Any]  # the effective configuration, with its source
+    summary: dict[str, Any]  # status per culture, accepted by category, counts, exit code
+    notes: list[dict[str, str]]  # {text, kind}
+    duplicate_groups: list[dict[str, Any]]
+    timings_s: dict[str, float]
+    records: list[dict[str, Any]]
+    issues: list[dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The document as written, for the renderers and the cards."""
+        return {"schema": self.SCHEMA, "schema_version": self.VERSION, **asdict(self)}
