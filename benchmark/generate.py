@@ -97,12 +97,12 @@ def initial_latents(seed: int, shape: tuple[int, ...]):
 def load_pipeline(model: Model, settings: Settings, device: str):
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, StableDiffusionPipeline, UniPCMultistepScheduler
 
+    from ccub.models import ModelRef, load_pretrained
     from finetune.runtime import pick_dtype
-    from finetune.weights import ModelRef, load
 
     dtype = pick_dtype(settings.dtype, device)
     ref = ModelRef(model.base, model.base_source, model.random_weights, local=Path(model.base_source).is_dir())
-    pipe = load(ref, "base model", StableDiffusionPipeline.from_pretrained, safety_checker=None,
+    pipe = load_pretrained(ref, "base model", StableDiffusionPipeline.from_pretrained, safety_checker=None,
                 requires_safety_checker=False, dtype=dtype)
     schedulers = {"dpm-solver": DPMSolverMultistepScheduler, "unipc": UniPCMultistepScheduler, "ddim": DDIMScheduler}
     if settings.scheduler != "model":

@@ -117,7 +117,7 @@ def _architecture(spec: ClipSpec) -> str:
     if spec.model.startswith("local-dir:"):
         import json
 
-        from ccub.models import CONFIG_NAME, _config_name
+        from ccub.models.clip import CONFIG_NAME, _config_name
 
         config = json.loads((Path(spec.model[len("local-dir:"):]) / CONFIG_NAME).read_text(encoding="utf-8"))
         return _config_name(config.get("model_cfg", config))

@@ -580,12 +580,12 @@ def _build_dinov2(weights: str | None, tiny: bool, **_: Any) -> Backbone:
         return DinoV2Backbone(model, source="tiny Dinov2Model", input_size=TINY_SIZE, random_weights=True)
     from transformers import AutoModel
 
-    from finetune.weights import ensure_available, load, resolve
+    from ccub.models import ensure_available, load_pretrained, resolve
 
     role = "DINOv2 backbone"
     ref = resolve(weights or DEFAULT_WEIGHTS["dinov2"], role)
     ensure_available(ref, role)
-    model = load(ref, role, AutoModel.from_pretrained)
+    model = load_pretrained(ref, role, AutoModel.from_pretrained)
     return DinoV2Backbone(model, source=ref.name, input_size=REFERENCE_SIZE, random_weights=ref.random_weights)
 
 
@@ -734,12 +734,12 @@ def _build_blip2(weights: str | None, tiny: bool, **_: Any) -> Backbone:
                              random_weights=True)
     from transformers import Blip2VisionModelWithProjection
 
-    from finetune.weights import ensure_available, load, resolve
+    from ccub.models import ensure_available, load_pretrained, resolve
 
     role = "BLIP-2 backbone"
     ref = resolve(weights or DEFAULT_WEIGHTS["blip2"], role)
     ensure_available(ref, role)
-    model = load(ref, role, Blip2VisionModelWithProjection.from_pretrained)
+    model = load_pretrained(ref, role, Blip2VisionModelWithProjection.from_pretrained)
     return Blip2Backbone(model, source=ref.name, input_size=model.config.vision_config.image_size,
                          random_weights=ref.random_weights)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from finetune.weights import ModelRef, load
+from ccub.models import ModelRef, load_pretrained
 
 STRATEGIES = ("caption", "strip", "column")
 
@@ -27,8 +27,8 @@ class Captioner:
 
         self.ref, self.device, self.dtype = ref, device, dtype
         self.prompt, self.max_tokens = prompt.strip(), max_tokens
-        self.processor = load(ref, "captioning model", AutoProcessor.from_pretrained)
-        self.model = load(ref, "captioning model", AutoModelForImageTextToText.from_pretrained, dtype=dtype)
+        self.processor = load_pretrained(ref, "captioning model", AutoProcessor.from_pretrained)
+        self.model = load_pretrained(ref, "captioning model", AutoModelForImageTextToText.from_pretrained, dtype=dtype)
         self.model.to(device).eval()
 
     def __call__(self, images: list) -> list[str]:

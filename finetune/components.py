@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from finetune.weights import ModelRef, ensure_available, load, resolve
+from ccub.models import ModelRef, ensure_available, load_pretrained, resolve
 
 
 @dataclass
@@ -40,9 +40,9 @@ def load_components(ref: ModelRef) -> Components:
     role = "base model"
     return Components(
         base=ref,
-        tokenizer=load(ref, role, CLIPTokenizer.from_pretrained, subfolder="tokenizer"),
-        text_encoder=load(ref, role, CLIPTextModel.from_pretrained, subfolder="text_encoder"),
-        vae=load(ref, role, AutoencoderKL.from_pretrained, subfolder="vae"),
-        unet=load(ref, role, UNet2DConditionModel.from_pretrained, subfolder="unet"),
-        scheduler=load(ref, role, DDPMScheduler.from_pretrained, subfolder="scheduler"),
+        tokenizer=load_pretrained(ref, role, CLIPTokenizer.from_pretrained, subfolder="tokenizer"),
+        text_encoder=load_pretrained(ref, role, CLIPTextModel.from_pretrained, subfolder="text_encoder"),
+        vae=load_pretrained(ref, role, AutoencoderKL.from_pretrained, subfolder="vae"),
+        unet=load_pretrained(ref, role, UNet2DConditionModel.from_pretrained, subfolder="unet"),
+        scheduler=load_pretrained(ref, role, DDPMScheduler.from_pretrained, subfolder="scheduler"),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from finetune.weights import ModelRef, load
+from ccub.models import ModelRef, load_pretrained
 
 SCHEDULERS = ("dpm-solver", "unipc", "ddim", "model")
 
@@ -45,8 +45,8 @@ class DepthEstimator:
         from transformers import AutoImageProcessor, AutoModelForDepthEstimation
 
         self.device, self.dtype = device, dtype
-        self.processor = load(ref, "depth model", AutoImageProcessor.from_pretrained)
-        self.model = load(ref, "depth model", AutoModelForDepthEstimation.from_pretrained, dtype=dtype)
+        self.processor = load_pretrained(ref, "depth model", AutoImageProcessor.from_pretrained)
+        self.model = load_pretrained(ref, "depth model", AutoModelForDepthEstimation.from_pretrained, dtype=dtype)
         self.model.to(device).eval()
 
     def __call__(self, images: list, size: tuple[int, int]) -> list:
@@ -75,11 +75,11 @@ class ControlNetGenerator:
     def __init__(self, base: ModelRef, controlnet: ModelRef, scheduler: str, device: str, dtype: Any):
         from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
-        net = load(controlnet, "ControlNet", ControlNetModel.from_pretrained, dtype=dtype)
+        net = load_pretrained(controlnet, "ControlNet", ControlNetModel.from_pretrained, dtype=dtype)
         # No safety checker: negatives are training signal, never shown as results, and the
         # checker's weights are one more download that is often absent offline.
-        self.pipe = load(base, "base model", StableDiffusionControlNetPipeline.from_pretrained, controlnet=net,
-                         safety_checker=None, requires_safety_checker=False, dtype=dtype)
+        self.pipe = load_pretrained(base, "base model", StableDiffusionControlNetPipeline.from_pretrained,
+                                    controlnet=net, safety_checker=None, requires_safety_checker=False, dtype=dtype)
         self.pipe.scheduler = _scheduler(scheduler, self.pipe.scheduler)
         self.pipe.to(device)
         self.pipe.set_progress_bar_config(disable=True)

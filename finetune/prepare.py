@@ -34,6 +34,7 @@ from ccub import __version__
 from ccub.config import Config, Prepare, setting_problems
 from ccub.files import atomic_write
 from ccub.imaging.decode import open_image
+from ccub.models import ModelRef, resolve
 from ccub.outdir import JOURNAL, exclusive
 from ccub.recordfile import RecordError, RecordFile
 from data_cards import refresh_cards
@@ -52,7 +53,6 @@ from finetune.dataset import (
 )
 from finetune.negatives import SCHEDULERS, generation_size, negative_seed
 from finetune.runtime import DTYPES
-from finetune.weights import ModelRef, resolve
 
 MANIFEST = "prepare.json"
 GENERATED = "negatives/generated"
@@ -353,7 +353,7 @@ def _prepare(opts: Options, cfg: Config, progress: ProgressFn | None) -> Result:
 
 def _preflight(models: Models, stages: tuple[str, ...], settings: Prepare) -> None:
     """Check every model a stage will need before the first stage starts (hours may separate them)."""
-    from finetune.weights import ensure_available
+    from ccub.models import ensure_available
 
     if "captions" in stages and settings.captions == "caption":
         ensure_available(models.captioner, "captioning model")

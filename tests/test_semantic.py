@@ -147,7 +147,7 @@ def test_cached_tag_resolves_without_network(tmp_path, monkeypatch):
     """A tag whose weights sit in the Hugging Face cache is found there, offline."""
     import huggingface_hub.constants
 
-    from ccub.models import _resolve_tag
+    from ccub.models.clip import _resolve_tag
 
     hub = tmp_path / "hub"
     repo = hub / "models--laion--CLIP-ViT-B-32-laion2B-s34B-b79K"

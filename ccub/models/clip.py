@@ -26,34 +26,25 @@ downloadable raises `ModelUnavailable`, whose message says how to get it. With
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import tempfile
-import tomllib
 from copy import deepcopy
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ccub.files import atomic_write
-
-__all__ = [
-    "TINY_CLIP_PRESETS",
-    "ClipSpec",
-    "RANDOM_MARKER",
-    "ModelUnavailable",
-    "build_tiny_clip",
-    "hub_offline",
-    "hub_reachable",
-    "load_clip",
-    "model_cache",
-    "parse_clip",
-    "random_marker",
-    "register_clip_config",
-]
+from ccub.models.common import (
+    RANDOM_MARKER,
+    ModelUnavailable,
+    _hub_endpoint,
+    _reachable,
+    hub_offline,
+    load_presets,
+    random_marker,
+)
 
 CONFIG_NAME = "open_clip_config.json"
 # What open_clip's `local-dir:` loading takes from a folder; with none of them it would build the
@@ -61,37 +52,8 @@ CONFIG_NAME = "open_clip_config.json"
 LOCAL_DIR_WEIGHTS = (".safetensors", ".bin", ".pth")
 CHECKPOINT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt", ".ckpt", ".npz")
 TINY_CHECKPOINT = "open_clip_model.safetensors"
-# The one marker of random weights: a file in the model's folder (or the folder above it), written
-# by every builder of tiny models (`build_tiny_clip`, `finetune.tiny`) and read by `random_marker`.
-RANDOM_MARKER = "ccub_random_weights.json"
-
-def load_presets(package: str, folder: str) -> dict[str, dict[str, Any]]:
-    """name -> config of every `<name>.toml` in `package`/`folder` (the way open_clip keeps its
-    model configs as files). A preset may say `extends = "other"`: its tables are merged over the
-    other's, key by key."""
-    files = {f.name[:-5]: tomllib.loads(f.read_text("utf-8"))
-             for f in resources.files(package).joinpath(folder).iterdir() if f.name.endswith(".toml")}
-
-    def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-        out = deepcopy(base)
-        for key, value in over.items():
-            out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
-        return out
-
-    def resolved(name: str) -> dict[str, Any]:
-        data = dict(files[name])
-        parent = data.pop("extends", None)
-        return merged(resolved(parent), data) if parent else data
-
-    return {name: resolved(name) for name in sorted(files)}
-
-
 # Tiny open_clip architectures (name -> open_clip model config), from ccub/tiny_clip/*.toml.
 TINY_CLIP_PRESETS = load_presets("ccub", "tiny_clip")
-
-
-class ModelUnavailable(RuntimeError):
-    """The requested model's weights are neither on this machine nor downloadable now."""
 
 
 @dataclass(frozen=True)
@@ -132,67 +94,6 @@ def _get_it_hint(model: str, tag: str) -> str:
 
 def _unavailable(model: str, tag: str, why: str) -> ModelUnavailable:
     return ModelUnavailable(f"open_clip model {model}:{tag} {why}; {_get_it_hint(model, tag)}")
-
-
-def model_cache() -> Path:
-    """Where tiny random models are built (CCUB_CACHE, else ~/.cache/ccub)."""
-    return Path(os.environ.get("CCUB_CACHE", Path.home() / ".cache" / "ccub"))
-
-
-def hub_offline() -> bool:
-    """True when the Hugging Face hub must not be contacted (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE).
-
-    Read from the environment at call time, since huggingface_hub reads it once at import.
-    """
-    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
-        if os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}:
-            return True
-    try:
-        from huggingface_hub import constants
-    except ImportError:
-        return False
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def _hub_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-
-
-def hub_reachable() -> bool:
-    """May the Hugging Face hub be asked for files now (not offline, and its host answers)?
-
-    The probe's answer is kept for the process: one run loads many model parts, and without
-    network each probe could wait for its timeout.
-    """
-    return not hub_offline() and _reachable_once(_hub_endpoint())
-
-
-@functools.lru_cache(maxsize=8)
-def _reachable_once(url: str) -> bool:
-    return _reachable(url)
-
-
-def _reachable(url: str, timeout: float = 3.0) -> bool:
-    """Can a TCP connection to `url`'s host be opened? A quick probe before any download, because
-    huggingface_hub retries an unreachable host with backoff for most of a minute.
-
-    Behind a proxy (HTTP(S)_PROXY set) the direct probe says nothing, so it answers True.
-    """
-    import socket
-    from urllib.parse import urlsplit
-
-    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
-                                           "ALL_PROXY", "all_proxy")):
-        return True
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return False
-    port = parts.port or (80 if parts.scheme == "http" else 443)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 # --------------------------------------------------------------------------- open_clip config registry
@@ -298,17 +199,6 @@ class _quiet_random_init_warning:
         import logging
 
         logging.getLogger().removeFilter(self.filter)
-
-
-def random_marker(folder: Path) -> dict[str, Any] | None:
-    """The random-weights marker of the model in `folder` (or the folder above it), else None."""
-    for candidate in (Path(folder) / RANDOM_MARKER, Path(folder).parent / RANDOM_MARKER):
-        if candidate.is_file():
-            try:
-                return json.loads(candidate.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {"random_weights": True}
-    return None
 
 
 def _tiny_is_current(directory: Path, name: str) -> bool:

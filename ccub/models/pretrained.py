@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccub.models import ModelUnavailable, hub_reachable, random_marker
+from ccub.models.common import ModelUnavailable, hub_reachable, random_marker
 
 T = TypeVar("T")
 
@@ -59,7 +59,7 @@ def _hint(ref: ModelRef) -> str:
             f"written by save_pretrained")
 
 
-def load(ref: ModelRef, role: str, loader: Callable[..., T], **kwargs: Any) -> T:
+def load_pretrained(ref: ModelRef, role: str, loader: Callable[..., T], **kwargs: Any) -> T:
     """``loader(ref.source, **kwargs)``, from the local cache unless the hub can be reached.
 
     Missing files become `ModelUnavailable` naming the model, its role and how to get it, instead
