@@ -10,8 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ccub.checks.captions import CaptionChecks
+from ccub.checks.duplicates import DuplicateChecks
+from ccub.checks.files import FileChecks
 from ccub.checks.images import GeometryChecks, QualityChecks
 from ccub.checks.labels import LabelChecks
+from ccub.checks.privacy import PrivacyChecks
 from ccub.checks.registry import Context
 from ccub.checks.rights import RightsChecks
 from ccub.config import load_config
@@ -91,15 +94,20 @@ def test_any_caption_and_language_give_caption_findings_and_never_raise(caption,
 
 def facts(**values) -> ImageFacts:
     """An image that passes every image check, with `values` changed."""
-    good = dict(width=800, height=600, mean=0.5, overexposed=0.0, laplacian_var=500.0, entropy=7.0, channel_delta=40.0)
-    return ImageFacts(path="korea/x.jpg", sniffed="jpeg", format="JPEG", **(good | values))
+    good = dict(width=800, height=600, mean=0.5, overexposed=0.0, laplacian_var=500.0, entropy=7.0, channel_delta=40.0,
+                format="JPEG")
+    return ImageFacts(path="korea/x.jpg", sniffed="jpeg", **(good | values))
+
+
+def context_with(image: ImageFacts, cfg=CFG) -> Context:
+    ctx = context(cfg)
+    ctx.facts[image.path] = image
+    return ctx
 
 
 def image_findings(family, image: ImageFacts, cfg=CFG) -> list[str]:
-    ctx = context(cfg)
-    ctx.facts[image.path] = image
     record = Record(key="korea/x.jpg", origin="test", image=image.path)
-    return [f.check for f in family.check_record(record, ctx)]
+    return [f.check for f in family.check_record(record, context_with(image, cfg))]
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -145,3 +153,74 @@ def test_an_image_that_failed_to_decode_gets_no_image_findings():
 ])
 def test_label_findings(fields, expected):
     assert found(LabelChecks(), **fields) == expected
+
+
+@pytest.mark.parametrize(("caption", "expected"), [
+    (CAPTION, []),
+    (CAPTION + ", write to kim.minji@example.org", ["privacy.caption_email"]),
+    (CAPTION + ", call +82 10-1234-5678", ["privacy.caption_phone"]),
+    (CAPTION + " https://example.org/food", ["privacy.caption_url"]),
+    (CAPTION + " by @kimminji", ["privacy.caption_handle"]),
+])
+def test_privacy_findings_in_captions(caption, expected):
+    assert found(PrivacyChecks(), caption=caption) == expected
+
+
+def test_privacy_messages_never_repeat_the_personal_data():
+    record = Record(key="korea/x.jpg", origin="test", image="korea/x.jpg",
+                    caption=CAPTION + ", write to kim.minji@example.org or call +82 10-1234-5678")
+    messages = [f.message for f in PrivacyChecks().check_record(record, context())]
+    assert len(messages) == 2 and not any("minji@" in m or "1234-5678" in m for m in messages)
+
+
+def test_privacy_findings_from_image_metadata():
+    image = facts(privacy={"location": ["EXIF GPS"], "owner_name": ["XMP dc:creator"]}, staged="x.jpg",
+                  removed=["APP1 Exif", "APP1 Exif", "COM comment"])
+    findings = {f.check: f for f in PrivacyChecks().check_record(
+        Record(key="korea/x.jpg", origin="test", image=image.path), context_with(image))}
+    assert set(findings) == {"privacy.location", "privacy.owner_name", "privacy.metadata_removed"}
+    assert findings["privacy.metadata_removed"].message == "APP1 Exif x2, COM comment"
+    assert findings["privacy.location"].fixed == "removed from the exported copy"
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"byte_size": 50_000}, []),
+    ({"byte_size": 1023}, ["file.tiny"]),  # below limits.min_file_bytes = 1024
+    ({"byte_size": 1024}, []),
+    ({"byte_size": 50_000, "format": "PNG"}, ["file.extension"]),  # named .jpg
+    ({"byte_size": 50_000, "format": "MPO"}, []),  # a JPEG with extra frames
+    ({"byte_size": 50_000, "error": "file.too_large", "error_detail": "60 MB > 50 MB"}, ["file.too_large"]),
+])
+def test_file_findings(changes, expected):
+    assert image_findings(FileChecks(), facts(**changes)) == expected
+
+
+def test_a_broken_negative_is_dropped_with_a_finding_and_a_good_one_kept():
+    ctx = context_with(facts(byte_size=50_000))
+    broken = facts(byte_size=50_000, error="file.decode", error_detail="truncated")
+    ctx.facts.update({"korea/neg_1.png": broken, "korea/neg_2.png": facts(byte_size=50_000)})
+    record = Record(key="korea/x.jpg", origin="test", image="korea/x.jpg",
+                    negatives=["korea/neg_1.png", "korea/neg_2.png"])
+    assert [f.check for f in FileChecks().check_record(record, ctx)] == ["negatives.invalid"]
+    assert record.negatives == ["korea/neg_2.png"]
+
+
+def test_duplicate_decisions_keep_the_copy_the_other_checks_found_no_error_in():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    hash_a = rng.integers(0, 2**63, (8, 4), dtype=np.uint64)
+    images = {"korea/a.jpg": hash_a, "korea/b.jpg": hash_a.copy(),  # the same photo, other bytes and pixels
+              "korea/c.jpg": rng.integers(0, 2**63, (8, 4), dtype=np.uint64)}
+    ctx = context()
+    records = []
+    for n, (path, phash) in enumerate(images.items()):
+        ctx.facts[path] = ImageFacts(path=path, sha256=f"sha-{n}", pixel_key=f"pixels-{n}", phash=phash.tobytes(),
+                                     width=800, height=600, format="JPEG")
+        records.append(Record(key=path, origin="test", image=path, culture="korea", caption=CAPTION))
+    for status, dropped in (({}, "korea/b.jpg"), ({"korea/a.jpg": "error"}, "korea/a.jpg")):
+        decisions = DuplicateChecks().decide(records, ctx, status)
+        assert [(f.check, f.record) for f in decisions.findings] == [("duplicate.near", dropped)]
+        assert {decisions.graph.nodes[i].key for i in decisions.dropped} == {dropped}
+        assert [sorted(decisions.graph.nodes[i].key for i in g) for g in decisions.groups()] == [
+            ["korea/a.jpg", "korea/b.jpg"]]
