@@ -53,8 +53,8 @@ class RecordFile:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise RecordError(f"{path}: not found; {cls.FIX}") from None
-        except (OSError, ValueError) as exc:
-            raise RecordError(f"{path}: unreadable ({exc}); {cls.FIX}") from exc
+        except (OSError, ValueError, RecursionError) as exc:  # json raises RecursionError on deep nesting
+            raise RecordError(f"{path}: unreadable ({type(exc).__name__}); {cls.FIX}") from exc
         if not isinstance(data, dict):
             raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
         schema, version_key = cls.SCHEMA_KEYS

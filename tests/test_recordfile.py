@@ -54,6 +54,13 @@ def test_a_record_that_cannot_be_used_is_refused_naming_the_file_and_the_fix(tmp
     assert message in str(caught.value)
 
 
+def test_a_deeply_nested_or_broken_file_is_refused_not_a_crash(tmp_path):
+    for text in ("[" * 100_000 + "]" * 100_000, "{not json", "\x00\xff"):
+        (tmp_path / RUN_FILE).write_text(text, encoding="utf-8", errors="surrogateescape")
+        with pytest.raises(RecordError, match="unreadable"):
+            RunRecord.read_from(tmp_path)
+
+
 def test_a_missing_field_and_a_missing_file_are_refused(tmp_path):
     data = json.loads(run_record().write_to(tmp_path).read_text())
     del data["variant"]
