@@ -14,7 +14,6 @@ captions are at least made of words.
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import hashlib
 import json
@@ -22,7 +21,7 @@ import os
 import shutil
 import tempfile
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +70,7 @@ def smoke_training(cfg: Any, given: set[str], from_file: bool) -> Any:
                "validation_steps": 0, "validation_inference_steps": 4}
     if not given & {"max_train_steps", "num_train_epochs"}:
         changes["max_train_steps"] = 6
-    return dataclasses.replace(cfg, **changes)
+    return replace(cfg, **changes)
 
 
 def _digest(preset: dict[str, Any]) -> str:

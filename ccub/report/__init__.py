@@ -32,7 +32,11 @@ def _issue_row(issue) -> dict[str, Any]:
 
 
 def build_report(result: Result) -> dict[str, Any]:
-    """Everything a reader of the report needs, as plain JSON-able data."""
+    """Everything a reader of the report needs, as plain JSON-able data (report.json's document)."""
+    return validation_report(result).as_dict()
+
+
+def validation_report(result: Result) -> ValidationReport:
     by_culture: dict[str, Counter[str]] = defaultdict(Counter)
     cells: dict[str, Counter[str]] = defaultdict(Counter)
     for outcome in result.outcomes:
@@ -84,7 +88,7 @@ def build_report(result: Result) -> dict[str, Any]:
         "timings_s": {k: round(v, 3) for k, v in result.timings.items()},
         "records": records,
         "issues": issues,
-    }).as_dict()
+    })
 
 
 def config_toml(config: dict[str, Any]) -> str:
@@ -104,9 +108,9 @@ def write_reports(result: Result, folder: Path) -> dict[str, Any]:
     from ccub.report.html import render_html
     from ccub.report.markdown import render_markdown
 
-    report = build_report(result)
-    ValidationReport(**{k: v for k, v in report.items() if k not in ValidationReport.SCHEMA_KEYS}).write(
-        folder / REPORT_FILE)
+    record = validation_report(result)
+    record.write(folder / REPORT_FILE)
+    report = record.as_dict()
     (folder / "issues.csv").write_text(issues_csv(report), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "report.html").write_text(render_html(report, result.facts), encoding="utf-8")
