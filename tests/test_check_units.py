@@ -15,12 +15,13 @@ from ccub.checks.files import FileChecks
 from ccub.checks.images import GeometryChecks, QualityChecks
 from ccub.checks.labels import LabelChecks
 from ccub.checks.privacy import PrivacyChecks
-from ccub.checks.registry import Context
+from ccub.checks.registry import Context, severity_of
 from ccub.checks.rights import RightsChecks
 from ccub.config import load_config
 from ccub.imaging.analyze import ImageFacts
 from ccub.records import Record
 from ccub.safeio import Root
+from ccub.text import clip_tokens_at_least
 from ccub.vocab import Vocabulary
 
 CFG = load_config(cwd=Path(__file__).parent)
@@ -224,3 +225,198 @@ def test_duplicate_decisions_keep_the_copy_the_other_checks_found_no_error_in():
         assert {decisions.graph.nodes[i].key for i in decisions.dropped} == {dropped}
         assert [sorted(decisions.graph.nodes[i].key for i in g) for g in decisions.groups()] == [
             ["korea/a.jpg", "korea/b.jpg"]]
+
+
+# --- every case of a record-level family, with the severity that decides the record's status ---
+
+def graded(family, key: str = "korea/x.jpg", cfg=CFG, **fields) -> dict[str, str]:
+    """check id -> severity for what `family` finds on one record."""
+    record = Record(key=key, origin="test", image=key, **fields)
+    return {f.check: severity_of(f.check, cfg) for f in family.check_record(record, context(cfg))}
+
+
+PLACEHOLDERS = ["IMG_1234", "photo", "2023-05-01", "DSC 0042", "untitled"]
+
+
+@pytest.mark.parametrize("caption", [None, "   \t "])
+def test_caption_missing_is_an_error(caption):
+    assert graded(CaptionChecks(), caption=caption) == {"caption.missing": "error"}
+
+
+@pytest.mark.parametrize("caption", PLACEHOLDERS)
+def test_placeholder_captions_are_errors_and_one_finding_is_enough(caption):
+    assert graded(CaptionChecks(), caption=caption) == {"caption.placeholder": "error"}
+
+
+@pytest.mark.parametrize("caption", ["FOOD_3", "food_3.jpg"])
+def test_the_files_own_name_is_a_placeholder(caption):
+    assert graded(CaptionChecks(), key="korea/FOOD_3.jpg", caption=caption) == {"caption.placeholder": "error"}
+
+
+@pytest.mark.parametrize("caption", ["photo of a hanbok", "IMG of a red lantern festival"])
+def test_captions_that_start_like_placeholders_pass(caption):
+    assert graded(CaptionChecks(), caption=caption) == {}
+
+
+@pytest.mark.parametrize(("caption", "short"), [
+    ("kimchi stew", True),  # 2 words
+    ("kimchi stew bowl", False),
+    ("a b c", True),  # 5 characters
+    ("a b cd", False),
+    ("비빔밥", True),  # one Korean word of 3 syllables
+])
+def test_short_captions_go_to_review(caption, short):
+    assert graded(CaptionChecks(), caption=caption) == ({"caption.too_short": "review"} if short else {})
+
+
+def test_caption_length_limit_is_inclusive():
+    long_text = ("kimchi " * 400)[:2001]
+    assert graded(CaptionChecks(), caption=long_text) == {"caption.too_long": "error"}
+    # 2,000 characters are allowed, and are far over CLIP's 77 tokens.
+    assert graded(CaptionChecks(), caption=long_text[:2000]) == {"caption.clip_tokens": "warning"}
+
+
+def test_clip_token_limit_counts_start_and_end_of_text():
+    words = ["kimchi", "stew", "with", "tofu", "and", "green", "onions"]
+    text_77 = " ".join(words[i % len(words)] for i in range(75))
+    # Each ASCII word is one pre-tokeniser piece; start and end of text add two.
+    assert clip_tokens_at_least(text_77) == 77
+    assert clip_tokens_at_least(text_77 + " rice") == 78
+    assert clip_tokens_at_least("don't stop 1990!") == 2 + 2 + 1 + 4 + 1  # don 't stop 1 9 9 0 !
+    assert graded(CaptionChecks(), caption=text_77) == {}
+    record = Record(key="korea/x.jpg", origin="test", image="korea/x.jpg", caption=text_77 + " rice")
+    [finding] = CaptionChecks().check_record(record, context())
+    assert (finding.check, severity_of(finding.check, CFG)) == ("caption.clip_tokens", "warning")
+    assert "78" in finding.message
+
+
+ENGLISH = "This is a traditional dish that is served during the harvest festival in the old town"
+
+
+@pytest.mark.parametrize(("caption", "language", "expected"), [
+    (ENGLISH, "ko", {"caption.language": "warning"}),
+    (ENGLISH + " today", "en", {}),
+    ("추석에 온 가족이 모여서 송편을 빚고 차례를 지내는 전통 음식입니다", "ko-KR", {}),
+    ("a bowl of kimchi", "ko", {}),  # too short to judge
+    (ENGLISH + " again", None, {}),  # nothing declared
+    (CAPTION, "korean", {"caption.language_invalid": "error"}),
+    (CAPTION, "xx", {"caption.language_invalid": "error"}),
+    ("a bowl of kimchi", "pt-BR", {}),  # a valid tag; too short to judge
+    ("a bowl of kimchi", "ko_KR", {}),  # a valid tag; too short to judge
+])
+def test_declared_languages(caption, language, expected):
+    assert graded(CaptionChecks(), caption=caption, language=language) == expected
+
+
+def test_language_findings_name_the_field_and_what_the_caption_reads_as():
+    def only(**fields):
+        [finding] = CaptionChecks().check_record(Record(key="k", origin="test", **fields), context())
+        return finding
+
+    assert only(caption=CAPTION, language="korean").field == "language"
+    assert "'en'" in only(caption=ENGLISH, language="ko").message
+
+
+BLIP = "a bowl of soup on a table"
+
+
+@pytest.mark.parametrize(("fields", "machine"), [
+    ({"caption_source": "machine"}, True),
+    ({"caption": "A bowl of soup on a table", "blip_text": BLIP}, True),
+    ({"caption_source": "community", "blip_text": BLIP}, False),
+    ({"caption": "a bowl of kimchi soup on a table", "blip_text": BLIP}, False),
+])
+def test_machine_captions_are_errors(fields, machine):
+    fields = {"caption": CAPTION} | fields
+    assert graded(CaptionChecks(), **fields) == ({"caption.machine": "error"} if machine else {})
+
+
+def dataset_findings(family, records: list[Record]) -> list:
+    return list(family.check_dataset(records, context()))
+
+
+def test_repeated_captions_ignore_case_and_spacing():
+    same = "a bowl of kimchi stew on a wooden table"
+    records = [Record(key=f"korea/{n}.jpg", origin="test", image=f"korea/{n}.jpg", caption=text)
+               for n, text in enumerate([same, same.upper() + "  ", same + " with rice"])]
+    findings = dataset_findings(CaptionChecks(), records)
+    assert sorted((f.check, f.record) for f in findings) == [("caption.repeated", "korea/0.jpg"),
+                                                             ("caption.repeated", "korea/1.jpg")]
+    assert severity_of("caption.repeated", CFG) == "warning"
+
+
+def labelled(culture: str, category: str, contributors: list[str]) -> list[Record]:
+    return [Record(key=f"{culture}/{category}_{n}.jpg", origin="test", culture=culture, category=category,
+                   contributor=c) for n, c in enumerate(contributors)]
+
+
+def test_sparse_categories_are_dataset_level_information():
+    records = labelled("korea", "FOOD", [f"c{i}" for i in range(4)]) + labelled(
+        "korea", "ARCH", [f"c{i}" for i in range(5)])
+    [sparse] = [f for f in dataset_findings(LabelChecks(), records) if f.check == "label.sparse_category"]
+    assert sparse.message.split(":")[0] == "korea / FOOD" and sparse.record is None
+    assert severity_of("label.sparse_category", CFG) == "info"
+
+
+def test_contributor_skew():
+    records = (labelled("korea", "FOOD", ["a", "a", "a", "b"]) + labelled("nigeria", "FOOD", ["a", "a", "b", "b"])
+               + labelled("japan", "FOOD", ["a"] * 5) + labelled("mexico", "FOOD", ["a"] * 4))
+    skewed = sorted(f.message.split(":")[0] for f in dataset_findings(LabelChecks(), records)
+                    if f.check == "label.contributor_skew")
+    # 3 of 4 is over half; 2 of 4 is not; one contributor for 5 records (>= the sparse
+    # threshold) is flagged, for 4 records not yet.
+    assert skewed == ["japan", "korea"]
+    assert severity_of("label.contributor_skew", CFG) == "warning"
+
+
+@pytest.mark.parametrize(("license", "expected", "fixed"), [
+    (None, {"rights.license_missing": "error"}, None),
+    ("CC-BY-FOO", {"rights.license_invalid": "error"}, None),
+    ("CC-BY-NC-4.0", {"rights.license_not_allowed": "error"}, None),  # valid, not allowed
+    ("cc-by-4.0", {"rights.license_normalised": "warning"}, "CC-BY-4.0"),
+    ("CC BY-SA 4.0", {"rights.license_normalised": "warning"}, "CC-BY-SA-4.0"),
+    ("CC-BY-4.0", {}, None),
+    ("CC0-1.0", {}, None),
+])
+def test_licences(license, expected, fixed):
+    fields = {"license": license, "creator": "Kim Minji", "consent": "n/a", "caption": CAPTION}
+    assert graded(RightsChecks(), **fields) == expected
+    record = Record(key="korea/x.jpg", origin="test", **fields)
+    assert [f.fixed for f in RightsChecks().check_record(record, context())] == [fixed] * len(expected)
+
+
+@pytest.mark.parametrize(("fields", "expected"), [
+    ({"creator": None}, {"rights.attribution_missing": "error"}),
+    ({"creator": None, "license": "CC0-1.0"}, {}),  # nobody to attribute
+    ({"license": "CC-BY-SA-4.0"}, {}),
+])
+def test_attribution(fields, expected):
+    fields = {"license": "CC-BY-4.0", "creator": "Kim Minji", "consent": "n/a", "caption": CAPTION} | fields
+    assert graded(RightsChecks(), **fields) == expected
+
+
+@pytest.mark.parametrize(("key", "caption", "consent", "expected"), [
+    ("korea/PEOPLE_1.jpg", CAPTION, None, {"rights.consent_missing": "review"}),  # people category
+    ("korea/FOOD_2.jpg", "a woman selling kimchi at the market", None, {"rights.consent_missing": "review"}),
+    ("korea/PEOPLE_3.jpg", CAPTION, "n/a", {}),
+    ("korea/FOOD_4.jpg", CAPTION, None, {}),  # no people words
+    ("korea/FOOD_5.jpg", "a womanly shape carved into a kimchi jar", None, {}),
+    ("korea/PEOPLE_6.jpg", CAPTION, "Yes", {}),
+    ("korea/PEOPLE_7.jpg", CAPTION, "no", {"rights.consent_refused": "error"}),
+    ("korea/FOOD_8.jpg", CAPTION, "withdrawn", {"rights.consent_refused": "error"}),
+    ("korea/FOOD_9.jpg", CAPTION, "maybe", {"rights.consent_invalid": "error"}),
+    ("korea/PEOPLE_10.jpg", CAPTION, "ask", {"rights.consent_invalid": "error"}),
+    ("korea/FOOD_11.jpg", CAPTION, "N/A", {}),
+    ("korea/PEOPLE_12.jpg", CAPTION, "signed", {}),
+])
+def test_consent(key, caption, consent, expected):
+    category = "PEOPLE" if "PEOPLE" in key else "FOOD"
+    assert graded(RightsChecks(), key=key, license="CC0-1.0", caption=caption, consent=consent,
+                  category=category) == expected
+
+
+def test_missing_consent_names_the_word_that_suggests_a_person():
+    record = Record(key="korea/FOOD_2.jpg", origin="test", license="CC0-1.0", category="FOOD",
+                    caption="a woman selling kimchi at the market")
+    [finding] = RightsChecks().check_record(record, context())
+    assert "woman" in finding.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -92,14 +93,43 @@ def test_no_module_imports_itself_back_at_load_time():
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
-def import_alone(name: str) -> tuple[str, int, str]:
-    done = subprocess.run([sys.executable, "-c", f"import {name}"], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
-    return name, done.returncode, done.stderr[-2000:]
+# One interpreter per worker: third-party packages (torch takes seconds) stay loaded, and every
+# project module is dropped from sys.modules before the next is imported, so each project module
+# still runs its imports from a clean start, which is what a cycle needs to show.
+IMPORT_EACH = """
+import importlib, json, sys, traceback
+failed = {}
+for name in sys.argv[1:]:
+    for loaded in [m for m in sys.modules if m.split(".")[0] in %r]:
+        del sys.modules[loaded]
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        failed[name] = traceback.format_exc()[-2000:]
+print(json.dumps(failed))
+"""
+
+
+def import_each_alone(names: list[str]) -> dict[str, str]:
+    done = subprocess.run([sys.executable, "-c", IMPORT_EACH % (PACKAGES,), *names], capture_output=True,
+                          text=True, cwd=ROOT, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def test_every_module_imports_on_its_own():
     names = sorted(n for n in module_names() if not n.endswith("__main__"))  # `python -m` runs those
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        failed = [(n, e) for n, rc, e in pool.map(import_alone, names) if rc]
-    assert not failed, "\n\n".join(f"import {n}:\n{e}" for n, e in failed)
+    workers = os.cpu_count() or 2
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        failed = {k: v for part in pool.map(import_each_alone, [names[i::workers] for i in range(workers)])
+                  for k, v in part.items()}
+    assert not failed, "\n\n".join(f"import {n}:\n{e}" for n, e in failed.items())
+
+
+def test_the_import_check_sees_a_module_that_cannot_import_alone(tmp_path, monkeypatch):
+    (tmp_path / "ccub_cycle_a.py").write_text("import ccub_cycle_b\nVALUE = 1\n")
+    (tmp_path / "ccub_cycle_b.py").write_text("from ccub_cycle_a import VALUE\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    monkeypatch.setattr(sys.modules[__name__], "PACKAGES", ("ccub_cycle_a", "ccub_cycle_b"))
+    failed = import_each_alone(["ccub_cycle_b", "ccub_cycle_a"])
+    assert list(failed) == ["ccub_cycle_a"] and "ImportError" in failed["ccub_cycle_a"]
