@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import metrics as M
+from benchmark.metric_rows import MetricRow
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,12 @@ class Inputs:
 
 @dataclass
 class Scores:
-    rows: list[dict] = field(default_factory=list)  # model, prompt, seed, metric, value
+    rows: list[MetricRow] = field(default_factory=list)
     sets: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> model -> value
     notes: list[str] = field(default_factory=list)
 
     def add(self, model: str, prompt: str, seed: int | None, metric: str, value: float) -> None:
-        self.rows.append({"model": model, "prompt": prompt, "seed": seed, "metric": metric, "value": float(value)})
+        self.rows.append(MetricRow(model=model, prompt=prompt, seed=seed, metric=metric, value=float(value)))
 
 
 def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],

@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import io
 import math
-from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from benchmark.evaluate import METRICS
+from benchmark.metric_rows import RESULTS_COLUMNS, write_rows
 from benchmark.record import BENCHMARK_FILE, BenchmarkRecord
-from ccub.escape import csv_text, markdown_text, spreadsheet_cell
+from ccub.escape import csv_text, markdown_text
 from ccub.files import atomic_write_bytes, atomic_write_text
 
 SMOKE = ("SMOKE RUN: made with RANDOM WEIGHTS (tiny models or a random CLIP); these numbers mean nothing "
@@ -36,10 +37,8 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
     files = [output / "results.csv", output / "summary.csv", output / "summary.md", output / "report.html",
              output / BENCHMARK_FILE]
     prompt_text = {p.id: p.text for p in context["prompts"]}
-    results = [{**r, "prompt_text": prompt_text[r["prompt"]], "seed": "" if r["seed"] is None else r["seed"],
-                "random_weights": smoke} for r in scores.rows]
-    atomic_write_text(files[0], csv_text(results, ["model", "prompt", "prompt_text", "seed", "metric", "value",
-                                               "random_weights"]))
+    write_rows(files[0], [replace(r, prompt_text=prompt_text[r.prompt], random_weights=smoke) for r in scores.rows],
+               RESULTS_COLUMNS)
     summary = [dict(r, level=METRICS[r["metric"]].level, random_weights=smoke) for r in to_rows(comparisons)]
     summary += _set_rows(scores.sets, smoke)
     atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
@@ -79,13 +78,6 @@ def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
                              "base_mean": base, "model_mean": value, "difference": value - base,
                              "higher_is_better": METRICS[metric].higher_is_better, "random_weights": smoke})
     return rows
-
-
-def read_back(names: Iterable[str]) -> Callable[[str], str]:
-    """Cell -> the name it was written from, for CSVs written by `csv_text`, which prefixes a name that
-    looks like a formula ("+MPC") with an apostrophe; other cells are returned as they are."""
-    written = {spreadsheet_cell(name): name for name in names}
-    return lambda cell: written.get(cell, cell)
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> list[str]:

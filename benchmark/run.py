@@ -175,8 +175,7 @@ def _compare(scores, models: list[Model], b) -> list:
 
     by_metric: dict[str, dict[str, dict[tuple[str, int | None], float]]] = {}
     for row in scores.rows:
-        by_metric.setdefault(row["metric"], {}).setdefault(row["model"], {})[(row["prompt"], row["seed"])] = \
-            row["value"]
+        by_metric.setdefault(row.metric, {}).setdefault(row.model, {})[(row.prompt, row.seed)] = row.value
     comparisons = []
     for metric, per_model in by_metric.items():
         base = per_model.get("base", {})

@@ -37,10 +37,14 @@ def spreadsheet_cell(value: Any) -> Any:
 
 
 def csv_text(rows: Iterable[dict[str, Any]], columns: list[str], delimiter: str = ",") -> str:
-    """CSV with a header; every cell passed through `spreadsheet_cell`; other keys ignored."""
+    """CSV with a header; every cell passed through `spreadsheet_cell`; other keys ignored.
+
+    Lines end in CRLF (RFC 4180, what spreadsheets write): the csv module quotes a cell only for
+    the characters of its line terminator, and a bare CR in an unquoted cell ends the row for
+    every reader."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", delimiter=delimiter,
-                            lineterminator="\n")
+                            lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: spreadsheet_cell(v) for k, v in row.items()})

@@ -68,7 +68,7 @@ def test_each_metric_ranks_the_planted_models(tmp_path):
                       kid_subset_size=100)
 
     def mean(model: str, metric: str) -> float:
-        return float(np.mean([r["value"] for r in scores.rows if r["model"] == model and r["metric"] == metric]))
+        return float(np.mean([r.value for r in scores.rows if r.model == model and r.metric == metric]))
 
     assert mean("culture", "relevance_margin") > 0 > mean("base", "relevance_margin")
     assert mean("culture", "target_probability") > 0.99 > 0.01 > mean("base", "target_probability")
@@ -80,5 +80,5 @@ def test_each_metric_ranks_the_planted_models(tmp_path):
     assert scores.sets["copy_rate"] == {"base": 0.0, "culture": 0.0, "copier": 1.0}
     assert any("CMMD and KID: not computed" in n for n in scores.notes)
     assert any("LPIPS" in n for n in scores.notes)
-    per_image = [r for r in scores.rows if r["metric"] == "clip_score"]
+    per_image = [r for r in scores.rows if r.metric == "clip_score"]
     assert len(per_image) == len(models) * len(prompts) * len(SEEDS)

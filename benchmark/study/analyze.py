@@ -15,7 +15,6 @@ better. Only orders within an item are compared: ranks carry no meaning across i
 
 from __future__ import annotations
 
-import csv
 import math
 from collections import defaultdict
 from collections.abc import Iterable
@@ -25,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from benchmark.metric_rows import read_rows
 from benchmark.study import stats
 from benchmark.study.responses import Conflict, Ranking, Responses
 
@@ -109,14 +109,10 @@ class Analysis:
 def read_metrics(path: Path, models: Iterable[str] = ()) -> dict[tuple[str, str], dict[str, float]]:
     """(item, model) -> metric -> value, from the bundle's metrics.csv (absent: no proxies to correlate).
     `models`: the study's model names, which the CSV may hold formula-escaped ("'+MPC")."""
-    from benchmark.report import read_back
-
-    model = read_back(models)
     found: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
     if path.is_file():
-        with path.open(encoding="utf-8", newline="") as handle:
-            for row in csv.DictReader(handle):
-                found[(row["item"], model(row["model"]))][row["metric"]] = float(row["value"])
+        for row in read_rows(path, models, fix="make the study again with `ccub study make`"):
+            found[(row.item, row.model)][row.metric] = row.value
     return dict(found)
 
 

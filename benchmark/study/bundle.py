@@ -16,7 +16,6 @@ leaves no half-made bundle. A folder holding another study is never overwritten 
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import io
 import json
@@ -30,6 +29,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from benchmark.metric_rows import STUDY_COLUMNS, MetricRow, read_rows, write_rows
 from benchmark.record import BENCHMARK_FILE, BenchmarkRecord
 from ccub.escape import csv_text, markdown_text
 from ccub.recordfile import RecordError, RecordFile
@@ -145,17 +145,17 @@ def read_source(run: Path) -> Source:
 
 def _read_metrics(path: Path, names: list[str]) -> dict[tuple[str, str, int], dict[str, float]]:
     from benchmark.evaluate import METRICS
-    from benchmark.report import read_back
 
     found: dict[tuple[str, str, int], dict[str, float]] = {}
     if not path.is_file():
         return found
-    name = read_back(names)
-    with path.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row["metric"] in METRICS and METRICS[row["metric"]].level == "image" and row["seed"] != "":
-                found.setdefault((name(row["model"]), name(row["prompt"]), int(row["seed"])), {})[row["metric"]] = \
-                    float(row["value"])
+    try:
+        rows = read_rows(path, names)
+    except RecordError as exc:
+        raise StudyError(str(exc)) from exc
+    for row in rows:
+        if row.metric in METRICS and METRICS[row.metric].level == "image" and row.seed is not None:
+            found.setdefault((row.model, row.prompt, row.seed), {})[row.metric] = row.value
     return found
 
 
@@ -367,7 +367,7 @@ def _fill(folder: Path, opts: MakeOptions, study: StudyKey, models: dict, texts:
     (folder / CROWD_DIR / "items.csv").write_text(
         csv_text(crowd_rows, ["study_id", "item_id", "prompt", *(f"image_{x}" for x in slots)]), encoding="utf-8")
     (folder / CROWD_DIR / "README.md").write_text(crowd_readme(study, slots), encoding="utf-8")
-    (folder / METRICS_FILE).write_text(_metrics_csv(study, models), encoding="utf-8")
+    write_rows(folder / METRICS_FILE, _metric_rows(study, models), STUDY_COLUMNS)
     (folder / "README.md").write_text(bundle_readme(study, opts.out), encoding="utf-8")
     study.write(folder / STUDY_FILE)
 
@@ -395,15 +395,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _metrics_csv(study: StudyKey, models: dict) -> str:
-    rows = []
-    for item in study.items:
-        for name in item["slots"].values():
+def _metric_rows(study: StudyKey, models: dict) -> list[MetricRow]:
+    return [MetricRow(item=item["id"], model=name, prompt=item["prompt_id"], seed=item["seed"], metric=metric,
+                      value=value)
+            for item in study.items for name in item["slots"].values()
             for metric, value in sorted(models[name]["metrics"].get((name, item["prompt_id"], item["seed"]),
-                                                                    {}).items()):
-                rows.append({"item": item["id"], "model": name, "prompt": item["prompt_id"], "seed": item["seed"],
-                             "metric": metric, "value": value})
-    return csv_text(rows, ["item", "model", "prompt", "seed", "metric", "value"])
+                                                                    {}).items())]
 
 
 def crowd_readme(study: StudyKey, slots: str) -> str:

@@ -86,6 +86,7 @@ def analyze(
     from benchmark.study.outputs import write_outputs
     from benchmark.study.responses import RESUBMISSION, read_responses
     from ccub.config import ConfigError
+    from ccub.recordfile import RecordError
 
     cfg = load_config(config)
     for flag, value, allowed in (("--participants", participants, GROUPS),
@@ -104,7 +105,8 @@ def analyze(
         if len(set(ids)) != len(ids):
             raise StudyError(f"{study}: two bundles are the same study ({', '.join(map(str, folders))}); keep one")
         found, rejected = read_responses(responses, keys, cfg.limits, cfg.study.resubmission)
-    except (StudyError, FileNotFoundError) as exc:
+        metrics = [read_metrics(f / METRICS_FILE, k.model_names()) for f, k in zip(folders, keys, strict=True)]
+    except (StudyError, RecordError, FileNotFoundError) as exc:
         fail(exc, cause=exc)
     for message in rejected:
         err.print(f"[red]rejected:[/] {escape(message)}", highlight=False)
@@ -112,10 +114,8 @@ def analyze(
                   highlight=False)
     for read in found.values():
         _print_conflicts(read)
-    results = [analyze(key, found[key.study_id],
-                       read_metrics(folder / METRICS_FILE, key.model_names()), cfg.study,
-                       participants)
-               for folder, key in zip(folders, keys, strict=True)]
+    results = [analyze(key, found[key.study_id], proxies, cfg.study, participants)
+               for key, proxies in zip(keys, metrics, strict=True)]
     for result in results:
         if not result.strengths:
             err.print(f"study {result.study_id} ({result.culture_name}): no usable rankings in {responses}; "

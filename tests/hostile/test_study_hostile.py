@@ -296,6 +296,7 @@ def benchmark_outputs(tmp_path, guard) -> Path:
     link, and a cached image that is a TIFF under a .png name."""
     from benchmark.evaluate import Scores
     from benchmark.generate import Model, Settings
+    from benchmark.metric_rows import MetricRow
     from benchmark.prompts import Prompt
     from benchmark.report import write_outputs
     from benchmark.stats import Comparison
@@ -310,7 +311,7 @@ def benchmark_outputs(tmp_path, guard) -> Path:
     comparison = Comparison(metric="clip_score", model=SCRIPT, baseline="base", n_prompts=1, n_pairs=1, base_mean=1.0,
                             model_mean=-2.0, difference=-3.0, ci_low=-3.5, ci_high=-2.5, confidence=0.95, win_rate=0.0,
                             p_value=0.5, p_adjusted=0.5, higher_is_better=True)
-    scores = Scores(rows=[{"model": m.name, "prompt": "=p1", "seed": 0, "metric": "clip_score", "value": v}
+    scores = Scores(rows=[MetricRow(model=m.name, prompt="=p1", seed=0, metric="clip_score", value=v)
                           for m, v in zip(models, (1.0, -2.0), strict=True)],
                     sets={"cmmd": {"base": 1.0, SCRIPT: 2.0}}, notes=[f"{SCRIPT} [click](javascript:alert(1))"])
     cfg = config()
