@@ -201,6 +201,9 @@ class Config:
     disable: list[str] = field(default_factory=list)
     cultures: dict[str, Culture] = field(default_factory=dict)
     categories: dict[str, Category] = field(default_factory=dict)
+    # SCoFT's hyperparameters (`finetune.config.ScoftConfig`), kept as given: the fine-tuning
+    # package owns and checks them, and the curation install has no use for them.
+    scoft: dict[str, Any] = field(default_factory=dict)
     source: str = "built-in defaults"
 
     def to_dict(self) -> dict[str, Any]:
@@ -216,12 +219,15 @@ class Config:
 
 _SECTIONS = {f.name: f.type for f in fields(Config)}
 # The sections holding one dataclass of settings each ([limits] ... [study]).
-_THRESHOLD_SECTIONS = tuple(name for name, value in vars(Config()).items() if dataclasses.is_dataclass(value))
+THRESHOLD_SECTIONS = tuple(name for name, value in vars(Config()).items() if dataclasses.is_dataclass(value))
 
 
 def setting_problems(settings: Any, choices: dict[str, Any], minimums: dict[str, int]) -> list[str]:
     """One line per field of `settings` outside its allowed `choices` or below its minimum."""
-    problems = [f"{name} = {getattr(settings, name)!r}: expected one of {', '.join(allowed)}"
+    from ccub.vocab import did_you_mean
+
+    problems = [f"{name} = {getattr(settings, name)!r}{did_you_mean(str(getattr(settings, name)), allowed)}: "
+                f"expected one of {', '.join(allowed)}"
                 for name, allowed in choices.items() if getattr(settings, name) not in allowed]
     problems += [f"{name} = {getattr(settings, name)}: must be at least {least}"
                  for name, least in minimums.items() if getattr(settings, name) < least]
@@ -318,19 +324,22 @@ def _apply(cfg: Config, data: dict[str, Any], where: str) -> None:
     hints = typing.get_type_hints(Config)
     for name, value in data.items():
         # A section is a table; severity, disable and the vocabularies have their own shapes.
-        expected = dict if name in _THRESHOLD_SECTIONS or name in ("cultures", "categories") else hints[name]
+        expected = dict if name in THRESHOLD_SECTIONS or name in ("cultures", "categories", "scoft") \
+            else hints[name]
         needed = type_problem(value, expected)
         if needed is not None:
             shown = f"[{name}]" if expected is dict else name
             raise ConfigError(f"{where}: {shown} = {value!r} ({type(value).__name__}); expected "
                               f"{'a table' if expected is dict else needed}")
-    for name in _THRESHOLD_SECTIONS:
+    for name in THRESHOLD_SECTIONS:
         if name in data:
             setattr(cfg, name, _merge_section(getattr(cfg, name), data[name], f"{where} [{name}]"))
     if "severity" in data:
         cfg.severity.update(data["severity"])
     if "disable" in data:
         cfg.disable = list(data["disable"])
+    if "scoft" in data:
+        cfg.scoft = dict(data["scoft"])
     _vocab_tables(cfg, data, where)
 
 

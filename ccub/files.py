@@ -34,3 +34,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def create_text(path: Path, text: str) -> None:
+    """Write a new file at `path` in one step, refusing (FileExistsError) when any file is there:
+    the whole text is written under a temporary name, then linked to `path`, which fails
+    instead of replacing an existing file."""
+    path = Path(path)
+
+    def link(tmp: str) -> None:
+        Path(tmp).write_text(text, encoding="utf-8")
+        os.link(tmp, path)
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        link(tmp)
+    finally:
+        os.unlink(tmp)

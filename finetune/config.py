@@ -116,8 +116,8 @@ class ScoftConfig:
         return dataclasses.asdict(self)
 
 
-def check(cfg: ScoftConfig) -> ScoftConfig:
-    """Raise ConfigError naming every setting that cannot work; return `cfg` otherwise."""
+def check(cfg: ScoftConfig, where: str = "SCoFT config") -> ScoftConfig:
+    """Raise ConfigError naming `where` and every setting that cannot work; return `cfg` otherwise."""
     problems = setting_problems(
         cfg, {"variant": VARIANTS, "grad_step": GRAD_STEPS, "mixed_precision": MIXED_PRECISION,
               "sampler_spacing": SPACINGS, "negative_flip": NEGATIVE_FLIPS, "perceptual": PERCEPTUAL,
@@ -130,26 +130,29 @@ def check(cfg: ScoftConfig) -> ScoftConfig:
     if cfg.max_train_steps < 1 and cfg.num_train_epochs < 1:
         problems.append("set max_train_steps or num_train_epochs to at least 1")
     if problems:
-        raise ConfigError("SCoFT config: " + "; ".join(problems))
+        raise ConfigError(f"{where}: " + "; ".join(problems))
     return cfg
 
 
-def load_scoft_config(path: Path | None = None, **overrides: Any) -> ScoftConfig:
-    """Defaults, then the TOML file at `path` (top-level keys or a [scoft] table), then `overrides`."""
+def load_scoft_config(path: Path | None = None, ccub_toml: Any = None, **overrides: Any) -> ScoftConfig:
+    """Defaults, then the [scoft] table of `ccub_toml` (a loaded `ccub.config.Config`), then the TOML
+    file at `path` (top-level keys or a [scoft] table), then `overrides`."""
     data: dict[str, Any] = {}
     where = "defaults"
+    if ccub_toml is not None and ccub_toml.scoft:
+        data, where = dict(ccub_toml.scoft), f"{ccub_toml.source} [scoft]"
     if path is not None:
         where = str(path)
         try:
             with open(path, "rb") as fh:
-                data = tomllib.load(fh)
+                data_of_file = tomllib.load(fh)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc}); fix the syntax at that line") from exc
         except OSError as exc:
             raise ConfigError(f"{path}: cannot be read ({exc.strerror})") from exc
-        data = data.get("scoft", data)
+        data = data | data_of_file.get("scoft", data_of_file)
     data = data | {k: v for k, v in overrides.items() if v is not None}
-    return check(build_dataclass(ScoftConfig, data, where))
+    return check(build_dataclass(ScoftConfig, data, where), where)
 
 
 def dump_toml(cfg: ScoftConfig) -> str:

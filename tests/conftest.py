@@ -15,6 +15,16 @@ if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _clean_working_folder(tmp_path_factory: pytest.TempPathFactory):
+    """Run in an empty folder: commands read ./ccub.toml when present, and a user's file in the
+    checkout must not change what the tests see."""
+    previous = Path.cwd()
+    os.chdir(tmp_path_factory.mktemp("cwd"))
+    yield
+    os.chdir(previous)
+
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     """The submissions folder (the output goes to tmp_path/out, beside it)."""

@@ -112,16 +112,17 @@ def test_checks_vocabulary_and_config_override(tmp_path):
 def test_config_prints_toml_that_round_trips(tmp_path):
     result = invoke("config")
     assert result.exit_code == 0
-    data = tomllib.loads(result.output)
+    data = tomllib.loads(result.stdout)  # what `ccub config > file` keeps; stderr names the config read
+    assert "config: built-in defaults" in result.stderr
     assert data["limits"]["max_megapixels"] == 50.0
     assert "korea" in data["cultures"] and "FOOD" in data["categories"]
     assert len(data["captions"]["placeholders"]) >= 3  # long lines survive unwrapped
     saved = tmp_path / "saved.toml"
-    saved.write_text(result.output, "utf-8")
+    saved.write_text(result.stdout, "utf-8")
     again = invoke("config", "--config", saved)
     assert again.exit_code == 0
-    assert tomllib.loads(again.output) == data
-    assert str(saved) in again.output.splitlines()[0]
+    assert tomllib.loads(again.stdout) == data
+    assert str(saved) in again.stdout.splitlines()[0] and f"config: {saved}" in again.stderr
 
 
 def test_ccub_toml_in_working_directory_is_used(tmp_path, monkeypatch, clean_set):

@@ -44,8 +44,15 @@ def benchmark(
     from benchmark.run import BenchmarkError, Options, run_benchmark, smoke_settings
     from benchmark.runs import RunError
     from ccub.models import ModelUnavailable
+    from ccub.vocab import Vocabulary, unknown
 
     cfg = load_config(config)
+    vocab = Vocabulary(cfg)
+    if culture and vocab.culture(culture) is None:
+        fail(unknown("culture", culture, vocab.cultures, "declare a new one in ccub.toml (see `ccub config --write`)"))
+    for run in (model, *(compare or []), *(more or [])):
+        if not run.is_dir():
+            fail(f"{run}: no such run folder; give a `ccub finetune` output folder (runs/NAME)")
     model_stack()
     options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
                       seeds=seeds, clip=clip, cache=cache, device=device)

@@ -18,7 +18,7 @@ def checks(
     """List every check: id, severity, threshold, what it finds (like a linter's rules)."""
     from ccub.checks.registry import check_rows
 
-    cfg = load_config(config)
+    cfg = load_config(config, announce=not markdown)
     rows = check_rows(cfg)
     if markdown:
         print_markdown(rows)

@@ -7,7 +7,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -30,14 +30,37 @@ def fail(message: object, label: str = "error", cause: BaseException | None = No
     raise typer.Exit(EXIT_USAGE) from cause
 
 
-def load_config(config: Path | None):
+def load_config(config: Path | None, announce: bool = True):
+    """The ccub.toml a command runs with; `announce`: say on stderr which file that is, since
+    ./ccub.toml is read without being named."""
     from ccub.config import ConfigError
     from ccub.config import load_config as load
 
     try:
-        return load(config)
+        cfg = load(config)
+        if announce and main_process():
+            err.print(f"config: {escape(cfg.source)}", style="dim", highlight=False)
+        return cfg
     except ConfigError as exc:
         fail(exc, "config error", exc)
+
+
+def culture_dataset(cfg: Any, culture: str, data: Path) -> Path:
+    """DATA/clean/CULTURE/, checked before any model is loaded; a culture given by name or code
+    ("Korea", "KR") finds its slug's folder, and a mistyped one is answered with the closest."""
+    from ccub.vocab import Vocabulary, did_you_mean
+
+    clean = data / "clean"
+    slug = Vocabulary(cfg).culture(culture) or culture
+    for folder in (clean / culture, clean / slug):
+        if folder.is_dir():
+            return folder
+    found = sorted(p.name for p in clean.iterdir() if p.is_dir()) if clean.is_dir() else []
+    if found:
+        fail(f"--culture {culture}: no {clean / culture}{did_you_mean(culture, found)}; validated cultures in "
+             f"{clean}: {', '.join(found)}")
+    fail(f"--culture {culture}: no {clean / culture}; run `ccub validate SUBMISSIONS --out {data}` first, or give "
+         f"--data (the validate --out folder)")
 
 
 def main_process() -> bool:

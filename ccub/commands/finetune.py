@@ -8,7 +8,16 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ccub.commands.common import console, err, fail, load_config, main_process, model_stack, smoke_banner
+from ccub.commands.common import (
+    console,
+    culture_dataset,
+    err,
+    fail,
+    load_config,
+    main_process,
+    model_stack,
+    smoke_banner,
+)
 from ccub.commands.prepare import run_prepare
 
 
@@ -29,8 +38,8 @@ def finetune(
     config: Annotated[Path | None, typer.Option(help="SCoFT config TOML (every hyperparameter; a run's "
                                                      "config.toml works).", dir_okay=False)] = None,
     ccub_config: Annotated[Path | None, typer.Option(
-        "--ccub-config", help="ccub.toml for the cultures and the prepare settings (default: ./ccub.toml when "
-                              "present).", dir_okay=False)] = None,
+        "--ccub-config", help="ccub.toml for the cultures, the prepare settings and a [scoft] table under "
+                              "--config (default: ./ccub.toml when present).", dir_okay=False)] = None,
     output: Annotated[Path | None, typer.Option(help="Run folder (default runs/CULTURE-VARIANT).")] = None,
     resume: Annotated[str | None, typer.Option(help="'latest' or a checkpoint-N folder.")] = None,
     export: Annotated[str | None, typer.Option(help="Also write kohya (A1111/ComfyUI) LoRA weights: kohya.")]
@@ -47,28 +56,31 @@ def finetune(
     from finetune.prepare import Options, culture_of, prepare_if_missing
     from finetune.tiny import is_tiny, smoke_training
 
-    model_stack()
     overrides = {"base": base, "variant": variant, "backbone": backbone, "max_train_steps": steps,
                  "num_train_epochs": epochs, "export_kohya": True if export == "kohya" else None}
     if export not in (None, "kohya"):
         fail(f"--export {export}: the only export format is kohya")
+    ccub_cfg = load_config(ccub_config)
     try:
-        cfg = load_scoft_config(config, **overrides)
+        cfg = load_scoft_config(config, ccub_cfg, **overrides)
     except ConfigError as exc:
         fail(exc, "config error", exc)
     tiny = cfg.base if is_tiny(cfg.base) else None
     if tiny:
         cfg = smoke_training(cfg, given={k for k, v in overrides.items() if v is not None},
-                             from_file=config is not None)
+                             from_file=config is not None or bool(ccub_cfg.scoft))
         if main_process() and config is None:
             smoke_banner(f"--base {cfg.base} trains a tiny model with RANDOM WEIGHTS ({cfg.resolution} px, "
                          f"{cfg.max_train_steps} steps); its LoRA and samples mean nothing.")
     if dataset is None:
         if not culture:
             fail("give --culture (reads DATA/clean/CULTURE/) or --dataset FOLDER")
-        dataset = data / "clean" / culture
+        dataset = culture_dataset(ccub_cfg, culture, data)
+        culture = dataset.name
+    elif not dataset.is_dir():
+        fail(f"--dataset {dataset}: no such folder")
+    model_stack()
     output = output or Path("runs") / f"{culture or dataset.name}-{cfg.variant}"
-    ccub_cfg = load_config(ccub_config)
     culture = culture or culture_of(dataset, ccub_cfg)
     # Under `accelerate launch` the dataset must be prepared beforehand (the trainer checks).
     if prepare_missing and main_process():

@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from ccub.commands.common import ConfigOption, console, fail, load_config, model_stack, smoke_banner, staged_progress
+from ccub.commands.common import (
+    ConfigOption,
+    console,
+    culture_dataset,
+    fail,
+    load_config,
+    model_stack,
+    smoke_banner,
+    staged_progress,
+)
 
 STAGE_LABELS = {"captions": "generic captions", "negatives": "negatives (depth + ControlNet)"}
 
@@ -58,7 +67,10 @@ def prepare(
     if dataset is None:
         if not culture:
             fail("give a DATASET folder or --culture (which reads DATA/clean/CULTURE/)")
-        dataset = data / "clean" / culture
+        dataset = culture_dataset(cfg, culture, data)
+        culture = dataset.name
+    elif not dataset.is_dir():
+        fail(f"{dataset}: no such folder")
     model_stack()
     if tiny:
         smoke_banner(f"--base {tiny} uses tiny models with RANDOM WEIGHTS; the captions and negatives it "

@@ -52,8 +52,11 @@ def validate(
     from ccub.pipeline import Options, UsageError
     from ccub.pipeline import validate as run_validate
     from ccub.readers import RootError
+    from ccub.vocab import Vocabulary, check_flags
 
     cfg = load_config(config)
+    for problem in check_flags(Vocabulary(cfg), culture, category):
+        fail(problem)
     flags = {"culture": culture, "category": category, "license": license, "creator": creator,
              "contributor": contributor, "consent": consent, "language": language}
     options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
