@@ -16,9 +16,10 @@ from ccub.commands.fetch import fetch
 from ccub.commands.finetune import finetune
 from ccub.commands.prepare import prepare
 from ccub.commands.study import study_app
+from ccub.commands.submission import submission_app
 from ccub.commands.validate import validate
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="Curate community image-caption data for culturally faithful text-to-image models.")
 
 
@@ -41,6 +42,7 @@ for command, name in ((checks, "checks"), (show_config, "config"), (validate, "v
                       (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (fetch, "fetch")):
     app.command(name)(command)
 app.add_typer(study_app, name="study")
+app.add_typer(submission_app, name="submission")
 
 if __name__ == "__main__":
     app()

@@ -89,3 +89,35 @@ def test_every_command_names_the_config_it_read(tmp_path, monkeypatch):
     (tmp_path / "ccub.toml").write_text("[limits]\nmax_file_mb = 10.0\n")
     result = invoke("checks")
     assert result.exit_code == 0 and "config: ccub.toml" in result.stderr.replace(str(tmp_path) + "/", "")
+
+
+def test_submission_init_writes_a_template_that_validate_applies(tmp_path):
+    import tomllib
+
+    from helpers import make_image
+
+    from ccub.readers import DEFAULTABLE
+
+    folder = tmp_path / "subs" / "korea"
+    result = invoke("submission", "init", folder, "--culture", "South Korea", "--license", "CC-BY-4.0",
+                    "--creator", "Kim Min-ji", "--consent", "n/a")
+    assert result.exit_code == 0, result.output
+    data = tomllib.loads((folder / "submission.toml").read_text("utf-8"))
+    assert data == {"culture": "korea", "license": "CC-BY-4.0", "creator": "Kim Min-ji", "consent": "n/a",
+                    "caption_source": "community"}
+    assert set(data) <= set(DEFAULTABLE)
+    make_image(folder / "FOOD_1.jpg", seed=1)
+    (folder / "FOOD_1.jpg.txt").write_text("a bowl of kimchi stew on a wooden table", encoding="utf-8")
+    validated = invoke("validate", tmp_path / "subs", "--out", tmp_path / "out", "--workers", "1")
+    assert validated.exit_code == 0, validated.output
+    assert (tmp_path / "out" / "clean" / "korea" / "train" / "images" / "FOOD_1.jpg").is_file()
+
+
+def test_submission_init_refuses_an_existing_file_and_an_unknown_culture(tmp_path):
+    (tmp_path / "submission.toml").write_text("culture = 'korea'\n")
+    result = invoke("submission", "init", tmp_path)
+    assert result.exit_code == 2 and "never overwritten" in result.output
+    assert (tmp_path / "submission.toml").read_text() == "culture = 'korea'\n"
+    result = invoke("submission", "init", tmp_path / "new", "--culture", "koria")
+    assert result.exit_code == 2 and "did you mean korea?" in result.output
+    assert not (tmp_path / "new").exists()

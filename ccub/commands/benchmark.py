@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ccub.commands.common import (
@@ -23,9 +24,10 @@ from ccub.commands.common import (
 def benchmark(
     model: Annotated[Path, typer.Option("--model", help="A `ccub finetune` run folder (runs/NAME).")],
     compare: Annotated[list[Path] | None, typer.Option(
-        help="More runs in the same table: --compare runs/y runs/z (or repeat the option).")] = None,
+        metavar="RUN", help="More runs in the same table: --compare runs/y runs/z (or repeat the option).")] = None,
     more: Annotated[list[Path] | None, typer.Argument(
-        help="Further runs to compare (what follows --compare runs/y).", show_default=False)] = None,
+        metavar="RUN", help="Further runs to compare (what follows --compare runs/y).",
+        show_default=False)] = None,
     culture: Annotated[str | None, typer.Option(help="Culture to benchmark (default: the run's).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="A prompt suite (TOML or CSV) instead of the built-in one.",
                                                  dir_okay=False)] = None,
@@ -74,14 +76,19 @@ def print_benchmark_summary(outcome: Any) -> None:
 
     if outcome.smoke_run:
         console.print(f"[bold yellow]{SMOKE}[/]", highlight=False)
-    # Means per model and sample sizes are in summary.md; the console keeps what fits 80 columns.
-    table = Table(title="fine-tuned minus base, paired by (prompt, seed)")
-    for column in ("metric", "model", "difference [95% CI]", "win", "p adj."):
-        table.add_column(column, no_wrap=True)
+    # Means per model and sample sizes are in summary.md. Within 80 columns names wrap, never
+    # cut, and the numbers keep two significant digits (full precision in the CSV files).
+    table = Table(title="fine-tuned minus base, paired by (prompt, seed)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("metric", "model"):
+        table.add_column(column, overflow="fold", ratio=1)
+    for column in ("diff.", "95% CI", "win", "p adj."):
+        table.add_column(column, no_wrap=True, justify="right")
+    previous = None
     for c in outcome.comparisons:
         sign = "↑" if c.higher_is_better else "↓"
-        table.add_row(f"{c.metric} {sign}", c.model, f"{c.difference:+.2g} [{c.ci_low:+.2g}, {c.ci_high:+.2g}]",
-                      f"{c.win_rate:.2f}", f"{c.p_adjusted:.2g}")
+        table.add_row(f"{c.metric} {sign}" if c.metric != previous else "", c.model, f"{c.difference:+.2g}",
+                      f"[{c.ci_low:+.2g}, {c.ci_high:+.2g}]", f"{c.win_rate:.2f}", f"{c.p_adjusted:.2g}")
+        previous = c.metric
     console.print(table)
     for metric, per_model in outcome.sets.items():
         values = ", ".join(f"{m} {v:.4f}" for m, v in per_model.items())

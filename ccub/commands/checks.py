@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from ccub.commands.common import SEVERITY_STYLE, ConfigOption, console, load_config
+from ccub.commands.common import SEVERITY_STYLE, ConfigOption, column, console, load_config, table
 
 
 def checks(
@@ -23,15 +23,17 @@ def checks(
     if markdown:
         print_markdown(rows)
         return
-    table = Table(title="ccub checks", show_lines=False)
-    for column in ("id", "severity", "threshold", "description"):
-        # Ids are never folded, so `ccub checks | grep <id>` finds them on a narrow terminal.
-        table.add_column(column, overflow="fold", no_wrap=column == "id",
-                         min_width=max(len(r.id) for r in rows) if column == "id" else None)
+    shown = table("ccub checks")
+    # Ids are never folded, so `ccub checks | grep <id>` finds them on a narrow terminal; the
+    # thresholds go under the description, which keeps the rest of the width.
+    column(shown, "id", no_wrap=True, min_width=max(len(r.id) for r in rows))
+    column(shown, "severity", no_wrap=True)
+    column(shown, "description and threshold")
     for row in rows:
-        table.add_row(row.id, f"[{SEVERITY_STYLE.get(row.severity, 'dim')}]{row.severity}[/]", row.thresholds,
-                      row.summary)
-    console.print(table)
+        threshold = "" if row.thresholds in ("", "-") else f"\n[dim]threshold: {escape(row.thresholds)}[/]"
+        shown.add_row(row.id, f"[{SEVERITY_STYLE.get(row.severity, 'dim')}]{row.severity}[/]",
+                      escape(row.summary) + threshold)
+    console.print(shown)
     if vocabulary:
         print_vocabulary(cfg)
 
@@ -45,14 +47,14 @@ def print_markdown(rows) -> None:
 
 
 def print_vocabulary(cfg) -> None:
-    cultures = Table(title="cultures")
-    for column in ("slug", "name", "adjective", "ISO 3166", "languages"):
-        cultures.add_column(column)
+    cultures = table("cultures")
+    for name in ("slug", "name", "adjective", "ISO 3166", "languages"):
+        column(cultures, name)
     for slug, c in cfg.cultures.items():
         cultures.add_row(slug, c.name, c.adjective, f"{c.iso3}/{c.iso2}", ", ".join(c.languages))
-    categories = Table(title="categories")
-    for column in ("code", "name", "aliases", "shows people"):
-        categories.add_column(column)
+    categories = table("categories")
+    for name in ("code", "name", "aliases", "shows people"):
+        column(categories, name)
     for code, c in cfg.categories.items():
         categories.add_row(code, c.name, ", ".join(c.aliases), "yes" if c.people else "")
     console.print(cultures, categories)

@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # messages name paths: never fold them
@@ -61,6 +63,16 @@ def culture_dataset(cfg: Any, culture: str, data: Path) -> Path:
              f"{clean}: {', '.join(found)}")
     fail(f"--culture {culture}: no {clean / culture}; run `ccub validate SUBMISSIONS --out {data}` first, or give "
          f"--data (the validate --out folder)")
+
+
+def table(title: str | None = None) -> Table:
+    """A console table that fits 80 columns without losing a character: light rules, and every
+    column added with `fold` so long names wrap instead of being cut with an ellipsis."""
+    return Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+
+
+def column(t: Table, header: str, **options: Any) -> None:
+    t.add_column(header, **({"overflow": "fold"} | options))
 
 
 def main_process() -> bool:

@@ -7,9 +7,19 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from ccub.commands.common import EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, ConfigOption, console, err, fail, load_config
+from ccub.commands.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigOption,
+    column,
+    console,
+    err,
+    fail,
+    load_config,
+    table,
+)
 
 
 def fetch(
@@ -63,16 +73,16 @@ def fetch(
             err.print(f"[yellow]interrupted:[/] finished downloads are kept in {out}; rerun the same command "
                       "to resume", highlight=False)
             raise typer.Exit(130) from None
-    table = Table(title="fetch outcomes")
-    for column in ("outcome", "cause", "rows"):
-        table.add_column(column)
+    outcomes = table("fetch outcomes")
+    for name in ("outcome", "cause", "rows"):
+        column(outcomes, name)
     causes: dict[tuple[str, str], int] = {}
     for o in result.outcomes:
         causes[(o.outcome, o.cause)] = causes.get((o.outcome, o.cause), 0) + 1
     for (outcome, cause), n in sorted(causes.items()):
         style = {"ok": "green", "skipped": "cyan", "failed": "red"}[outcome]
-        table.add_row(f"[{style}]{outcome}[/]", cause or "-", str(n))
-    console.print(table)
+        outcomes.add_row(f"[{style}]{outcome}[/]", cause or "-", str(n))
+    console.print(outcomes)
     for cause, outcomes in result.failures.items():
         console.print(f"[red]{cause}[/] ({len(outcomes)}):", highlight=False)
         for o in outcomes[:5]:

@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ccub.commands.common import (
     ConfigOption,
+    column,
     console,
     culture_dataset,
     fail,
@@ -18,6 +18,7 @@ from ccub.commands.common import (
     model_stack,
     smoke_banner,
     staged_progress,
+    table,
 )
 
 STAGE_LABELS = {"captions": "generic captions", "negatives": "negatives (depth + ControlNet)"}
@@ -104,18 +105,20 @@ def run_prepare(work: Callable[[Any], Any]) -> Any:
 
 
 def print_prepare_summary(result: Any) -> None:
-    table = Table(title=f"ccub prepare: {result.root}")
-    table.add_column("what")
-    table.add_column("count", justify="right")
+    # The folder on a line of its own: a path in a title would be split mid-word.
+    console.print(f"ccub prepare: {result.root}", highlight=False, markup=False, soft_wrap=True)
+    counts = table()
+    column(counts, "what")
+    column(counts, "count", justify="right")
     for what, count in sorted(result.counts.items()):
-        table.add_row(what, str(count))
-    console.print(table)
+        counts.add_row(what, str(count))
+    console.print(counts)
     for role, model in result.models.items():
         console.print(f"{role}: {model}", highlight=False, markup=False)
     if result.failures:
-        failed = Table(title=f"{len(result.failures)} image(s) failed; rerun to retry them")
-        for column in ("image", "stage", "error"):
-            failed.add_column(column, overflow="fold")
+        failed = table(f"{len(result.failures)} image(s) failed; rerun to retry them")
+        for name in ("image", "stage", "error"):
+            column(failed, name)
         for f in result.failures:
             failed.add_row(f.image, f.stage, f.message)
         console.print(failed)

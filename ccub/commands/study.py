@@ -8,9 +8,19 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
-from ccub.commands.common import EXIT_FINDINGS, EXIT_OK, ConfigOption, console, err, fail, load_config, staged_progress
+from ccub.commands.common import (
+    EXIT_FINDINGS,
+    EXIT_OK,
+    ConfigOption,
+    column,
+    console,
+    err,
+    fail,
+    load_config,
+    staged_progress,
+    table,
+)
 
 study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
                         help="Run a human ranking study of benchmark images and compare people with the proxies.")
@@ -18,8 +28,8 @@ study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
 
 @study_app.command()
 def make(
-    runs: Annotated[list[Path], typer.Argument(help="Run folders (runs/NAME) benchmarked with `ccub benchmark`.",
-                                               show_default=False)],
+    runs: Annotated[list[Path], typer.Argument(
+        metavar="RUN", help="Run folders (runs/NAME) benchmarked with `ccub benchmark`.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", help="Folder for the study bundle.")] = Path("study"),
     culture: Annotated[str | None, typer.Option(help="Culture of the study (default: the benchmark's).")] = None,
     items: Annotated[int | None, typer.Option(help="(prompt, seed) items, drawn at random; 0: all "
@@ -166,12 +176,12 @@ def _print_analysis(result) -> None:
 
 
 def _table(title: str, header: list[str], rows: list[list[str]]) -> None:
-    table = Table(title=title)
-    for column in header:
-        table.add_column(escape(column))
+    shown = table(title)
+    for name in header:
+        column(shown, escape(name))
     for row in rows:
-        table.add_row(*map(escape, row))
-    console.print(table)
+        shown.add_row(*map(escape, row))
+    console.print(shown)
 
 
 @study_app.command()
@@ -180,6 +190,7 @@ def simulate(
     out: Annotated[Path, typer.Option("--out", help="Folder for the simulated response files.")],
     participants: Annotated[int, typer.Option(help="Simulated participants.", min=1)] = 20,
     strength: Annotated[list[str] | None, typer.Option(
+        metavar="MODEL=VALUE",
         help="Planted log-strength of a model, MODEL=VALUE (repeat; default 0 for every model).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the simulated rankings.")] = 0,
 ) -> None:

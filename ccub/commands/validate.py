@@ -7,10 +7,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from ccub.commands.card import print_card_summary
-from ccub.commands.common import EXIT_USAGE, SEVERITY_STYLE, ConfigOption, console, err, fail, load_config, progress_bar
+from ccub.commands.common import (
+    EXIT_USAGE,
+    SEVERITY_STYLE,
+    ConfigOption,
+    column,
+    console,
+    err,
+    fail,
+    load_config,
+    progress_bar,
+    table,
+)
 
 
 def validate(
@@ -25,7 +35,8 @@ def validate(
     consent: Annotated[str | None, typer.Option(help="Default consent (yes / no / n/a).")] = None,
     language: Annotated[str | None, typer.Option(help="Default caption language (ISO 639-1).")] = None,
     include_review: Annotated[bool, typer.Option(help="Export records held for review too.")] = False,
-    workers: Annotated[int, typer.Option(help="Processes decoding images (default: all cores).", min=1)]
+    workers: Annotated[int, typer.Option(help="Processes decoding images (default: all cores).", min=1,
+                                         show_default=False)]
     = os.cpu_count() or 1,
     clip: Annotated[str | None, typer.Option(
         help="CLIP model for semantic duplicates: MODEL:PRETRAINED (open_clip, from the local "
@@ -87,15 +98,15 @@ def validate(
 
 def print_summary(report: dict[str, Any], out: Path) -> None:
     summary = report["summary"]
-    table = Table(title="ccub validate")
-    for column, style in (("culture", ""), ("accepted", "green"), ("review", "yellow"), ("rejected", "red")):
-        table.add_column(column, style=style, justify="left" if not style else "right")
+    statuses = table("ccub validate")
+    for name, style in (("culture", ""), ("accepted", "green"), ("review", "yellow"), ("rejected", "red")):
+        column(statuses, name, style=style, justify="left" if not style else "right")
     for culture, counts in summary["status"].items():
-        table.add_row(culture, *(str(counts.get(k, 0)) for k in ("accepted", "review", "rejected")))
-    console.print(table)
-    issues = Table(title="most frequent findings")
-    for column in ("check", "severity", "count"):
-        issues.add_column(column)
+        statuses.add_row(culture, *(str(counts.get(k, 0)) for k in ("accepted", "review", "rejected")))
+    console.print(statuses)
+    issues = table("most frequent findings")
+    for name in ("check", "severity", "count"):
+        column(issues, name, no_wrap=name == "check")
     severity = {i["check"]: i["severity"] for i in report["issues"]}
     # Problems first: info notes (counts, coverage) are in the report.
     problems = [(c, n) for c, n in summary["checks"].items() if severity[c] != "info"]
