@@ -70,7 +70,9 @@ def test_architecture_names_only_modules_and_functions_that_exist():
 # ---------------------------------------------------------------- links and commands in the docs
 
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-FENCE = re.compile(r"^(?P<fence>```+|~~~+)[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$", re.M | re.S)
+# A fenced code block, also one indented inside a list item.
+FENCE = re.compile(r"^[ ]*(?P<fence>```+|~~~+)[ \t]*(?P<lang>[\w+-]*)[^\n]*\n(?P<body>.*?)^[ ]*(?P=fence)[ \t]*$",
+                   re.M | re.S)
 SHELL_LANGUAGES = {"bash", "sh", "shell", "console", "zsh"}
 LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 REFERENCE_LINK = re.compile(r"^[ ]{0,3}\[[^\]]+\]:\s*<?(?P<target>\S+?)>?(?:\s|$)", re.M)
@@ -141,7 +143,7 @@ def shell_commands(text: str) -> list[tuple[int, str]]:
         first = text.count("\n", 0, block.start("body")) + 1
         pending, start = [], None
         for offset, raw in enumerate(block.group("body").splitlines()):
-            line = _strip_comment(raw).rstrip()
+            line = _strip_comment(raw).strip()
             if start is None:
                 start = first + offset
                 line = line.removeprefix("$ ")
@@ -262,6 +264,11 @@ ccub study
 ccub config > ccub.toml
 ```
 
+1. In a list:
+   ```shell
+   $ ccub card --init --force
+   ```
+
 ```text
 ccub validate --not-checked-in-text-blocks
 ```
@@ -270,13 +277,14 @@ ccub validate --not-checked-in-text-blocks
 
 def test_the_command_checker_reports_unknown_commands_and_flags():
     problems, checked = command_problems("fake.md", FAKE_DOC)
-    assert checked == 7
+    assert checked == 8
     assert [p.split(" (in: ")[0] for p in problems] == [
         "fake.md:4: `ccub validate` has no option --bogus-flag",
         "fake.md:6: `ccub` has no command 'stduy'",
         "fake.md:8: `ccub benchmark` has no option --clip-model",
         "fake.md:9: `ccub study analyze` has no option --participant",
         "fake.md:10: `ccub study` needs a command (make, analyze, simulate)",
+        "fake.md:16: `ccub card` has no option --force",
     ]
 
 
