@@ -267,7 +267,7 @@ def test_readme_sequence_validate_finetune_benchmark_study(tmp_path, monkeypatch
 
 
 def _readme_study(run_dir: Path) -> None:
-    """The README's study commands on the benchmark just made: make, complete the survey in Chromium
+    """The study commands of docs/study.md on the benchmark just made: make, complete the survey in Chromium
     (when there is one; CI requires it), analyse the answers with simulated ones beside them."""
     import browser
 

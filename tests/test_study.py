@@ -2,7 +2,7 @@
 
 The benchmark outputs here are written by hand (images of known colours, metrics of known
 values), so the tests run in seconds and know the truth; the real benchmark -> study path is
-in tests/test_finetune.py (the README sequence).
+in tests/test_finetune.py (the README and docs/study.md sequence).
 """
 
 from __future__ import annotations
