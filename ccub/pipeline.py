@@ -353,7 +353,7 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
     records = read.records
     if not records and not read.findings:
         raise UsageError(f"{options.root}: no submissions found (no images and no metadata, "
-                         "manifest or caption files); see the README's input formats")
+                         "manifest or caption files); see docs/validate.md, \"Input formats\"")
     if options.test_fraction is not None:
         # Splits are made after the duplicate groups are known; until then all are train.
         for record in records:

@@ -1,6 +1,6 @@
 """Every hyperparameter of a SCoFT run, in one dataclass loadable from TOML (`--config scoft.toml`).
 
-Defaults are the reference run's (see the README's SCoFT section): SD 1.4, LoRA rank 64 on the
+Defaults are the reference run's (see docs/method.md): SD 1.4, LoRA rank 64 on the
 UNet attention projections, AdamW 1e-4 with a cosine schedule, batch 1 x 4 accumulation, 512 px,
 seed 1024, loss weights 0.7 / 0.3 / 0.05 / 0.01 with the perceptual terms every 10th micro-batch.
 The resolved config is written into every run as `config.toml`, and reading it back gives the

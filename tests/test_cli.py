@@ -326,3 +326,52 @@ def test_validate_writes_cards_and_card_regenerates_them(clean_set, tmp_path, mo
 def test_card_needs_a_validate_output(tmp_path):
     result = invoke("card", tmp_path / "nothing")
     assert result.exit_code == 2 and "report.json not found" in flat(result.output)
+
+
+def test_help_fits_80_columns_without_internal_types_or_cut_flags():
+    for args in (["--help"], ["validate", "--help"], ["benchmark", "--help"], ["finetune", "--help"],
+                 ["prepare", "--help"], ["config", "--help"]):
+        result = CliRunner().invoke(app, args, env={"COLUMNS": "80"}, terminal_width=80)
+        assert result.exit_code == 0, args
+        text = result.output
+        assert max(len(line) for line in text.splitlines()) <= 80, args
+        assert "…" not in text and "list[" not in text, args
+        assert "[default: 2]" not in text, args
+    assert "--no-include-review" in CliRunner().invoke(app, ["validate", "--help"], env={"COLUMNS": "80"}).output
+    assert "--install-completion" in CliRunner().invoke(app, ["--help"]).output
+    assert "list[Path]" not in CliRunner().invoke(app, ["benchmark", "--help"], env={"COLUMNS": "80"}).output
+
+
+def test_console_tables_fold_long_names_instead_of_cutting_them():
+    from rich.console import Console
+
+    import ccub.commands.benchmark as command
+    from benchmark.run import Outcome
+    from benchmark.stats import Comparison
+
+    comparisons = [Comparison(metric=metric, model=model, baseline="base", n_prompts=4, n_pairs=8, base_mean=0.3,
+                              model_mean=0.3, difference=-0.00044, ci_low=-0.0123, ci_high=0.0157, confidence=0.95,
+                              win_rate=0.5, p_value=0.5, p_adjusted=0.04321, higher_is_better=True)
+                   for metric in ("nearest_training_similarity", "cultural_relevance")
+                   for model in ("india-MPC", "india-lora-rank64-long-schedule")]
+    outcome = Outcome(output=Path("runs/india-MPC/benchmark"), comparisons=comparisons, sets={}, notes=[],
+                      smoke_run=False, files=[], generated=0, counts={"prompts": 4})
+    console = Console(width=80, record=True, force_terminal=False)
+    original = command.console
+    command.console = console
+    try:
+        command.print_benchmark_summary(outcome)
+    finally:
+        command.console = original
+    text = console.export_text()
+    assert "…" not in text and max(len(line) for line in text.splitlines()) <= 80
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("metric"))
+    start = lines[header].index("model")
+    rows = lines[header + 2:]
+    rows = rows[:next(i for i, line in enumerate(rows) if not line.strip())]  # the table, before the notes
+    metrics = "".join(line[:start].strip() for line in rows)
+    models = "".join(line[start:].split()[0] for line in rows if line[start:].strip())
+    assert "nearest_training_similarity ↑cultural_relevance ↑" in metrics.replace("↑", " ↑").replace("  ", " ")
+    assert "india-MPCindia-lora-rank64-long-schedule" in models
+    assert "-0.00044" in text and "[-0.012, +0.016]" in text

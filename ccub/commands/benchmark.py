@@ -26,7 +26,7 @@ def benchmark(
     compare: Annotated[list[Path] | None, typer.Option(
         metavar="RUN", help="More runs in the same table: --compare runs/y runs/z (or repeat the option).")] = None,
     more: Annotated[list[Path] | None, typer.Argument(
-        metavar="RUN", help="Further runs to compare (what follows --compare runs/y).",
+        metavar="RUN", help="Further runs to compare (what follows --compare runs/y).", hidden=True,
         show_default=False)] = None,
     culture: Annotated[str | None, typer.Option(help="Culture to benchmark (default: the run's).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="A prompt suite (TOML or CSV) instead of the built-in one.",

@@ -2,7 +2,7 @@
 
 Files are rewritten at the container level: only the segments or chunks a decoder needs
 to produce the pixels are copied, byte for byte, and everything else is dropped, so pixel
-data is never decoded or re-encoded. What is kept (README, "Outputs"):
+data is never decoded or re-encoded. What is kept (docs/validate.md, "Outputs"):
 
 * JPEG: SOI, SOFn, DHT, DAC, DQT, DRI, DNL, SOS with its entropy-coded data, RSTn, EOI;
   APP0 JFIF cut to its 14-byte header with a 0x0 thumbnail and APP14 Adobe cut to its
