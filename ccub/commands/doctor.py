@@ -109,8 +109,6 @@ def doctor(
     missing = [row.need for row in rows if not row.need.ok]
     for need in missing:
         problems.append(need.problem)
-    if stack_missing:
-        missing = [_stack_need(stack_missing), *missing]
     if not problems:
         console.print("[green]ready:[/] everything the configured commands need is here")
         raise typer.Exit(EXIT_OK)
@@ -192,13 +190,6 @@ def _scoft_config(path: Path | None, base: str | None) -> Any:
         return load_scoft_config(path, base=base)
     except ConfigError as exc:
         fail(exc, "config error", exc)
-
-
-def _stack_need(stack_missing: list[str]) -> Any:
-    from ccub.models import Need
-
-    return Need("model stack", ", ".join(stack_missing), f"the model stack is not installed: {MODELS_INSTALL}",
-                command=MODELS_INSTALL)
 
 
 def _model_rows(cfg: Any, scoft: Any, base: str | None) -> list[Row]:

@@ -423,7 +423,8 @@ def check_clip(spec: str, cache_dir: Path, role: str = "CLIP model", *, network:
             import open_clip  # noqa: F401
         except ImportError as exc:
             return Need(role, spec, f"{role} {spec} cannot be checked: open_clip is not installed "
-                                    f"({exc.name} is missing); pip install -e '.[models]'")
+                                    f"({exc.name} is missing); pip install -e '.[models]'",
+                        command=_get_it_command(model, tag), copy="~/.cache/huggingface")
         _check_architecture(model, tag)
         if Path(tag).expanduser().is_file():
             return Need(role, spec, note="local checkpoint")
