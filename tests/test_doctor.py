@@ -158,3 +158,21 @@ def test_finetune_names_base_and_backbone_in_one_error(empty_caches):
     assert "./no-base: no such folder" in result.output and "no-dreamsim" in result.output
     assert "vgg16-397923af.pth" in result.output  # the perceptual term's weights, not in the empty TORCH_HOME
     assert not Path("run").exists()
+
+
+def test_torch_free_vgg16_path_is_torchvisions(monkeypatch, tmp_path):
+    pytest.importorskip("torchvision")
+    from finetune import backbones, needs
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    assert needs.vgg16_checkpoint() == backbones.vgg16_checkpoint()
+    monkeypatch.delitem(sys.modules, "torch")  # as without torch: from the environment alone
+    assert needs.vgg16_checkpoint() == tmp_path / "torch" / "hub" / "checkpoints" / needs.VGG16_FILE
+
+
+def test_browser_paths_match_the_browser_tests():
+    from browser import CHROMEDRIVER, CHROMIUM
+
+    from ccub.commands.doctor import BROWSER
+
+    assert BROWSER == (CHROMIUM, CHROMEDRIVER)
