@@ -92,6 +92,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     prompts = suite_for(culture, opts.prompts, cfg)
     if not prompts:
         raise BenchmarkError(f"no prompts for culture {culture!r} in {opts.prompts}")
+    _preflight(models, runs, opts.clip or b.clip)
     seeds = list(range(opts.seeds or b.seeds))
     settings = Settings(scheduler=b.scheduler, steps=b.steps, guidance=b.guidance,
                         resolution=b.resolution or runs[0].resolution, lora_scale=b.lora_scale, dtype=b.dtype,
@@ -154,6 +155,26 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     counts = {"models": len(models), "prompts": len(prompts), "seeds": len(seeds), "images": len(inputs.images),
               "reference images": len(inputs.reference), "training images": len(inputs.training)}
     return Outcome(output, comparisons, scores.sets, scores.notes, smoke, files, generated, counts)
+
+
+def _preflight(models: list[Model], runs: list, clip: str) -> None:
+    """Check the base model, every run's LoRA and the CLIP scorer before hours of generating:
+    one `ModelUnavailable` names all that are missing."""
+    from ccub.models import ModelRef, Need, check_clip, check_pretrained, model_cache, require_all
+
+    base = models[0]
+    source = Path(base.base_source)
+    if source.is_dir():
+        need = check_pretrained(ModelRef(base.base, str(source), base.random_weights, local=True), "base model",
+                                "model_index.json")
+    elif base.base_source == base.base:  # a hub id
+        need = check_pretrained(ModelRef(base.base, base.base), "base model", "model_index.json")
+    else:
+        need = Need("base model", base.base, f"base model {base.base}: {source}, the folder {runs[0].name} was "
+                                             f"trained from, no longer exists; restore it there")
+    loras = [Need("LoRA", str(r.lora), f"LoRA {r.lora} of run {r.name} does not exist") for r in runs
+             if not Path(r.lora).is_file()]
+    require_all([need, *loras, check_clip(clip, model_cache(), "benchmark CLIP")])
 
 
 def _check_settings(b) -> None:

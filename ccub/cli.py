@@ -12,6 +12,7 @@ from ccub.commands.card import card
 from ccub.commands.checks import checks
 from ccub.commands.common import console
 from ccub.commands.config import show_config
+from ccub.commands.doctor import doctor
 from ccub.commands.fetch import fetch
 from ccub.commands.finetune import finetune
 from ccub.commands.prepare import prepare
@@ -39,7 +40,8 @@ def main(
 
 # In the order `ccub --help` lists them: the data's way from submissions to results.
 for command, name in ((checks, "checks"), (show_config, "config"), (validate, "validate"), (card, "card"),
-                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (fetch, "fetch")):
+                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (fetch, "fetch"),
+                      (doctor, "doctor")):
     app.command(name)(command)
 app.add_typer(study_app, name="study")
 app.add_typer(submission_app, name="submission")

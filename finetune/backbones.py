@@ -81,21 +81,22 @@ from torch import Tensor, nn
 
 from ccub.models import ModelUnavailable, model_cache
 from finetune.config import BACKBONES
+from finetune.needs import (  # the default weights and how to get them, read without torch too
+    DEFAULT_WEIGHTS,
+    DREAMSIM_FILES,
+    DREAMSIM_MISSING,
+    dreamsim_hint,
+    dreamsim_missing_files,
+    vgg16_hint,
+    vgg16_missing,
+)
 
-__all__ = ["BACKBONES", "DEFAULT_CONTRASTIVE", "DEFAULT_PERCEPTUAL", "DEFAULT_WEIGHTS", "Backbone", "Blip2Backbone",
-           "ClipBackbone", "DinoV2Backbone", "DreamSimBackbone", "LpipsBackbone", "VggBackbone", "build_backbone",
-           "clip_views", "vgg16_checkpoint"]
+__all__ = ["BACKBONES", "DEFAULT_CONTRASTIVE", "DEFAULT_PERCEPTUAL", "DEFAULT_WEIGHTS", "DREAMSIM_FILES", "Backbone",
+           "Blip2Backbone", "ClipBackbone", "DinoV2Backbone", "DreamSimBackbone", "LpipsBackbone", "VggBackbone",
+           "build_backbone", "clip_views", "vgg16_checkpoint"]
 
 DEFAULT_PERCEPTUAL = "vgg"  # L_P in the reference code
 DEFAULT_CONTRASTIVE = "dreamsim"  # L_C in the reference's released configuration
-DEFAULT_WEIGHTS = {
-    "vgg": "torchvision VGG16 IMAGENET1K_V1 from the torch hub cache",
-    "lpips": "torchvision VGG16 IMAGENET1K_V1 from the torch hub cache",
-    "clip": "ViT-B-32:openai",
-    "dinov2": "facebook/dinov2-large",
-    "dreamsim": "$CCUB_CACHE/dreamsim",
-    "blip2": "Salesforce/blip2-itm-vit-g",
-}
 REFERENCE_SIZE = 224
 TINY_SIZE = 32
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -119,12 +120,6 @@ VGG16_CONVS = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
 DINOV2_HUB_OFFSET = 0.1
 # LAVIS's ln_vision is a torch LayerNorm with the default epsilon.
 BLIP2_LN_VISION_EPS = 1e-5
-# What the dreamsim package keeps in its cache folder for the ensemble; the DINO ViT comes
-# through torch.hub, whose repository copy lands in the same folder.
-DREAMSIM_FILES = ("dino_vitb16_pretrain.pth", "clip_vitb16_pretrain.pth.tar", "open_clip_vitb16_pretrain.pth.tar",
-                  "ensemble_lora/adapter_config.json", "facebookresearch_dino_main/hubconf.py")
-OTHER_CHOICES = "or choose another distance: --backbone lpips (or vgg, clip, dinov2, blip2)"
-DREAMSIM_MISSING = f"the dreamsim backbone needs the dreamsim package: `pip install dreamsim`; {OTHER_CHOICES}"
 RANDOM_NOTE = "RANDOM WEIGHTS: a test backbone, its distances mean nothing"
 
 
@@ -231,18 +226,19 @@ def vgg16_checkpoint() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
+
 def _read_vgg16(path: Path) -> dict[str, Tensor]:
     """The torchvision VGG16 state dict in `path`, checked before anything is built."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelUnavailable(f"cannot read the VGG16 checkpoint {path} ({type(exc).__name__}: {exc}); "
-                               f"{_vgg16_hint(path)}") from exc
+                               f"{vgg16_hint(path)}") from exc
     wanted = [f"features.{i}.{kind}" for i in VGG16_CONVS for kind in ("weight", "bias")]
     missing = [key for key in wanted if not isinstance(state, dict) or key not in state]
     if missing:
         raise ModelUnavailable(f"{path} is not a torchvision VGG16 checkpoint (no {', '.join(missing[:3])}); "
-                               f"{_vgg16_hint(path)}")
+                               f"{vgg16_hint(path)}")
     return state
 
 
@@ -256,22 +252,14 @@ def _load_vgg16_trunk(trunk: nn.Module, state: dict[str, Tensor], path: Path) ->
     try:
         trunk.load_state_dict(mapped, strict=True)
     except RuntimeError as exc:  # shapes differ: another VGG
-        raise ModelUnavailable(f"{path} does not hold VGG16 weights ({exc}); {_vgg16_hint(path)}") from exc
-
-
-def _vgg16_hint(path: Path) -> str:
-    return (f"on a machine with network access run "
-            f"`python -c \"import torchvision; torchvision.models.vgg16(weights='IMAGENET1K_V1')\"` and copy "
-            f"its torch hub cache (~/.cache/torch/hub/checkpoints/{path.name}) to {vgg16_checkpoint().parent} "
-            f"here (or set TORCH_HOME to a copy), or pass the file as the backbone weights")
+        raise ModelUnavailable(f"{path} does not hold VGG16 weights ({exc}); {vgg16_hint(path)}") from exc
 
 
 def _vgg16_state(weights: str | None, backbone: str) -> tuple[dict[str, Tensor], Path]:
     path = Path(weights).expanduser() if weights else vgg16_checkpoint()
     if not path.is_file():
         # Checked here, before anything is built: torchvision would try to download it and hang offline.
-        raise ModelUnavailable(f"the {backbone} backbone needs torchvision's ImageNet VGG16 weights, "
-                               f"{path} does not exist; {_vgg16_hint(path)}")
+        raise ModelUnavailable(vgg16_missing(path, backbone))
     return _read_vgg16(path), path
 
 
@@ -652,12 +640,6 @@ def _tiny_dreamsim(device: torch.device) -> nn.Module:
         return PerceptualModel(**config, device=str(device), load_dir="", normalize_embeds=True)
 
 
-def _dreamsim_hint(cache: Path) -> str:
-    return (f"on a machine with network access run `python -c \"from dreamsim import dreamsim; "
-            f"dreamsim(pretrained=True, device='cpu', cache_dir='{cache}')\"` and copy that folder to {cache} "
-            f"here (or pass its copy as the backbone weights); {OTHER_CHOICES}")
-
-
 def _build_dreamsim(weights: str | None, tiny: bool, device: torch.device, dtype: torch.dtype,
                     **_: Any) -> Backbone:
     if dtype != torch.float32:
@@ -670,8 +652,8 @@ def _build_dreamsim(weights: str | None, tiny: bool, device: torch.device, dtype
         return DreamSimBackbone(_tiny_dreamsim(device), source="tiny dreamsim ensemble", input_size=TINY_SIZE,
                                 random_weights=True)
     cache = Path(weights).expanduser() if weights else model_cache() / "dreamsim"
-    hint = _dreamsim_hint(cache)
-    missing = [name for name in DREAMSIM_FILES if not (cache / name).is_file()]
+    hint = dreamsim_hint(cache)
+    missing = dreamsim_missing_files(cache)
     if missing:
         raise ModelUnavailable(f"the dreamsim backbone's weights are not in {cache} (missing {', '.join(missing)}); "
                                f"{hint}")

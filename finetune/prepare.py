@@ -261,6 +261,15 @@ def prepare_if_missing(opts: Options, cfg: Config, progress: ProgressFn | None =
     return prepare(opts, cfg, progress)
 
 
+def needs_preparing(root: Path) -> bool:
+    """Would `prepare_if_missing` run `prepare` on the dataset at `root`? False when it cannot be read
+    (the run reports that itself)."""
+    try:
+        return any(missing_for_scoft(read_dataset(root)).values())
+    except DatasetError:
+        return False
+
+
 def culture_of(root: Path, cfg: Config) -> str | None:
     """`dataset_culture` of the dataset at `root`; None when it cannot be read."""
     try:
@@ -333,8 +342,8 @@ def _prepare(opts: Options, cfg: Config, progress: ProgressFn | None) -> Result:
     result = Result(dataset.root, culture, settings)
     commit = Committer(dataset, manifest, settings, result.models)
     report = progress or (lambda stage, done, total: None)
+    _preflight(settings, opts.stages, opts.tiny)
     models = choose_models(settings, opts.tiny)
-    _preflight(models, opts.stages, settings)
     from finetune.runtime import pick_device, pick_dtype
 
     device = pick_device(opts.device)
@@ -351,16 +360,14 @@ def _prepare(opts: Options, cfg: Config, progress: ProgressFn | None) -> Result:
     return result
 
 
-def _preflight(models: Models, stages: tuple[str, ...], settings: Prepare) -> None:
-    """Check every model a stage will need before the first stage starts (hours may separate them)."""
-    from ccub.models import ensure_available
+def _preflight(settings: Prepare, stages: tuple[str, ...], tiny: str | None) -> None:
+    """Check every model a stage will need before the first stage starts (hours may separate them);
+    one error names all that are missing."""
+    from ccub.models import require_all
+    from finetune.needs import prepare_needs
 
-    if "captions" in stages and settings.captions == "caption":
-        ensure_available(models.captioner, "captioning model")
-    if "negatives" in stages and settings.negatives_per_image:
-        ensure_available(models.depth, "depth model")
-        ensure_available(models.controlnet, "ControlNet")
-        ensure_available(models.base, "base model", "model_index.json")
+    if not tiny:  # tiny models are built on first use
+        require_all(prepare_needs(settings, stages))
 
 
 def _free_memory() -> None:

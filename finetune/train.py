@@ -98,6 +98,7 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     from finetune.dataset import read_dataset, scoft_examples
     from finetune.step import Frozen, scoft_losses
 
+    preflight(cfg)
     output = Path(opts.output)
     output.mkdir(parents=True, exist_ok=True)
     from finetune.runtime import multi_cpu
@@ -239,6 +240,15 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
             versions=library_versions(), smoke_run=bool(smoke), config=config))
     accelerator.end_training()
     return TrainResult(output, steps, output / LORA_FILE, smoke, start, skipped_total, files)
+
+
+def preflight(cfg: ScoftConfig) -> None:
+    """Check the base model and every backbone the variant's losses use, before anything loads:
+    one `ModelUnavailable` names all that are missing."""
+    from ccub.models import require_all
+    from finetune.needs import training_needs
+
+    require_all(training_needs(cfg))
 
 
 def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device) -> dict[str, str]:

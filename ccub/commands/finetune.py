@@ -82,12 +82,29 @@ def finetune(
     model_stack()
     output = output or Path("runs") / f"{culture or dataset.name}-{cfg.variant}"
     culture = culture or culture_of(dataset, ccub_cfg)
+    _preflight(cfg, ccub_cfg, dataset, prepare_missing and main_process() and not tiny)
     # Under `accelerate launch` the dataset must be prepared beforehand (the trainer checks).
     if prepare_missing and main_process():
         options = Options(root=dataset, culture=culture, tiny=tiny)
         run_prepare(lambda progress: prepare_if_missing(options, ccub_cfg, progress,
                                                         lambda message: err.print(message, highlight=False)))
     run_training(cfg, dataset, output, culture, resume, ccub_cfg)
+
+
+def _preflight(cfg: Any, ccub_cfg: Any, dataset: Path, may_prepare: bool) -> None:
+    """Every model training needs, and those of `ccub prepare` when it will run first, checked at
+    once: one error names all that are missing before hours of preparing."""
+    from ccub.models import ModelUnavailable, require_all
+    from finetune.needs import prepare_needs, training_needs
+    from finetune.prepare import STAGES, needs_preparing
+
+    needs = training_needs(cfg)
+    if may_prepare and needs_preparing(dataset):
+        needs += prepare_needs(ccub_cfg.prepare, STAGES)
+    try:
+        require_all(needs)
+    except ModelUnavailable as exc:
+        fail(exc, cause=exc)
 
 
 def run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, resume: str | None,

@@ -45,6 +45,7 @@ from ccub.models.common import (
     load_presets,
     random_marker,
 )
+from ccub.models.needs import Need
 
 CONFIG_NAME = "open_clip_config.json"
 # What open_clip's `local-dir:` loading takes from a folder; with none of them it would build the
@@ -87,9 +88,14 @@ class ClipSpec:
 
 def _get_it_hint(model: str, tag: str) -> str:
     return (f"download it on a machine with network access "
-            f"(python -c 'import open_clip; open_clip.create_model_and_transforms(\"{model}\", "
-            f"pretrained=\"{tag}\")') and copy ~/.cache/huggingface (and ~/.cache/clip), "
+            f"({_get_it_command(model, tag)}) and copy ~/.cache/huggingface (and ~/.cache/clip), "
             f"or pass a local checkpoint path")
+
+
+def _get_it_command(model: str, tag: str | None = None) -> str:
+    """The one shell command that puts open_clip model `model` (with pretrained `tag`) in the caches."""
+    pretrained = "" if tag is None else f", pretrained=\"{tag}\""
+    return f"python -c 'import open_clip; open_clip.create_model_and_transforms(\"{model}\"{pretrained})'"
 
 
 def _unavailable(model: str, tag: str, why: str) -> ModelUnavailable:
@@ -297,14 +303,15 @@ def _check_architecture(model: str, tag: str) -> None:
                                f"see open_clip.list_models()")
 
 
-def _cached_hf_file(repo_id: str, filenames: list[str]) -> str | None:
-    """The first of `filenames` already in the local Hugging Face cache; never touches the network."""
+def _cached_hf_file(repo_id: str, filenames: list[str], cache_dir: str | Path | None = None) -> str | None:
+    """The first of `filenames` already in the local Hugging Face cache (`cache_dir`, default the
+    library's); never touches the network."""
     try:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         return None
     for filename in filenames:
-        found = try_to_load_from_cache(repo_id, filename)
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=None if cache_dir is None else str(cache_dir))
         if isinstance(found, str) and os.path.isfile(found):
             return found
     return None
@@ -322,7 +329,8 @@ def _hf_candidates(filename: str) -> list[str]:
     return [*candidates, filename]
 
 
-def _resolve_tag(model: str, tag: str, download: bool, must_exist: bool = True) -> tuple[str | None, dict]:
+def _resolve_tag(model: str, tag: str, download: bool, must_exist: bool = True,
+                 cache_dir: str | Path | None = None) -> tuple[str | None, dict]:
     """Local checkpoint path and pretrained config for open_clip tag `tag` of `model`.
 
     Looks in the local caches first, without network. When absent: with `download` (and not
@@ -344,7 +352,7 @@ def _resolve_tag(model: str, tag: str, download: bool, must_exist: bool = True) 
     found = None
     if hf_hub:
         repo_id, filename = os.path.split(hf_hub)
-        found = _cached_hf_file(repo_id, _hf_candidates(filename or oc_pretrained.HF_WEIGHTS_NAME))
+        found = _cached_hf_file(repo_id, _hf_candidates(filename or oc_pretrained.HF_WEIGHTS_NAME), cache_dir)
     if found is None and url:
         legacy = Path("~/.cache/clip").expanduser() / os.path.basename(url)
         found = str(legacy) if legacy.is_file() else None
@@ -366,15 +374,19 @@ def _resolve_tag(model: str, tag: str, download: bool, must_exist: bool = True) 
     return None, cfg
 
 
+def _hf_repo_hint(repo_id: str) -> str:
+    return (f"download it on a machine with network access (python -c 'import open_clip; "
+            f"open_clip.create_model_and_transforms(\"hf-hub:{repo_id}\")') and copy ~/.cache/huggingface, "
+            f"or pass a local checkpoint path")
+
+
 def _resolve_hf_repo(repo_id: str) -> tuple[dict[str, Any], str]:
     """(open_clip_config.json contents, weights path) of hub repo `repo_id`, from the cache or downloaded."""
     from open_clip.pretrained import HF_WEIGHTS_NAME, download_pretrained_from_hf
 
     config_path = _cached_hf_file(repo_id, [CONFIG_NAME])
     weights = _cached_hf_file(repo_id, _hf_candidates(HF_WEIGHTS_NAME))
-    hint = (f"download it on a machine with network access (python -c 'import open_clip; "
-            f"open_clip.create_model_and_transforms(\"hf-hub:{repo_id}\")') and copy ~/.cache/huggingface, "
-            f"or pass a local checkpoint path")
+    hint = _hf_repo_hint(repo_id)
     if config_path is None or weights is None:
         if hub_offline() or not _reachable(_hub_endpoint()):
             why = "HF_HUB_OFFLINE is set" if hub_offline() else f"there is no network (cannot reach {_hub_endpoint()})"
@@ -386,6 +398,65 @@ def _resolve_hf_repo(repo_id: str) -> tuple[dict[str, Any], str]:
             raise ModelUnavailable(f"open_clip model hf-hub:{repo_id} is not in the local cache and could not "
                                    f"be downloaded ({type(exc).__name__}: {exc}); {hint}") from exc
     return _read_local_config(Path(config_path)), weights
+
+
+def check_clip(spec: str, cache_dir: Path, role: str = "CLIP model", *, network: bool = True,
+               hf_cache: str | Path | None = None) -> Need:
+    """Whether CLIP spec `spec` can be loaded, as a `Need`, without building or loading anything.
+
+    Tiny presets count as present (built on first use). Hub weights must be in the Hugging Face
+    cache (`hf_cache`, default the library's) unless `network` is allowed and their host answers.
+    """
+    spec = spec.strip()
+    if spec in TINY_CLIP_PRESETS:
+        return Need(role, spec, note=f"random weights (tiny), built on first use in {cache_dir}")
+    try:
+        if spec.startswith("hf-hub:"):
+            return _check_hf_repo(spec, role, network, hf_cache)
+        if spec.startswith("local-dir:") or Path(spec).expanduser().exists():
+            _local_spec(Path(spec.removeprefix("local-dir:")))
+            return Need(role, spec, note="local checkpoint")
+        if ":" not in spec:
+            parse_clip(spec, cache_dir)  # raises the spec's own error
+        model, tag = (part.strip() for part in spec.split(":", 1))
+        try:
+            import open_clip  # noqa: F401
+        except ImportError as exc:
+            return Need(role, spec, f"{role} {spec} cannot be checked: open_clip is not installed "
+                                    f"({exc.name} is missing); pip install -e '.[models]'",
+                        command=_get_it_command(model, tag), copy="~/.cache/huggingface")
+        _check_architecture(model, tag)
+        if Path(tag).expanduser().is_file():
+            return Need(role, spec, note="local checkpoint")
+        found, cfg = _resolve_tag(model, tag, download=False, must_exist=False, cache_dir=hf_cache)
+    except (ModelUnavailable, ValueError) as exc:
+        return Need(role, spec, str(exc))
+    if found is not None:
+        return Need(role, spec, note="cache")
+    from open_clip import pretrained as oc_pretrained
+
+    source = _hub_endpoint() if cfg.get("hf_hub") and oc_pretrained.has_hf_hub() else cfg.get("url", "")
+    if network and not hub_offline() and _reachable(source):
+        return Need(role, spec, note="downloadable now")
+    why = "is not in the local cache and HF_HUB_OFFLINE is set" if hub_offline() else \
+        f"is not in the local cache and there is no network (cannot reach {source})" if network else \
+        "is not in the local cache"
+    legacy = cfg.get("url") and not cfg.get("hf_hub")  # open_clip keeps url downloads in ~/.cache/clip
+    return Need(role, spec, f"{role}: {_unavailable(model, tag, why)}", command=_get_it_command(model, tag),
+                copy="~/.cache/huggingface" + (" and ~/.cache/clip" if legacy else ""))
+
+
+def _check_hf_repo(spec: str, role: str, network: bool, hf_cache: str | Path | None) -> Need:
+    repo_id = spec[len("hf-hub:"):].strip("/")
+    if not repo_id:
+        raise ValueError("empty repository after 'hf-hub:'")
+    weights = ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    if _cached_hf_file(repo_id, [CONFIG_NAME], hf_cache) and _cached_hf_file(repo_id, weights, hf_cache):
+        return Need(role, spec, note="cache")
+    if network and not hub_offline() and _reachable(_hub_endpoint()):
+        return Need(role, spec, note="downloadable now")
+    return Need(role, spec, f"{role} {spec} is not in the local Hugging Face cache; {_hf_repo_hint(repo_id)}",
+                command=f"hf download {repo_id}", copy="~/.cache/huggingface")
 
 
 def _preprocess_kwargs(cfg: dict[str, Any]) -> dict[str, Any]:

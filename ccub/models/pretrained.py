@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ccub.models.common import ModelUnavailable, hub_reachable, random_marker
+from ccub.models.common import ModelUnavailable, hf_cache_dir, hub_reachable, random_marker
+from ccub.models.needs import Need
 
 T = TypeVar("T")
 
@@ -75,21 +76,55 @@ def load_pretrained(ref: ModelRef, role: str, loader: Callable[..., T], **kwargs
                                f"({type(exc).__name__}: {_first_line(exc)}); {_hint(ref)}") from exc
 
 
+def check_pretrained(model: ModelRef | str, role: str, index_file: str = "config.json", *,
+                     network: bool = True, cache_dir: str | Path | None = None) -> Need:
+    """Whether `model` (a `ModelRef`, or a name to `resolve`) can be loaded, as a `Need`.
+
+    A local folder needs `index_file`; a hub model needs `index_file` in the Hugging Face cache
+    (`cache_dir`, default the library's) unless `network` is allowed and the hub can be reached now.
+    Never downloads anything.
+    """
+    if isinstance(model, str):
+        try:
+            model = resolve(model, role)
+        except (ModelUnavailable, ValueError) as exc:
+            return Need(role, model, str(exc))
+    ref = model
+    if ref.local:
+        if not (Path(ref.source) / index_file).is_file():
+            return Need(role, ref.name, f"{role} {ref.name}: {ref.source} has no {index_file}; pass a folder "
+                                        f"written by save_pretrained")
+        return Need(role, ref.name, note="random weights (tiny)" if ref.random_weights else "folder")
+    if network and hub_reachable():
+        return Need(role, ref.name, note="hub reachable")
+    if hub_cached(ref.source, index_file, cache_dir):
+        return Need(role, ref.name, note="cache")
+    return Need(role, ref.name, f"{role} {ref.name} is not in the local Hugging Face cache and the hub cannot be "
+                                f"reached; {_hint(ref)}", command=f"hf download {ref.name}",
+                copy="~/.cache/huggingface")
+
+
+def hub_cached(repo_id: str, filename: str, cache_dir: str | Path | None = None) -> bool:
+    """Is `filename` of hub model `repo_id` in the Hugging Face cache? Never touches the network;
+    works without huggingface_hub installed (by the cache's layout)."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        folder = Path(cache_dir or hf_cache_dir()) / f"models--{repo_id.replace('/', '--')}" / "snapshots"
+        return any((snapshot / filename).is_file() for snapshot in folder.glob("*"))
+    try:
+        found = try_to_load_from_cache(repo_id, filename, cache_dir=None if cache_dir is None else str(cache_dir))
+    except ValueError:  # not a valid repo id
+        return False
+    return isinstance(found, str) and Path(found).is_file()
+
+
 def ensure_available(ref: ModelRef, role: str, index_file: str = "config.json") -> None:
     """Fail before any work starts when `ref` cannot be loaded: a local folder without
     `index_file`, or a hub model that is not cached while the hub cannot be reached."""
-    if ref.local:
-        if not (Path(ref.source) / index_file).is_file():
-            raise ModelUnavailable(f"{role} {ref.name}: {ref.source} has no {index_file}; pass a folder written "
-                                   f"by save_pretrained")
-        return
-    if hub_reachable():
-        return
-    from huggingface_hub import try_to_load_from_cache
-
-    if not isinstance(try_to_load_from_cache(ref.source, index_file), str):
-        raise ModelUnavailable(f"{role} {ref.name} is not in the local Hugging Face cache and the hub cannot be "
-                               f"reached; {_hint(ref)}")
+    need = check_pretrained(ref, role, index_file)
+    if not need.ok:
+        raise ModelUnavailable(need.problem)
 
 
 def _first_line(exc: BaseException) -> str:
