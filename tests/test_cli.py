@@ -132,8 +132,8 @@ def test_ccub_toml_in_working_directory_is_used(tmp_path, monkeypatch, clean_set
     monkeypatch.chdir(work)
     shown = invoke("config")
     assert shown.exit_code == 0
-    assert tomllib.loads(shown.output)["limits"]["max_caption_chars"] == 20
-    assert "ccub.toml" in shown.output.splitlines()[0]
+    assert tomllib.loads(shown.stdout)["limits"]["max_caption_chars"] == 20
+    assert "ccub.toml" in shown.stdout.splitlines()[0] and f"config: {work / 'ccub.toml'}" in shown.stderr
     # validate reads it too: both captions are now too long.
     result = validate(clean_set, tmp_path / "out")
     assert result.exit_code == 1
