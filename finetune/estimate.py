@@ -263,7 +263,7 @@ def duration(seconds: float) -> str:
 
 
 def gb(n: float) -> str:
-    return f"{n / GB:.1f} GB"
+    return f"{n / GB:.1f} GB" if n >= 0.1 * GB else f"{n / 1e6:.1f} MB"
 
 
 # --------------------------------------------------------------------------- the table of docs/gpu.md
