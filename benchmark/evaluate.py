@@ -69,7 +69,9 @@ class Scores:
 
 def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
              embed_texts: Callable[[list[str]], np.ndarray], lpips: Callable | None, *, logit_scale: float,
-             copy_threshold: float, kid_subset_size: int) -> Scores:
+             copy_threshold: float, kid_subset_size: int,
+             lpips_progress: Callable[[int], None] | None = None) -> Scores:
+    """Every metric; `lpips_progress(images done)` as the LPIPS metrics advance, prompt by prompt."""
     scores = Scores()
     keys = [(m, p.id, s) for m in inputs.models for p in inputs.prompts for s in inputs.seeds]
     image_emb = embed_images([inputs.images[k] for k in keys])
@@ -90,7 +92,7 @@ def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
             scores.add(model, prompt.id, None, "vendi", M.vendi_score(emb))
     _set_metrics(scores, inputs, image_emb, row_of, embed_images, training_emb, copy_threshold, kid_subset_size)
     if lpips is not None:
-        _lpips_metrics(scores, inputs, lpips)
+        _lpips_metrics(scores, inputs, lpips, lpips_progress)
     else:
         scores.notes.append("LPIPS diversity and memorisation: not computed (lpips disabled or its VGG16 weights "
                             "are not available)")
@@ -144,8 +146,10 @@ def _set_metrics(scores: Scores, inputs: Inputs, image_emb: np.ndarray, row_of: 
                 M.nearest_training(emb, training_emb)[0], copy_threshold)
 
 
-def _lpips_metrics(scores: Scores, inputs: Inputs, lpips: Callable) -> None:
+def _lpips_metrics(scores: Scores, inputs: Inputs, lpips: Callable,
+                   progress: Callable[[int], None] | None = None) -> None:
     """`lpips(paths_a, paths_b)` -> (len(a), len(b)) distance matrix."""
+    done = 0
     for model in inputs.models:
         for prompt in inputs.prompts:
             paths = [inputs.images[(model, prompt.id, s)] for s in inputs.seeds]
@@ -155,3 +159,6 @@ def _lpips_metrics(scores: Scores, inputs: Inputs, lpips: Callable) -> None:
                 nearest = M.nearest_by_distance(lpips(paths, inputs.training))[0]
                 for seed, value in zip(inputs.seeds, nearest, strict=True):
                     scores.add(model, prompt.id, seed, "nearest_training_lpips", value)
+            done += len(paths)
+            if progress:
+                progress(done)

@@ -116,27 +116,45 @@ def load_pipeline(model: Model, settings: Settings, device: str):
 
 
 def generate(model: Model, pairs: list[tuple[str, int]], cache: ImageCache, device: str,
-             progress: Callable[[int], None] | None = None) -> int:
-    """Draw the (prompt, seed) pairs not cached yet; returns how many were drawn."""
+             progress: Callable[[float], None] | None = None, watch: Any = None) -> int:
+    """Draw the (prompt, seed) pairs not cached yet; returns how many were drawn. `progress(images
+    done)` counts the cached ones first, then advances with every denoising step (in fractions of
+    the batch's images); `watch` (`ccub.progress`) sees the pipeline load as a phase."""
     import torch
 
+    from ccub.progress import phase
+
     todo = cache.missing(model, pairs)
+    cached = len(pairs) - len(todo)
+    if progress:
+        progress(cached)
     if not todo:
         return 0
     settings = cache.settings
-    pipe = load_pipeline(model, settings, device)
+    lora = f" + LoRA {model.lora}" if model.lora is not None else ""
+    random = " (RANDOM WEIGHTS)" if model.random_weights else ""
+    with phase(watch, f"loading {model.name}: {model.base_source}{lora}{random}"):
+        pipe = load_pipeline(model, settings, device)
     factor = pipe.vae_scale_factor
     side = settings.resolution // factor
     shape = (1, pipe.unet.config.in_channels, side, side)
     for start in range(0, len(todo), settings.batch_size):
         batch = todo[start:start + settings.batch_size]
         latents = torch.cat([initial_latents(seed, shape) for _, seed in batch]).to(device, pipe.unet.dtype)
+
+        before, n = cached + start, len(batch)
+
+        def on_step(_pipe, i, _t, kwargs, before=before, n=n):
+            if progress:  # the batch's images are (i + 1) / steps done
+                progress(before + n * (i + 1) / (settings.steps + 1))
+            return kwargs
+
         images = pipe([p for p, _ in batch], latents=latents, num_inference_steps=settings.steps,
                       guidance_scale=settings.guidance, height=settings.resolution,
-                      width=settings.resolution).images
+                      width=settings.resolution, callback_on_step_end=on_step).images
         for (prompt, seed), image in zip(batch, images, strict=True):
             cache.store(model, prompt, seed, image)
         if progress:
-            progress(len(batch))
+            progress(cached + start + len(batch))
     del pipe
     return len(todo)

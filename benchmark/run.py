@@ -74,14 +74,44 @@ def smoke_settings(opts: Options, cfg: Config) -> bool:
     return True
 
 
-def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None) -> Outcome:
-    from accelerate import PartialState
+@dataclass
+class Plan:
+    """What a benchmark will do, resolved from the options and configs (no model loaded)."""
 
-    from benchmark.prompts import framing_texts, identification_classes, identification_texts, suite_for
-    from finetune.runtime import multi_cpu, pick_device
+    runs: list
+    models: list[Model]
+    culture: str
+    prompts: list
+    seeds: list[int]
+    settings: Settings
+    cache: ImageCache
+    clip: str
 
-    report = progress or (lambda stage, done, total: None)
-    started = time.monotonic()
+    def rows(self, device: str, config: Path | None) -> dict[str, object]:
+        def weights(random: bool) -> str:
+            return " (RANDOM WEIGHTS)" if random else ""
+
+        s = self.settings
+        return {
+            "models": ", ".join(f"{m.name}{weights(m.random_weights)}" for m in self.models),
+            "base": f"{self.models[0].base}{weights(self.models[0].random_weights)}",
+            "culture": self.culture,
+            "images": f"{len(self.prompts)} prompts x {len(self.seeds)} seeds x {len(self.models)} models = "
+                      f"{len(self.prompts) * len(self.seeds) * len(self.models)}",
+            "sampling": f"{s.scheduler}, {s.steps} steps, guidance {s.guidance:g}, {s.resolution} px, batch "
+                        f"{s.batch_size}, LoRA scale {s.lora_scale:g}",
+            "precision": s.dtype,
+            "device": device,
+            "scorer": f"CLIP {self.clip}" + weights(self.clip == "tiny"),
+            "cache": str(self.cache.root),
+            "output": str(Path(self.runs[0].folder) / "benchmark"),
+            "config": str(config or ("./ccub.toml" if Path("ccub.toml").is_file() else "none (built-in defaults)")),
+        }
+
+
+def plan_benchmark(opts: Options, cfg: Config) -> Plan:
+    from benchmark.prompts import suite_for
+
     b = cfg.benchmark
     _check_settings(b)
     runs = [load_run(opts.run), *(load_run(r) for r in opts.compare)]
@@ -98,22 +128,37 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                         resolution=b.resolution or runs[0].resolution, lora_scale=b.lora_scale, dtype=b.dtype,
                         batch_size=b.batch_size)
     cache = ImageCache(opts.cache or Path(runs[0].folder).resolve().parent / ".ccub-benchmark-cache", settings)
+    return Plan(runs, models, culture, prompts, seeds, settings, cache, opts.clip or b.clip)
+
+
+def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None, plan: Plan | None = None) -> Outcome:
+    from accelerate import PartialState
+
+    from benchmark.prompts import framing_texts, identification_classes, identification_texts
+    from ccub.progress import phase
+    from ccub.progress import report as tell
+    from finetune.runtime import multi_cpu, pick_device
+
+    report = progress or (lambda stage, done, total, **fields: None)
+    started = time.monotonic()
+    b = cfg.benchmark
+    plan = plan or plan_benchmark(opts, cfg)
+    runs, models, culture, prompts, seeds = plan.runs, plan.models, plan.culture, plan.prompts, plan.seeds
+    settings, cache = plan.settings, plan.cache
     state = PartialState(cpu=multi_cpu())
     device = opts.device or (str(state.device) if state.num_processes > 1 else pick_device())
 
-    # Generation: each process draws its share into the shared cache.
+    # Generation: each process draws its share into the shared cache, every image counted.
     pairs = [(p.text, s) for p in prompts for s in seeds]
     generated = 0
     for model in models:
         with state.split_between_processes(pairs) as share:
-            done = 0
+            stage, total = f"generating: {model.name}", len(share)
 
-            def tick(n: int, model=model) -> None:
-                nonlocal done
-                done += n
-                report(f"generating: {model.name}", done, len(share))
+            def tick(done: float, stage=stage, total=total) -> None:
+                tell(report, stage, done, total)
 
-            generated += generate(model, list(share), cache, device, tick)
+            generated += generate(model, list(share), cache, device, tick, watch=progress)
     state.wait_for_everyone()
     if not state.is_main_process:
         return Outcome(Path(), [], {}, [], False, [], generated, {})
@@ -123,8 +168,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     from ccub.models import model_cache, parse_clip
     from ccub.semantic import embed_images, embed_texts
 
-    report("scoring", 0, 1)
-    spec = parse_clip(opts.clip or b.clip, model_cache())
+    spec = parse_clip(plan.clip, model_cache())
     classes = identification_classes(culture, cfg)
     inputs = Inputs(
         models=[m.name for m in models], prompts=prompts, seeds=seeds,
@@ -133,10 +177,36 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
         framings={p.id: framing_texts(p.generic) for p in prompts},
         reference=_dataset_images(runs[0].dataset, "test"), training=_dataset_images(runs[0].dataset, "train"))
     max_pixels = int(cfg.limits.max_megapixels * 1e6)
-    lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device, max_pixels)
-    scores = evaluate(inputs, lambda paths: embed_images(paths, spec, device=device),
-                      lambda texts: embed_texts(texts, spec, device=device), lpips[0],
-                      logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size)
+    with phase(progress, f"loading the CLIP scorer {spec.describe()}"):
+        from ccub.semantic import _model
+
+        _model(spec, device)
+    with phase(progress, "loading LPIPS") if b.lpips else phase(None, ""):
+        lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device, max_pixels)
+    # Scoring counts images: the generated ones, then the training and held-out community images.
+    total = len(inputs.images) + len(inputs.training) + len(inputs.reference)
+    scored = 0
+    tell(report, "scoring", 0, total)
+
+    def embed(paths: list[Path]):
+        nonlocal scored
+        base = scored
+
+        def each(done: int, _total: int) -> None:
+            tell(report, "scoring", min(base + done, total), total)
+
+        vectors = embed_images(paths, spec, device=device, progress=each)
+        scored = base + len(paths)
+        return vectors
+
+    lpips_total = len(inputs.images) if lpips[0] is not None else 0
+
+    def lpips_tick(done: int) -> None:
+        tell(report, "LPIPS", done, lpips_total)
+
+    scores = evaluate(inputs, embed, lambda texts: embed_texts(texts, spec, device=device), lpips[0],
+                      logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size,
+                      lpips_progress=lpips_tick if lpips_total else None)
     scores.notes += lpips[1]
     comparisons = _compare(scores, models, b)
     smoke = spec.random_weights or any(m.random_weights for m in models)
@@ -150,8 +220,8 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                "seconds": time.monotonic() - started, "config": b, "classes": classes,
                "max_pixels": max_pixels}
     output = Path(runs[0].folder) / "benchmark"
-    files = write_outputs(output, scores, comparisons, context)
-    report("scoring", 1, 1)
+    with phase(progress, f"writing {output}"):
+        files = write_outputs(output, scores, comparisons, context)
     counts = {"models": len(models), "prompts": len(prompts), "seeds": len(seeds), "images": len(inputs.images),
               "reference images": len(inputs.reference), "training images": len(inputs.training)}
     return Outcome(output, comparisons, scores.sets, scores.notes, smoke, files, generated, counts)

@@ -31,18 +31,27 @@ def base_ref(base: str) -> ModelRef:
     return resolve(base, "base model")
 
 
-def load_components(ref: ModelRef) -> Components:
-    """Tokenizer, text encoder, VAE, UNet and a DDPM training scheduler of an SD 1.x/2.x model."""
+def load_components(ref: ModelRef, progress: Any = None) -> Components:
+    """Tokenizer, text encoder, VAE, UNet and a DDPM training scheduler of an SD 1.x/2.x model,
+    each load a phase of `progress` (`ccub.progress`)."""
     from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
+    from ccub.progress import phase
+
     ensure_available(ref, "base model", "model_index.json")
     role = "base model"
+    where = ref.source + (" (RANDOM WEIGHTS)" if ref.random_weights else "")
+
+    def load(what: str, cls: Any, subfolder: str) -> Any:
+        with phase(progress, f"loading {what} from {where}"):
+            return load_pretrained(ref, role, cls.from_pretrained, subfolder=subfolder)
+
     return Components(
         base=ref,
-        tokenizer=load_pretrained(ref, role, CLIPTokenizer.from_pretrained, subfolder="tokenizer"),
-        text_encoder=load_pretrained(ref, role, CLIPTextModel.from_pretrained, subfolder="text_encoder"),
-        vae=load_pretrained(ref, role, AutoencoderKL.from_pretrained, subfolder="vae"),
-        unet=load_pretrained(ref, role, UNet2DConditionModel.from_pretrained, subfolder="unet"),
-        scheduler=load_pretrained(ref, role, DDPMScheduler.from_pretrained, subfolder="scheduler"),
+        tokenizer=load("tokenizer", CLIPTokenizer, "tokenizer"),
+        text_encoder=load("text encoder", CLIPTextModel, "text_encoder"),
+        vae=load("VAE", AutoencoderKL, "vae"),
+        unet=load("UNet", UNet2DConditionModel, "unet"),
+        scheduler=load("noise scheduler", DDPMScheduler, "scheduler"),
     )

@@ -99,8 +99,9 @@ class TrainingData:
     # ----------------------------------------------------------------- caches
 
     @torch.no_grad()
-    def cache_text(self, tokenizer, text_encoder, device, dtype) -> None:
-        """Embed every distinct caption, generic caption and the empty prompt once."""
+    def cache_text(self, tokenizer, text_encoder, device, dtype, progress=None) -> None:
+        """Embed every distinct caption, generic caption and the empty prompt once;
+        `progress(done, total)` after each chunk of prompts."""
         prompts = sorted({"", *(e.text for e in self.examples), *(e.generic for e in self.examples)})
         for start in range(0, len(prompts), 32):
             chunk = prompts[start:start + 32]
@@ -108,11 +109,16 @@ class TrainingData:
                             return_tensors="pt").input_ids.to(device)
             hidden = text_encoder(ids)[0].to(dtype)
             self.embeddings.update(zip(chunk, hidden, strict=True))
+            if progress:
+                progress(start + len(chunk), len(prompts))
 
     @torch.no_grad()
-    def cache_latents(self, vae, device, dtype) -> None:
-        """The VAE's latent mean and std of every image, in both flips when flips are used."""
-        for flip in (False, True) if self.random_flip else (False,):
+    def cache_latents(self, vae, device, dtype, progress=None) -> None:
+        """The VAE's latent mean and std of every image, in both flips when flips are used;
+        `progress(done, total)` after each chunk (counting images once per flip)."""
+        flips = (False, True) if self.random_flip else (False,)
+        done = 0
+        for flip in flips:
             means, stds = [], []
             for start in range(0, len(self), 8):
                 pixels = to_unit(self.pixels[start:start + 8])
@@ -121,6 +127,9 @@ class TrainingData:
                 dist = vae.encode(pixels.to(device, vae.dtype)).latent_dist
                 means.append(dist.mean.to(dtype))
                 stds.append(dist.std.to(dtype))
+                done += len(pixels)
+                if progress:
+                    progress(done, len(self) * len(flips))
             self.latent_stats[flip] = (torch.cat(means), torch.cat(stds))
 
     # ----------------------------------------------------------------- sampling

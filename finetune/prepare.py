@@ -414,10 +414,12 @@ class CaptionStage:
             commit()
             report("captions", len(todo), len(todo))
             return
+        from ccub.progress import phase
         from finetune.captions import Captioner
 
-        captioner = Captioner(self.model, device, dtype, self.settings.caption_prompt,
-                              self.settings.caption_max_tokens)
+        with phase(report, f"loading the captioner {self.model.describe()}"):
+            captioner = Captioner(self.model, device, dtype, self.settings.caption_prompt,
+                                  self.settings.caption_max_tokens)
         self.result.models["captioner"] = self.model.describe()
         done = 0
         for batch in batches(todo, self.settings.caption_batch_size):
@@ -500,12 +502,15 @@ class NegativeStage:
         todo = self.todo(force)
         if not todo:
             return
+        from ccub.progress import phase
         from finetune.negatives import ControlNetGenerator, DepthEstimator
 
         report("negatives", 0, len(todo))
-        depth = DepthEstimator(self.models.depth, device, dtype)
-        generator = ControlNetGenerator(self.models.base, self.models.controlnet, self.settings.scheduler,
-                                        device, dtype)
+        with phase(report, f"loading the depth model {self.models.depth.describe()}"):
+            depth = DepthEstimator(self.models.depth, device, dtype)
+        with phase(report, f"loading ControlNet {self.models.controlnet.describe()} on {self.models.base.describe()}"):
+            generator = ControlNetGenerator(self.models.base, self.models.controlnet, self.settings.scheduler,
+                                            device, dtype)
         self.result.models.update({"depth model": self.models.depth.describe(),
                                    "ControlNet": self.models.controlnet.describe(),
                                    "base model": self.models.base.describe()})

@@ -86,13 +86,16 @@ def validation_prompts(cfg: ScoftConfig, culture_name: str | None) -> list[str]:
     return [p.format(name=culture_name or "this culture") for p in STUDY_PROMPTS]
 
 
-def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None) -> TrainResult:
+def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None, watch=None) -> TrainResult:
+    """Train; `progress(step, total, record)` after each optimizer step. `watch` (`ccub.progress`)
+    sees every stage: the loading phases, caching (prompts, images) and the steps with their losses."""
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
     from diffusers.training_utils import cast_training_params
     from peft import LoraConfig
     from peft.utils import set_peft_model_state_dict
 
+    from ccub.progress import phase, report
     from finetune.components import base_ref, load_components
     from finetune.data import TrainingData, seeded
     from finetune.dataset import read_dataset, scoft_examples
@@ -117,18 +120,21 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     started = time.monotonic()
 
     # 1. Models: everything frozen, then LoRA (seeded, so every process and rerun starts alike).
-    parts = load_components(base_ref(cfg.base))
+    with phase(watch, f"preparing the base model {cfg.base}"):
+        ref = base_ref(cfg.base)
+    parts = load_components(ref, watch)
     unet, vae, text_encoder = parts.unet, parts.vae, parts.text_encoder
     for module in (unet, vae, text_encoder):
         module.requires_grad_(False)
         module.eval()
     # fp16 VAE decoding overflows into NaNs: keep the VAE in fp32 then (bf16 is safe).
-    vae.to(device, torch.float32 if weight_dtype == torch.float16 else weight_dtype)
-    text_encoder.to(device, weight_dtype)
-    unet.to(device, weight_dtype)
-    torch.manual_seed(cfg.seed)
-    unet.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=cfg.lora_scale_alpha(), init_lora_weights="gaussian",
-                                target_modules=list(cfg.lora_targets)))
+    with phase(watch, f"moving the models to {device} ({weight_dtype}) and adding LoRA rank {cfg.rank}"):
+        vae.to(device, torch.float32 if weight_dtype == torch.float16 else weight_dtype)
+        text_encoder.to(device, weight_dtype)
+        unet.to(device, weight_dtype)
+        torch.manual_seed(cfg.seed)
+        unet.add_adapter(LoraConfig(r=cfg.rank, lora_alpha=cfg.lora_scale_alpha(), init_lora_weights="gaussian",
+                                    target_modules=list(cfg.lora_targets)))
     cast_training_params(unet, dtype=torch.float32)
     if cfg.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
@@ -139,13 +145,16 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     # 2. Data, with the frozen encoders' outputs cached once.
     examples = scoft_examples(read_dataset(opts.dataset))
     prepared_with_random = _prepared_with_random(opts.dataset)
-    data = TrainingData(examples, cfg.resolution, cfg.random_flip, cfg.negative_flip)
-    data.cache_text(parts.tokenizer, text_encoder, device, weight_dtype)
+    negatives = sum(len(e.negatives) for e in examples)
+    with phase(watch, f"reading {len(examples)} images and {negatives} negatives at {cfg.resolution} px"):
+        data = TrainingData(examples, cfg.resolution, cfg.random_flip, cfg.negative_flip)
+    data.cache_text(parts.tokenizer, text_encoder, device, weight_dtype,
+                    lambda done, total: report(watch, "caching text", done, total))
     if cfg.cache_latents:
-        data.cache_latents(vae, device, weight_dtype)
+        data.cache_latents(vae, device, weight_dtype, lambda done, total: report(watch, "caching latents", done, total))
     tiny = parts.base.random_weights
     frozen = Frozen(vae, parts.scheduler, data.embeddings[""].to(device))
-    backbones = _backbones(cfg, frozen, tiny, device)
+    backbones = _backbones(cfg, frozen, tiny, device, watch)
 
     # 3. Optimizer, schedule, and where to start.
     optimizer = _optimizer(cfg, params)
@@ -177,6 +186,7 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
         _trim_log(log_path, start)
     skipped_total, skipped_row = 0, 0
     rank, world = accelerator.process_index, accelerator.num_processes
+    report(watch, "training", start, steps)  # the first line, before the first (slow) step
     accum, batch_size = cfg.gradient_accumulation_steps, cfg.train_batch_size
     for step in range(start, steps):
         sums: dict[str, list[float]] = {}
@@ -214,11 +224,14 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
                 accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step + 1)
         if progress:
             progress(step + 1, steps, record)
+        report(watch, "training", step + 1, steps, **_shown(record))
         done = step + 1
         if done % cfg.checkpointing_steps == 0 and done < steps:
-            _checkpoint(accelerator, unet, optimizer, lr_scheduler, output, done, config, cfg)
+            with phase(watch, f"saving checkpoint-{done}"):
+                _checkpoint(accelerator, unet, optimizer, lr_scheduler, output, done, config, cfg)
         if cfg.validation_steps and done % cfg.validation_steps == 0 and done < steps:
-            _validate(accelerator, unet, parts, cfg, opts, output, done)
+            with phase(watch, f"validation images at step {done}"):
+                _validate(accelerator, unet, parts, cfg, opts, output, done)
 
     # 5. Outputs.
     accelerator.wait_for_everyone()
@@ -227,10 +240,12 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     smoke = tiny or random_backbone or prepared_with_random
     if accelerator.is_main_process:
         final_unet = accelerator.unwrap_model(unet)
-        files.append(save_lora(final_unet, output))
-        if cfg.export_kohya:
-            files.append(save_kohya(final_unet, output))
-    files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
+        with phase(watch, f"saving the LoRA to {output}"):
+            files.append(save_lora(final_unet, output))
+            if cfg.export_kohya:
+                files.append(save_kohya(final_unet, output))
+    with phase(watch, f"validation images at step {steps}"):
+        files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
     if accelerator.is_main_process:
         write_run_card(output, RunRecord(
             output=str(output), base_model=cfg.base, base_path=parts.base.source, culture=opts.culture,
@@ -251,20 +266,31 @@ def preflight(cfg: ScoftConfig) -> None:
     require_all(training_needs(cfg))
 
 
-def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device) -> dict[str, str]:
+def _shown(record: dict[str, float]) -> dict[str, float]:
+    """What a progress line shows of a step's record: the losses (total first) and the rate."""
+    shown = {"loss": record.get("loss/total", 0.0)}
+    shown.update({k.removeprefix("loss/"): v for k, v in record.items() if k.startswith("loss/") and k != "loss/total"})
+    shown["lr"] = record["lr"]
+    return shown
+
+
+def _backbones(cfg: ScoftConfig, frozen, tiny: bool, device, watch=None) -> dict[str, str]:
     """Build the perceptual distances the variant uses (once, frozen); describe them for the run card."""
     if not {"perceptual", "contrastive"} & set(cfg.terms()):
         return {}
+    from ccub.progress import phase
     from finetune.backbones import build_backbone
 
     described = {}
     if "perceptual" in cfg.terms():
-        frozen.perceptual = build_backbone(cfg.perceptual, tiny=tiny, device=device)
+        with phase(watch, f"loading the perceptual backbone {cfg.perceptual} (L_P)"):
+            frozen.perceptual = build_backbone(cfg.perceptual, tiny=tiny, device=device)
         described["perceptual"] = frozen.perceptual.describe()
     if "contrastive" in cfg.terms():
         same = cfg.backbone == cfg.perceptual and frozen.perceptual is not None and not cfg.backbone_weights
-        frozen.contrast = frozen.perceptual if same else build_backbone(
-            cfg.backbone, weights=cfg.backbone_weights or None, tiny=tiny, device=device)
+        with phase(watch, f"loading the contrastive backbone {cfg.backbone} (L_C)"):
+            frozen.contrast = frozen.perceptual if same else build_backbone(
+                cfg.backbone, weights=cfg.backbone_weights or None, tiny=tiny, device=device)
         described["contrastive"] = frozen.contrast.describe()
     return described
 

@@ -168,6 +168,11 @@ def test_cli_benchmark(runs, tmp_path):
                                       "--device", "cpu", "--compare", str(runs["lora"])])
     assert result.exit_code == 0, result.output
     assert "SMOKE RUN" in result.output and "clip_score" in result.output and "korea-lora" in result.output
+    # Not a terminal: the settings first, then log lines per image with totals and an ETA.
+    assert "ccub benchmark:" in result.output and "3 prompts x 2 seeds x 3 models = 18" in result.output
+    assert "generating: base: 0/6 images" in result.output and "generating: base: 6/6 images" in result.output
+    assert "scoring: 0/" in result.output and "images (100%)" in result.output
+    assert "ETA" in result.output and "scoring 0/1" not in result.output
     missing = CliRunner().invoke(app, ["benchmark", "--model", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "run.json" in missing.output
     assert json.loads((runs["M"] / "run.json").read_text())["culture"] == "korea"

@@ -213,6 +213,53 @@ def test_cli_tiny_run_and_missing_base(prepared, tmp_path):
     assert "nobody/no-such-model" in missing.output and "hf download" in missing.output
 
 
+def test_log_lines_without_a_terminal_and_the_settings_block(prepared, tmp_path):
+    """CliRunner's output is no terminal: plain lines, the first before training, then every step."""
+    out = tmp_path / "runs" / "logged"
+    result = CliRunner().invoke(app, ["finetune", "--dataset", str(prepared), "--base", "tiny", "--variant", "M",
+                                      "--steps", "3", "--output", str(out), "--no-prepare"])
+    assert result.exit_code == 0, result.output
+    text = result.output
+    for row in ("ccub finetune:", "base       tiny (RANDOM WEIGHTS)", "3 optimizer steps of 1 x 4 images",
+                "lr 0.0001", "device     cpu", f"output     {out}", "config     defaults (no --config)"):
+        assert row in text, row
+    assert "loading UNet from" in text and "caching text: " in text
+    first = text.index("training: 0/3 steps (0%)")
+    assert text.index("loading UNet from") < first < text.index("training: 1/3 steps")
+    steps = re.findall(r"training: (\d)/3 steps \(\d+%\) \| loss=\S+ .*\| ([\d.]+ s/step|[\d.]+ steps/s) \| "
+                       r"elapsed \S+ \| ETA \d:\d\d:\d\d", text)
+    assert [s[0] for s in steps] == ["1", "2", "3"], text
+    assert "ldm=" in text and "memorisation=" in text
+
+
+def test_dry_run_prints_steps_and_memory_and_writes_nothing(prepared, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    before = sorted(p.name for p in prepared.rglob("*"))
+    result = CliRunner().invoke(app, ["finetune", "--dataset", str(prepared), "--base", "tiny", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "steps: 6" in result.output, result.output
+    assert re.search(r"dataset: 4 images, \d+ negatives", result.output)  # another test may prepare row 3
+    assert re.search(r"estimated peak GPU memory \(bf16, batch 1, 32 px; an estimate, not a measurement\): "
+                     r"[\d.]+ GB", result.output)
+    assert "training:" not in result.output and "loading UNet" not in result.output
+    assert not (tmp_path / "runs").exists() and sorted(p.name for p in prepared.rglob("*")) == before
+
+
+def test_cpu_warning_for_a_real_size_model(prepared, tmp_path, monkeypatch):
+    from finetune import estimate
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(estimate, "real_size", lambda base: True)  # as if `tiny` were a real model
+    monkeypatch.setattr(estimate, "training_device", lambda: "cpu")
+    args = ["finetune", "--dataset", str(prepared), "--base", "tiny", "--dry-run"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert re.search(r"warning: training tiny on a CPU \(no CUDA GPU found\): about \S+ \S+ for 6 steps "
+                     r"\(an estimate", result.output), result.output
+    monkeypatch.setattr(estimate, "training_device", lambda: "cuda")
+    assert "warning" not in CliRunner().invoke(app, args).output
+
+
 def test_two_processes_with_accelerate_launch(prepared, tmp_path):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",

@@ -12,10 +12,12 @@ from rich.table import Table
 from ccub.commands.common import (
     ConfigOption,
     console,
+    err,
     fail,
     load_config,
     main_process,
     model_stack,
+    settings_block,
     smoke_banner,
     staged_progress,
 )
@@ -43,7 +45,7 @@ def benchmark(
 
     Exit codes: 0 done; 2 the run could not start.
     """
-    from benchmark.run import BenchmarkError, Options, run_benchmark, smoke_settings
+    from benchmark.run import BenchmarkError, Options, plan_benchmark, run_benchmark, smoke_settings
     from benchmark.runs import RunError
     from ccub.models import ModelUnavailable
     from ccub.vocab import Vocabulary, unknown
@@ -62,13 +64,47 @@ def benchmark(
     if config is None and smoke_settings(options, cfg):
         smoke_banner(f"{model} was trained with RANDOM WEIGHTS; benchmarking it with {cfg.benchmark.steps} steps "
                      f"and {options.seeds} seeds (a --config file sets them exactly).")
-    with staged_progress() as on_progress:
+    try:
+        plan = plan_benchmark(options, cfg)
+    except (BenchmarkError, RunError, ModelUnavailable, ValueError) as exc:
+        fail(exc, cause=exc)
+    if main_process():
+        from finetune.runtime import pick_device
+
+        where = device or pick_device()
+        settings_block("ccub benchmark", plan.rows(where, config))
+        warning = generation_warning(plan, where)
+        if warning:
+            err.print(f"[bold yellow]warning:[/] {warning}", highlight=False)
+    units = {"scoring": "images", "LPIPS": "images"} | {f"generating: {m.name}": "images" for m in plan.models}
+    with staged_progress(units=units) as on_progress:
         try:
-            outcome = run_benchmark(options, cfg, on_progress)
+            outcome = run_benchmark(options, cfg, on_progress if main_process() else None, plan)
         except (BenchmarkError, RunError, ModelUnavailable, ValueError) as exc:
             fail(exc, cause=exc)
     if main_process():
         print_benchmark_summary(outcome)
+
+
+def generation_warning(plan: Any, device: str) -> str | None:
+    """On a CPU with a real-size base model: how long generation will take (an estimate)."""
+    from finetune import estimate as est
+
+    base = plan.models[0]
+    if not device.startswith("cpu") or base.random_weights or not est.real_size(base.base):
+        return None
+    images = len(plan.prompts) * len(plan.seeds) * len(plan.models)
+    try:
+        arch = est.read_architecture(base.base_source)
+    except Exception:  # noqa: BLE001 - an estimate must never stop a run
+        arch = None
+    if arch is None:
+        return f"generating {images} images with {base.base} on a CPU: hours at least; use a GPU (docs/gpu.md)"
+    s = plan.settings
+    seconds = est.generation_seconds(arch, images, s.steps, s.resolution, est.cpu_flops())
+    return (f"generating {images} images with {base.base} on a CPU: about {est.duration(seconds)} (an estimate from "
+            f"its {arch.unet_params / 1e6:.0f} M-parameter UNet, {s.steps} steps each; cached images are skipped); "
+            f"use a GPU (docs/gpu.md)")
 
 
 def print_benchmark_summary(outcome: Any) -> None:

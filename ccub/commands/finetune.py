@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ccub.commands.common import (
+    Reporter,
     console,
     culture_dataset,
     err,
@@ -16,9 +16,12 @@ from ccub.commands.common import (
     load_config,
     main_process,
     model_stack,
+    settings_block,
     smoke_banner,
 )
 from ccub.commands.prepare import run_prepare
+
+UNITS = {"training": "steps", "caching text": "prompts", "caching latents": "images"}
 
 
 def finetune(
@@ -46,6 +49,12 @@ def finetune(
     = None,
     prepare_missing: Annotated[bool, typer.Option(
         "--prepare/--no-prepare", help="Run `ccub prepare` first when captions or negatives are missing.")] = True,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Print the resolved settings, dataset size, steps and estimated peak GPU memory; "
+                          "load no weights, train nothing, write nothing.")] = False,
+    log_every: Annotated[int | None, typer.Option(
+        "--log-every", help="Without a terminal: a log line every N steps (and at least every 30 s; default: "
+                            "every tenth of the run).", min=1)] = None,
 ) -> None:
     """Train a SCoFT LoRA for one culture (run with `accelerate launch -m ccub finetune ...` on several GPUs).
 
@@ -82,13 +91,103 @@ def finetune(
     model_stack()
     output = output or Path("runs") / f"{culture or dataset.name}-{cfg.variant}"
     culture = culture or culture_of(dataset, ccub_cfg)
+    if main_process():
+        plan = training_plan(cfg, dataset, output, culture, ccub_cfg, config, ccub_config)
+        settings_block("ccub finetune" + (" --dry-run" if dry_run else ""), plan.rows)
+        if plan.warning:
+            err.print(f"[bold yellow]warning:[/] {plan.warning}", highlight=False)
+        if dry_run:
+            for line in plan.estimate_lines:
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(0)
     _preflight(cfg, ccub_cfg, dataset, prepare_missing and main_process() and not tiny)
     # Under `accelerate launch` the dataset must be prepared beforehand (the trainer checks).
     if prepare_missing and main_process():
         options = Options(root=dataset, culture=culture, tiny=tiny)
         run_prepare(lambda progress: prepare_if_missing(options, ccub_cfg, progress,
                                                         lambda message: err.print(message, highlight=False)))
-    run_training(cfg, dataset, output, culture, resume, ccub_cfg)
+    run_training(cfg, dataset, output, culture, resume, ccub_cfg, log_every)
+
+
+class Plan:
+    """What a run will do, from configs only: the settings block, a CPU warning, the estimates."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, object] = {}
+        self.warning: str | None = None
+        self.estimate_lines: list[str] = []
+
+
+def _weights(random: bool) -> str:
+    return " (RANDOM WEIGHTS)" if random else ""
+
+
+def training_plan(cfg: Any, dataset: Path, output: Path, culture: str | None, ccub_cfg: Any,
+                  config: Path | None, ccub_config: Path | None) -> Plan:
+    from finetune import estimate as est
+    from finetune.dataset import DatasetError, read_dataset, scoft_examples
+    from finetune.train import mixed_precision, total_steps
+
+    plan = Plan()
+    try:
+        examples = scoft_examples(read_dataset(dataset))
+        images = len(examples)
+        negatives = sum(len(e.negatives) for e in examples)
+        size = f"{images} images, {negatives} negatives"
+    except DatasetError:  # training reports what is wrong with it
+        images, size = 0, "not readable (yet)"
+    steps = total_steps(cfg, max(images, 1), 1)
+    device = est.training_device()
+    precision = mixed_precision(cfg)
+    try:
+        arch = est.read_architecture(cfg.base, cfg.lora_targets)
+    except Exception as exc:  # noqa: BLE001 - an estimate must never stop a run
+        arch, why = None, f"{type(exc).__name__}: {exc}"
+    else:
+        why = "its configs are not in a local folder or the Hugging Face cache"
+    random = arch.random_weights if arch is not None else False
+    name = ccub_cfg.cultures[culture].name if culture in ccub_cfg.cultures else None
+    plan.rows = {
+        "base": f"{cfg.base}{_weights(random)}",
+        "culture": f"{culture} ({name})" if name else (culture or "none given"),
+        "dataset": f"{dataset} ({size})",
+        "variant": f"{cfg.variant} (backbone {cfg.backbone}, perceptual {cfg.perceptual}), LoRA rank {cfg.rank}",
+        "steps": f"{steps} optimizer steps of {cfg.train_batch_size} x {cfg.gradient_accumulation_steps} images, "
+                 f"lr {cfg.learning_rate:g} ({cfg.lr_scheduler}), {cfg.resolution} px",
+        "precision": f"{precision}" + (" (auto)" if cfg.mixed_precision == "auto" else ""),
+        "device": device,
+        "output": str(output),
+        "config": f"{config or 'defaults (no --config)'}; ccub.toml: {ccub_config or _default_toml()}",
+    }
+    if arch is None:
+        plan.estimate_lines = [f"steps: {steps}", f"estimated peak GPU memory: unknown ({cfg.base}: {why})"]
+        if device == "cpu" and est.real_size(cfg.base):
+            plan.warning = (f"training {cfg.base} on a CPU: a real-size model takes days there; use a GPU "
+                            "(docs/gpu.md)")
+        return plan
+    gpu = est.gpu_precision(cfg.mixed_precision)
+    m = est.memory(arch, cfg, gpu)
+    plan.estimate_lines = [
+        f"dataset: {size}",
+        f"steps: {steps}",
+        f"estimated peak GPU memory ({gpu}, batch {cfg.train_batch_size}, {cfg.resolution} px; an estimate, not a "
+        f"measurement): {est.gb(m.peak)} = weights {est.gb(m.weights)} + LoRA with AdamW {est.gb(m.lora)} + "
+        f"activations {est.gb(m.activations)} + CUDA overhead {est.gb(m.overhead)}",
+        f"parameters: UNet {arch.unet_params / 1e6:.1f} M, VAE {arch.vae_params / 1e6:.1f} M, text encoder "
+        f"{arch.text_params / 1e6:.1f} M, LoRA {arch.lora_params(cfg.rank) / 1e6:.2f} M",
+    ]
+    if device == "cpu":
+        seconds = est.training_seconds(arch, cfg, steps, est.cpu_flops())
+        plan.estimate_lines.append(f"estimated time on this CPU: {est.duration(seconds)} (an estimate)")
+        if est.real_size(cfg.base):
+            plan.warning = (f"training {cfg.base} on a CPU (no CUDA GPU found): about {est.duration(seconds)} for "
+                            f"{steps} steps (an estimate from its {arch.unet_params / 1e6:.0f} M-parameter UNet); "
+                            f"use a GPU (docs/gpu.md), or --base tiny for a smoke run")
+    return plan
+
+
+def _default_toml() -> str:
+    return "./ccub.toml" if Path("ccub.toml").is_file() else "none (built-in defaults)"
 
 
 def _preflight(cfg: Any, ccub_cfg: Any, dataset: Path, may_prepare: bool) -> None:
@@ -108,7 +207,7 @@ def _preflight(cfg: Any, ccub_cfg: Any, dataset: Path, may_prepare: bool) -> Non
 
 
 def run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, resume: str | None,
-                 ccub_cfg: Any) -> None:
+                 ccub_cfg: Any, log_every: int | None = None) -> None:
     from ccub.models import ModelUnavailable
     from finetune.checkpoints import ResumeError
     from finetune.dataset import DatasetError
@@ -116,15 +215,9 @@ def run_training(cfg: Any, dataset: Path, output: Path, culture: str | None, res
 
     name = ccub_cfg.cultures[culture].name if culture in ccub_cfg.cultures else None
     options = RunOptions(dataset=dataset, output=output, culture=culture, culture_name=name, resume=resume)
-    with Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[loss]}"),
-                  TimeRemainingColumn(), console=err, transient=True) as progress:
-        task = progress.add_task("training", total=None, loss="")
-
-        def on_step(step: int, total: int, record: dict[str, float]) -> None:
-            progress.update(task, completed=step, total=total, loss=f"loss {record.get('loss/total', 0.0):.4f}")
-
+    with Reporter(units=UNITS, every=log_every) as reporter:
         try:
-            result = train(cfg, options, on_step)
+            result = train(cfg, options, watch=reporter if main_process() else None)
         except (DatasetError, ModelUnavailable, ResumeError, TrainingError, ImportError) as exc:
             fail(exc, cause=exc)
     if not main_process():

@@ -16,12 +16,14 @@ from ccub.commands.common import (
     fail,
     load_config,
     model_stack,
+    settings_block,
     smoke_banner,
     staged_progress,
     table,
 )
 
 STAGE_LABELS = {"captions": "generic captions", "negatives": "negatives (depth + ControlNet)"}
+STAGE_UNITS = {"captions": "images", "negatives": "images"}
 
 
 def prepare(
@@ -78,6 +80,7 @@ def prepare(
                      "writes mean nothing (they only test the pipeline).")
     options = Options(root=dataset, culture=culture, tiny=tiny, stages=(only,) if only else STAGES, force=force,
                       device=device)
+    settings_block("ccub prepare", prepare_settings(options, cfg.prepare, config))
     result = run_prepare(lambda progress: run(options, cfg, progress))
     raise typer.Exit(result.exit_code)
 
@@ -91,7 +94,7 @@ def run_prepare(work: Callable[[Any], Any]) -> Any:
     from finetune.dataset import DatasetError
     from finetune.prepare import PrepareError
 
-    with staged_progress(STAGE_LABELS) as on_progress:
+    with staged_progress(STAGE_LABELS, STAGE_UNITS) as on_progress:
         try:
             result = work(on_progress)
         except (DatasetError, PrepareError, ModelUnavailable, OutputBusy, OutputError, CardError) as exc:
@@ -102,6 +105,34 @@ def run_prepare(work: Callable[[Any], Any]) -> Any:
     if result.failures:
         raise typer.Exit(1)
     return result
+
+
+def prepare_settings(options: Any, settings: Any, config: Path | None) -> dict[str, object]:
+    """The settings block of a prepare run (configs only; no model is loaded)."""
+    from finetune.dataset import DatasetError, read_dataset
+    from finetune.runtime import pick_device
+
+    try:
+        rows = f"{sum(1 for _ in read_dataset(options.root).rows())} images"
+    except DatasetError:
+        rows = "not readable"
+    random = " (RANDOM WEIGHTS)"
+    models = (f"all four tiny ({options.tiny}){random}" if options.tiny else
+              f"captioner {settings.captioner}, depth {settings.depth_model}, ControlNet {settings.controlnet}, "
+              f"base {settings.base}")
+    return {
+        "dataset": f"{options.root} ({rows})",
+        "culture": options.culture or "from the dataset's rows",
+        "stages": ", ".join(options.stages) + (" (--force: redo)" if options.force else ""),
+        "captions": settings.captions,
+        "negatives": f"{settings.negatives_per_image} per image, {settings.steps} steps, guidance "
+                     f"{settings.guidance_scale:g}, {settings.resolution} px, batch {settings.batch_size}",
+        "models": models,
+        "precision": settings.dtype,
+        "device": pick_device(options.device),
+        "output": f"{options.root} (metadata, negatives/generated/, prepare.json)",
+        "config": str(config or ("./ccub.toml" if Path("ccub.toml").is_file() else "none (built-in defaults)")),
+    }
 
 
 def print_prepare_summary(result: Any) -> None:
