@@ -375,3 +375,31 @@ def test_console_tables_fold_long_names_instead_of_cutting_them():
     assert "nearest_training_similarity ↑cultural_relevance ↑" in metrics.replace("↑", " ↑").replace("  ", " ")
     assert "india-MPCindia-lora-rank64-long-schedule" in models
     assert "-0.00044" in text and "[-0.012, +0.016]" in text
+
+
+def test_mistyped_cultures_are_answered_at_once_with_the_closest(tmp_path):
+    (tmp_path / "subs").mkdir()
+    (tmp_path / "data" / "clean" / "india").mkdir(parents=True)
+    (tmp_path / "runs" / "x").mkdir(parents=True)
+    cases = [
+        (["validate", tmp_path / "subs", "--culture", "koria", "--out", tmp_path / "out"], "did you mean korea?"),
+        (["validate", tmp_path / "subs", "--category", "fod", "--out", tmp_path / "out"], "did you mean FOOD?"),
+        (["finetune", "--culture", "indai", "--data", tmp_path / "data", "--base", "tiny"], "did you mean india?"),
+        (["prepare", "--culture", "indai", "--data", tmp_path / "data", "--base", "tiny"], "did you mean india?"),
+        (["benchmark", "--model", tmp_path / "runs" / "x", "--culture", "koria"], "did you mean korea?"),
+        (["benchmark", "--model", tmp_path / "runs" / "missing"], "no such run folder"),
+    ]
+    for args, expected in cases:
+        result = invoke(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert expected in flat(result.output), (args, result.output)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_culture_named_by_its_name_finds_its_folder(tmp_path):
+    from ccub.commands.common import culture_dataset
+    from ccub.config import load_config
+
+    (tmp_path / "clean" / "korea").mkdir(parents=True)
+    assert culture_dataset(load_config(None), "South Korea", tmp_path) == tmp_path / "clean" / "korea"
+    assert culture_dataset(load_config(None), "KR", tmp_path) == tmp_path / "clean" / "korea"
