@@ -152,7 +152,11 @@ def test_header_summary_and_config(run):
     assert result.exit_code == 1
     assert 'class="banner bad"' in html and "rejected" in html
     for check in report["summary"]["checks"]:
-        assert f"<code>{check}</code>" in html
+        assert f'<code class="check-id">{check}</code>' in html and f"<code>{check}</code>" not in html
+    # Check ids never break mid-word: every one is in the nowrap element, none in a bare <code>.
+    css = re.search(r"\.check-id \{([^}]*)\}", html)
+    assert css and "white-space: nowrap" in css.group(1)
+    assert report["summary"]["checks"], "the fixture has findings"
     assert "min_short_side_error = 256" in html  # the effective configuration, as TOML
 
 
