@@ -60,3 +60,18 @@ def test_architecture_names_only_modules_and_functions_that_exist():
                 f"ARCHITECTURE.md names {name} in {path.relative_to(ROOT)}, which does not define it"
     folders = re.findall(r"`([a-z_]+/)`", ARCHITECTURE)
     assert all((ROOT / f).is_dir() for f in folders), folders
+
+
+def test_gitignore_keeps_the_commands_default_outputs_out_of_git():
+    """What the commands write by default when run from the repository root, and the user's
+    configuration files, are never committed by accident."""
+    import inspect
+
+    from ccub.commands import study, validate
+
+    ignored = set((ROOT / ".gitignore").read_text(encoding="utf-8").splitlines())
+    assert {"/data/", "/submissions/", "/runs/", "/study/", "/responses/", "/ccub.toml", "/card.toml",
+            ".ccub-benchmark-cache/"} <= ignored
+    defaults = [inspect.signature(validate.validate).parameters["out"].default,
+                inspect.signature(study.make).parameters["out"].default]
+    assert all(f"/{Path(d).as_posix()}/" in ignored for d in defaults), defaults
