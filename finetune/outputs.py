@@ -111,7 +111,7 @@ def write_run_card(output: Path, run: RunRecord) -> None:
 # A hub model id: "name" or "owner/name" (letters, digits, "-", "_", "."), not a path.
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?")
 # An absolute path (POSIX, ~, or a Windows drive) inside a description: up to a space or , ; ( )
-_ABSOLUTE = re.compile(r"(?<![\w.])(?:~?/|[A-Za-z]:[\\/])[^\s,;()]*")
+_ABSOLUTE = re.compile(r"(?<![\w.:/])(?:~?/|[A-Za-z]:[\\/])[^\s,;()]*")
 CARD_TAGS = ("text-to-image", "stable-diffusion", "lora", "diffusers", "scoft", "ccub")
 
 
@@ -128,7 +128,7 @@ def hub_base(run: RunRecord) -> str | None:
 def _no_local_paths(text: str) -> str:
     """`text` with every absolute path replaced by its last part (a card is published; where the
     files were on the training machine is nobody's business and useless elsewhere)."""
-    return _ABSOLUTE.sub(lambda m: Path(m.group(0).rstrip("/\\")).name or m.group(0), text)
+    return _ABSOLUTE.sub(lambda m: re.split(r"[\\/]", m.group(0).rstrip("/\\"))[-1] or m.group(0), text)
 
 
 def render_card(run: RunRecord) -> str:
@@ -156,7 +156,7 @@ def render_card(run: RunRecord) -> str:
         head.append(f"base_model: {json.dumps(base_id)}")
     head += ["license: other", "library_name: diffusers", "tags:", *(f"- {t}" for t in CARD_TAGS),
              f"- {json.dumps('culture-' + culture)}", "---", ""]
-    base_name = base_id or Path(run.base_model).name or run.base_model
+    base_name = base_id or re.split(r"[\\/]", run.base_model.rstrip("/\\"))[-1] or run.base_model
     lines = [*head, f"# SCoFT LoRA: {md(run.culture or 'unknown culture')} ({md(run.variant)})", ""]
     if run.smoke_run:
         lines += ["> **SMOKE RUN.** Trained with RANDOM WEIGHTS (a tiny random base model, captioner or "

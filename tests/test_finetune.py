@@ -219,11 +219,12 @@ def test_card_names_a_hub_base_and_no_local_path():
                                             ("./models/sd15", "/home/ana/models/sd15"),
                                             ("~/models/sd15", "/home/ana/models/sd15"),
                                             ("sd15", "/home/ana/ccub/sd15"),
+                                            ("C:\\Users\\ana\\sd15", "C:\\Users\\ana\\sd15"),
                                             ("tiny", "/home/ana/.cache/ccub/diffusers/tiny-abc/base")])
 def test_card_omits_base_model_for_a_folder_or_tiny_preset(base, path):
     card = render_card(card_record(base, path, data_licenses={}))
     assert_card_is_hub_valid(card, base_model=None)
-    assert "/home/ana" not in card and "~/" not in card
+    assert "/home/ana" not in card and "~/" not in card and "Users" not in card
     assert "| training data licences | none given (5 images) |" in card
 
 
