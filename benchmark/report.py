@@ -92,6 +92,28 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+def significant(value: Any, digits: int = 2, signed: bool = False) -> str:
+    """`value` to `digits` significant digits: -0.00044, +0.12, 31 -- never rounded to a run of
+    zeros, whatever its size. A value of `digits` or more integer digits is shown whole (1234,
+    not 1.2e+03). The console, summary.md and report.html print differences, intervals,
+    p-values and set-level values through this, so they show the same numbers."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    sign = "+" if signed else ""
+    if math.isfinite(value) and abs(value) >= 10 ** digits:
+        return f"{value:{sign}.0f}"
+    return f"{value:{sign}.{digits}g}"
+
+
+def difference_text(c) -> str:
+    """A comparison's difference and its interval: "-0.00044 [-0.00061, -0.00027]"."""
+    low, high = significant(c.ci_low, signed=True), significant(c.ci_high, signed=True)
+    return f"{significant(c.difference, signed=True)} [{low}, {high}]"
+
+
+SET_DIGITS = 4  # set-level values (CMMD, KID, copy rate): one number per model
+
+
 def arrow(metric: str) -> str:
     return "higher" if METRICS[metric].higher_is_better else "lower"
 
@@ -101,8 +123,8 @@ def table_rows(comparisons: list) -> list[list[str]]:
     rows = []
     for c in comparisons:
         rows.append([c.metric, arrow(c.metric), c.model, f"{c.n_prompts} / {c.n_pairs}", fmt(c.base_mean),
-                     fmt(c.model_mean), f"{fmt(c.difference)} [{fmt(c.ci_low)}, {fmt(c.ci_high)}]",
-                     fmt(c.win_rate, 2), fmt(c.p_value), fmt(c.p_adjusted)])
+                     fmt(c.model_mean), difference_text(c), fmt(c.win_rate, 2), significant(c.p_value),
+                     significant(c.p_adjusted)])
     return rows
 
 
@@ -126,7 +148,7 @@ def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
 
 
 def set_rows(scores, context: dict[str, Any]) -> list[list[str]]:
-    return [[metric, arrow(metric), *(fmt(per_model.get(m.name)) for m in context["models"])]
+    return [[metric, arrow(metric), *(significant(per_model.get(m.name), SET_DIGITS) for m in context["models"])]
             for metric, per_model in scores.sets.items()]
 
 

@@ -12,12 +12,13 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from ccub.files import temporary_folder
 
 PREFIX = "checkpoint-"
 # Settings that may change between an interrupted run and its resumption without changing what
@@ -53,7 +54,7 @@ def save_checkpoint(output: Path, step: int, lora: dict[str, torch.Tensor], opti
 
     output = Path(output)
     final = output / f"{PREFIX}{step}"
-    tmp = Path(tempfile.mkdtemp(dir=output, prefix=f".{final.name}."))
+    tmp = temporary_folder(output, f".{final.name}.")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in lora.items()}, str(tmp / "lora.safetensors"))
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")

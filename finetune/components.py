@@ -31,6 +31,24 @@ def base_ref(base: str) -> ModelRef:
     return resolve(base, "base model")
 
 
+# Stable Diffusion families by the UNet's cross_attention_dim: SD 1.x reads CLIP ViT-L/14 (768 wide),
+# SD 2.x OpenCLIP ViT-H/14 (1024). Names as kohya-ss writes `ss_base_model_version`.
+FAMILY_BY_CROSS_ATTENTION = {768: "sd_v1", 1024: "sd_v2"}
+
+
+def sd_family(base: str, cross_attention_dim: int | list[int] | None) -> str | None:
+    """"sd_v1" or "sd_v2" for base model `base` (a tiny preset says it in its `family`; any other
+    model is told by its UNet's `cross_attention_dim`); None when neither tells."""
+    from finetune.tiny import TINY_PRESETS, is_tiny
+
+    if is_tiny(base):
+        return TINY_PRESETS[base].get("family")
+    if isinstance(cross_attention_dim, list | tuple):  # one per block: a family has one width
+        widths = set(cross_attention_dim)
+        cross_attention_dim = widths.pop() if len(widths) == 1 else None
+    return FAMILY_BY_CROSS_ATTENTION.get(cross_attention_dim)
+
+
 def load_components(ref: ModelRef, progress: Any = None) -> Components:
     """Tokenizer, text encoder, VAE, UNet and a DDPM training scheduler of an SD 1.x/2.x model,
     each load a phase of `progress` (`ccub.progress`)."""

@@ -153,6 +153,7 @@ class ScoftExample:
     generic: str
     negatives: list[Path]
     split: str
+    license: str | None = None  # the image's licence (an SPDX id), when the dataset says it
 
 
 def missing_for_scoft(dataset: Dataset) -> dict[str, int]:
@@ -192,7 +193,9 @@ def scoft_examples(dataset: Dataset, split: str = "train") -> list[ScoftExample]
             problems.append(f"{where}: negative image(s) {', '.join(absent)} do not exist; run `ccub prepare` "
                             f"on {dataset.root} to regenerate them")
             continue
-        examples.append(ScoftExample(image, row["text"], generic, negatives, mf.split))
+        license_id = row.get("license")
+        examples.append(ScoftExample(image, row["text"], generic, negatives, mf.split,
+                                     license_id.strip() or None if isinstance(license_id, str) else None))
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise DatasetError(f"{dataset.root}: {len(problems)} row(s) cannot be used for SCoFT:\n  {shown}")

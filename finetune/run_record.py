@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +38,8 @@ class RunRecord(RecordFile):
     smoke_run: bool  # some weights were random (a tiny preset, a random backbone or random negatives)
     config: dict[str, Any]  # the resolved ScoftConfig
     lora: str = LORA_FILE  # relative to the run folder
+    # licence -> how many training images carry it (images without one are not counted)
+    data_licenses: dict[str, int] = field(default_factory=dict)
     tool: str = "ccub finetune"
 
     def write_to(self, folder: Path) -> Path:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ccub.files import temporary_folder
 from ccub.models import RANDOM_MARKER, load_presets, model_cache
 
 # Bump when a builder changes what it writes, so stale cached builds are rebuilt.
@@ -93,7 +94,7 @@ def tiny_models(name: str = "tiny", cache: Path | None = None) -> TinyModels:
 def _build_atomically(name: str, preset: dict[str, Any], root: Path) -> None:
     # Build beside the final folder and rename, so parallel test workers never see half a model.
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".{root.name}."))
+    tmp = temporary_folder(root.parent, f".{root.name}.")
     try:
         _build(preset, tmp)
         (tmp / RANDOM_MARKER).write_text(json.dumps(

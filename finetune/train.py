@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,7 +97,7 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     from peft.utils import set_peft_model_state_dict
 
     from ccub.progress import phase, report
-    from finetune.components import base_ref, load_components
+    from finetune.components import base_ref, load_components, sd_family
     from finetune.data import TrainingData, seeded
     from finetune.dataset import read_dataset, scoft_examples
     from finetune.step import Frozen, scoft_losses
@@ -243,13 +244,15 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
         with phase(watch, f"saving the LoRA to {output}"):
             files.append(save_lora(final_unet, output))
             if cfg.export_kohya:
-                files.append(save_kohya(final_unet, output))
+                family = sd_family(cfg.base, final_unet.config.get("cross_attention_dim"))
+                files.append(save_kohya(final_unet, output, family))
     with phase(watch, f"validation images at step {steps}"):
         files += _validate(accelerator, unet, parts, cfg, opts, output, steps)
     if accelerator.is_main_process:
         write_run_card(output, RunRecord(
             output=str(output), base_model=cfg.base, base_path=parts.base.source, culture=opts.culture,
             dataset=str(Path(opts.dataset).resolve()), data_card=_data_card(opts.dataset), images=len(data),
+            data_licenses=dict(Counter(e.license for e in examples if e.license)),
             variant=cfg.variant, loss_weights=_weights(cfg), backbones=backbones, steps=steps, resumed_from=start,
             skipped_steps=skipped_total, seconds=time.monotonic() - started, hardware=hardware(accelerator),
             versions=library_versions(), smoke_run=bool(smoke), config=config))

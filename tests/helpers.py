@@ -286,3 +286,52 @@ def tree_bytes(root: Path) -> dict[str, bytes]:
 def all_checks(result: Result) -> set[str]:
     """Every check id the run reported, for any record or none."""
     return {i.finding.check for i in result.issues}
+
+
+OUTPUTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "outputs.md"
+
+
+def documented_columns() -> dict[str, list[str]]:
+    """CSV file name (as its `### \\`name\\`` heading in docs/outputs.md says it) -> the column
+    patterns documented for it: the rows of its table, and those of the table that opens its
+    `##` section (columns every file of the section shares). `<slot>` stands for A, B, ..."""
+    import re
+
+    found: dict[str, list[str]] = {}
+    shared: list[str] = []
+    current: str | None = None
+    for line in OUTPUTS_DOC.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            shared, current = [], None
+        elif line.startswith("### "):
+            name = re.fullmatch(r"### `([^`]+\.csv)`", line)
+            current = name.group(1) if name else None
+            if current:
+                found[current] = list(shared)
+        elif line.startswith("| `"):
+            first = line.split("|")[1]
+            names = re.findall(r"`([^`]+)`", first)
+            if current is not None:
+                found[current] += names
+            else:  # a table before the section's first file: columns all of them share
+                shared += names
+    return found
+
+
+def undocumented_columns(folder: Path) -> dict[str, list[str]]:
+    """Every CSV under `folder` -> its header columns that docs/outputs.md does not list for it
+    (a file it has no heading for: all of them)."""
+    import re
+
+    documented = documented_columns()
+    missing = {}
+    for path in sorted(Path(folder).rglob("*.csv")):
+        relative = path.relative_to(folder).as_posix()
+        key = next((k for k in documented if relative == k or relative.endswith("/" + k)), None)
+        patterns = [re.escape(p).replace(re.escape("<slot>"), "[A-Z]") for p in documented.get(key, [])]
+        with path.open(encoding="utf-8", newline="") as handle:
+            header = next(csv.reader(handle), [])
+        absent = [c for c in header if not any(re.fullmatch(p, c) for p in patterns)]
+        if absent:
+            missing[relative] = absent
+    return missing

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from helpers import config, noisy_photo, write_jsonl  # noqa: E402
+from helpers import config, noisy_photo, undocumented_columns, write_jsonl  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark import generate as gen  # noqa: E402
@@ -112,6 +112,8 @@ def test_benchmark_writes_every_output_with_smoke_labels(runs, tmp_path):
     html = (out / "report.html").read_text()
     assert "SMOKE RUN" in html and html.count("data:image/jpeg;base64") == 3 * 3 * 2
     assert "data:image/png;base64" in html, "forest plot"
+    assert sorted(p.name for p in out.rglob("*.csv")) == ["results.csv", "summary.csv"]
+    assert undocumented_columns(out) == {}, "docs/outputs.md lacks these columns"
 
 
 def test_cache_reuse_and_resume(runs, tmp_path, monkeypatch):

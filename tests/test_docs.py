@@ -316,3 +316,18 @@ def test_every_option_in_an_inline_ccub_synopsis_exists():
                          for name in re.findall(r"--[a-z][a-z0-9-]*", span.group(1)) if name not in accepted]
     assert checked > 20
     assert not problems, "\n".join(problems)
+
+
+def test_gitignore_keeps_the_commands_default_outputs_out_of_git():
+    """What the commands write by default when run from the repository root, and the user's
+    configuration files, are never committed by accident."""
+    import inspect
+
+    from ccub.commands import study, validate
+
+    ignored = set((ROOT / ".gitignore").read_text(encoding="utf-8").splitlines())
+    assert {"/data/", "/submissions/", "/runs/", "/study/", "/responses/", "/ccub.toml", "/card.toml",
+            ".ccub-benchmark-cache/"} <= ignored
+    defaults = [inspect.signature(validate.validate).parameters["out"].default,
+                inspect.signature(study.make).parameters["out"].default]
+    assert all(f"/{Path(d).as_posix()}/" in ignored for d in defaults), defaults

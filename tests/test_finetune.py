@@ -23,7 +23,10 @@ from benchmark.study.bundle import read_study  # noqa: E402
 from ccub.cli import app  # noqa: E402
 from finetune import checkpoints  # noqa: E402
 from finetune import prepare as prep  # noqa: E402
+from finetune.components import sd_family  # noqa: E402
 from finetune.config import ScoftConfig, dump_toml, load_scoft_config  # noqa: E402
+from finetune.outputs import kohya_metadata, render_card  # noqa: E402
+from finetune.run_record import RunRecord  # noqa: E402
 from finetune.tiny import tiny_models  # noqa: E402
 from finetune.train import RunOptions, train  # noqa: E402
 
@@ -42,7 +45,8 @@ def prepared(tmp_path_factory) -> Path:
     for i in range(4):
         name = f"images/FOOD_{i}.jpg"
         make_image(root / "train" / name, size=(80, 64), seed=40 + i)
-        rows.append({"file_name": name, "text": f"A bowl of kimchi stew number {i} in Seoul", "culture": "korea"})
+        rows.append({"file_name": name, "text": f"A bowl of kimchi stew number {i} in Seoul", "culture": "korea"}
+                    | ({"license": "CC-BY-4.0"} if i < 3 else {}))
     write_jsonl(root / "train" / "metadata.jsonl", rows)
     from helpers import config
 
@@ -93,7 +97,14 @@ def test_scoft_run_writes_every_output(prepared, tmp_path):
     facts = json.loads((out / "run.json").read_text())
     assert facts["smoke_run"] is True and facts["variant"] == "MPC" and facts["culture"] == "korea"
     assert facts["base_model"] == "tiny" and facts["images"] == 4
-    assert "RANDOM WEIGHTS" in (out / "README.md").read_text()
+    assert facts["data_licenses"] == {"CC-BY-4.0": 3}
+    card = (out / "README.md").read_text()
+    assert "RANDOM WEIGHTS" in card
+    assert_card_is_hub_valid(card, base_model=None)
+    assert str(tmp_path) not in card and str(prepared) not in card and "CCUB_CACHE" not in card
+    assert os.environ["CCUB_CACHE"] not in card, "the tiny model's cache folder"
+    assert 'pipe.load_lora_weights("korea-MPC")' in card and 'tiny_models("tiny").base' in card
+    assert "CC-BY-4.0 (3 images), none given (1 image)" in card
     assert load_scoft_config(out / "config.toml") == smoke(tensorboard=True, export_kohya=True)
 
 
@@ -140,6 +151,81 @@ def test_kohya_keys(prepared, tmp_path):
     assert all(float(v) == 4.0 for k, v in kohya.items() if k.endswith(".alpha")), "alpha = rank: strength 1"
     down = next(v for k, v in kohya.items() if k.endswith("lora_down.weight"))
     assert down.shape[0] == 4
+    assert kohya_meta(out) == {"ss_network_module": "networks.lora", "ss_network_dim": "4",
+                               "ss_network_alpha": "4.0", "ss_base_model_version": "sd_v1", "ss_v2": "False"}
+
+
+def kohya_meta(out: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(out / "pytorch_lora_weights_kohya.safetensors"), "pt") as fh:
+        return fh.metadata()
+
+
+def test_sd_family_from_the_preset_or_the_cross_attention_width():
+    assert sd_family("tiny", 32) == "sd_v1" and sd_family("tiny-v", 32) == "sd_v2"
+    assert sd_family("runwayml/stable-diffusion-v1-5", 768) == "sd_v1"
+    assert sd_family("stabilityai/stable-diffusion-2-1", 1024) == "sd_v2"
+    assert sd_family("/models/sd2", [1024, 1024, 1024, 1024]) == "sd_v2"
+    assert sd_family("/models/odd", 512) is None and sd_family("/models/mixed", [768, 1024]) is None
+    assert "ss_base_model_version" not in kohya_metadata(4, 4.0, None)
+    assert kohya_metadata(8, 16.0, "sd_v2") == {
+        "ss_network_module": "networks.lora", "ss_network_dim": "8", "ss_network_alpha": "16.0",
+        "ss_base_model_version": "sd_v2", "ss_v2": "True"}
+
+
+# --------------------------------------------------------------------------- the model card
+
+
+def assert_card_is_hub_valid(card: str, base_model: str | None) -> None:
+    """The YAML header parses into huggingface_hub's ModelCardData with the fields the hub reads."""
+    from huggingface_hub import ModelCard
+
+    data = ModelCard(card).data
+    assert data.base_model == base_model
+    assert data.license == "other" and data.library_name == "diffusers"
+    assert {"text-to-image", "stable-diffusion", "lora", "diffusers", "scoft", "culture-korea"} <= set(data.tags)
+    assert ("base_model" in data.to_dict()) == (base_model is not None)
+    assert not re.search(r"(?<![\w.])(/(tmp|home|root|Users|work)\b|[A-Za-z]:\\)", card), "an absolute path"
+
+
+def card_record(base_model: str, base_path: str, **changes) -> RunRecord:
+    values = dict(
+        output="/home/ana/ccub/runs/korea-MPC", base_model=base_model, base_path=base_path, culture="korea",
+        dataset="/home/ana/ccub/data/clean/korea", data_card="/home/ana/ccub/data/clean/README.md", images=5,
+        variant="MPC", loss_weights={"ldm": 1.0}, backbones={
+            "perceptual": "lpips: VGG16 trunk from /home/ana/.cache/lpips/vgg.pth; 6 layers; 224x224 px",
+            "contrastive": "open_clip ViT-B-32: open_clip ViT-B-32; penultimate; 224x224 px"},
+        steps=10, resumed_from=0, skipped_steps=0, seconds=12.0,
+        hardware={"device": "cuda:0", "gpu": "NVIDIA H100", "processes": 1, "mixed_precision": "bf16"},
+        versions={"diffusers": "0.30"}, smoke_run=False,
+        config={"rank": 4, "lora_alpha": 0, "perceptual_interval": 2, "train_batch_size": 1,
+                "gradient_accumulation_steps": 1, "seed": 0},
+        data_licenses={"CC-BY-4.0": 3, "CC0-1.0": 2})
+    return RunRecord(**(values | changes))
+
+
+def test_card_names_a_hub_base_and_no_local_path():
+    card = render_card(card_record("runwayml/stable-diffusion-v1-5", "runwayml/stable-diffusion-v1-5"))
+    assert_card_is_hub_valid(card, base_model="runwayml/stable-diffusion-v1-5")
+    assert "/home/ana" not in card
+    assert 'from_pretrained("runwayml/stable-diffusion-v1-5")' in card
+    assert 'load_lora_weights("korea-MPC")' in card and "clean/README.md" in card
+    assert "VGG16 trunk from vgg.pth" in card
+    assert "CC-BY-4.0 (3 images), CC0-1.0 (2 images)" in card
+
+
+@pytest.mark.parametrize(("base", "path"), [("/home/ana/models/sd15", "/home/ana/models/sd15"),
+                                            ("./models/sd15", "/home/ana/models/sd15"),
+                                            ("~/models/sd15", "/home/ana/models/sd15"),
+                                            ("sd15", "/home/ana/ccub/sd15"),
+                                            ("C:\\Users\\ana\\sd15", "C:\\Users\\ana\\sd15"),
+                                            ("tiny", "/home/ana/.cache/ccub/diffusers/tiny-abc/base")])
+def test_card_omits_base_model_for_a_folder_or_tiny_preset(base, path):
+    card = render_card(card_record(base, path, data_licenses={}))
+    assert_card_is_hub_valid(card, base_model=None)
+    assert "/home/ana" not in card and "~/" not in card and "Users" not in card
+    assert "| training data licences | none given (5 images) |" in card
 
 
 def test_resumed_run_ends_with_identical_weights(prepared, tmp_path, monkeypatch):
@@ -278,11 +364,13 @@ def test_v_prediction_batches_and_memory_options(prepared, tmp_path):
     out = tmp_path / "v"
     result = run(prepared, out, smoke(base="tiny-v", train_batch_size=2, gradient_accumulation_steps=2,
                                       max_train_steps=2, perceptual_interval=1, snr_gamma=5.0, grad_step="random",
-                                      gradient_checkpointing=True, vae_gradient_checkpointing=True))
+                                      gradient_checkpointing=True, vae_gradient_checkpointing=True,
+                                      export_kohya=True))
     assert result.steps == 2 and result.skipped_steps == 0
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert all(abs(r["loss/contrastive"]) < float("inf") and r["loss/perceptual"] >= 0 for r in log)
     assert json.loads((out / "run.json").read_text())["base_model"] == "tiny-v"
+    assert kohya_meta(out)["ss_base_model_version"] == "sd_v2" and kohya_meta(out)["ss_v2"] == "True"
 
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "submissions"

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from benchmark.metric_rows import RESULTS_COLUMNS, STUDY_COLUMNS, MetricRow, read_rows, write_rows
+from benchmark.metric_rows import PANDAS_DTYPES, RESULTS_COLUMNS, STUDY_COLUMNS, MetricRow, read_rows, write_rows
 from ccub.recordfile import RecordError
 
 
@@ -20,6 +20,29 @@ def test_rows_come_back_typed_with_formula_like_names_restored(tmp_path):
     back = read_rows(tmp_path / "results.csv", ["+MPC", "=food_1"])
     assert back == rows
     assert isinstance(back[0].seed, int) and back[1].seed is None
+
+
+def test_pandas_reads_seeds_as_integers_and_levels_apart(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rows = [MetricRow(model="base", prompt="p1", seed=seed, metric="clip_score", value=30.5) for seed in (0, 7)]
+    rows.append(MetricRow(model="base", prompt="p1", seed=None, metric="vendi", value=1.5))
+    write_rows(tmp_path / "results.csv", rows, RESULTS_COLUMNS)
+    frame = pd.read_csv(tmp_path / "results.csv", dtype=PANDAS_DTYPES)
+    assert PANDAS_DTYPES == {"seed": "Int64"}  # what docs/outputs.md tells readers to pass
+    assert str(frame["seed"].dtype) == "Int64"
+    assert list(frame["level"]) == ["image", "image", "prompt"]
+    images = frame[frame["level"] == "image"]
+    assert images["seed"].tolist() == [0, 7] and all(isinstance(s, int) for s in images["seed"].tolist())
+    assert frame.loc[frame["level"] == "prompt", "seed"].isna().all()
+    # Image rows alone need no hint: every seed is there, so pandas reads integers.
+    write_rows(tmp_path / "images.csv", rows[:2], RESULTS_COLUMNS)
+    assert pd.api.types.is_integer_dtype(pd.read_csv(tmp_path / "images.csv")["seed"])
+
+
+def test_a_level_that_contradicts_the_seed_is_refused(tmp_path):
+    (tmp_path / "results.csv").write_text("model,prompt,level,seed,metric,value\nbase,p,image,,vendi,3\n")
+    with pytest.raises(RecordError, match="line 2, field level: 'image'"):
+        read_rows(tmp_path / "results.csv")
 
 
 def test_study_rows_keep_their_item(tmp_path):

@@ -6,12 +6,13 @@ from ccub.models import TINY_CLIP_PRESETS, load_presets
 from finetune.tiny import TINY_PRESETS
 
 
-def test_the_packaged_presets_load_and_tiny_v_differs_from_tiny_in_its_prediction_only():
+def test_the_packaged_presets_load_and_tiny_v_differs_from_tiny_in_its_prediction_and_family_only():
     assert sorted(TINY_PRESETS) == ["tiny", "tiny-v"] and list(TINY_CLIP_PRESETS) == ["tiny"]
     tiny, tiny_v = TINY_PRESETS["tiny"], TINY_PRESETS["tiny-v"]
     assert tiny["scheduler"]["prediction_type"] == "epsilon"
     assert tiny_v["scheduler"]["prediction_type"] == "v_prediction"
-    assert {**tiny_v, "scheduler": tiny["scheduler"]} == tiny
+    assert (tiny["family"], tiny_v["family"]) == ("sd_v1", "sd_v2")
+    assert {**tiny_v, "scheduler": tiny["scheduler"], "family": "sd_v1"} == tiny
     assert TINY_CLIP_PRESETS["tiny"]["vision_cfg"]["width"] == 32
 
 

@@ -152,7 +152,11 @@ def test_header_summary_and_config(run):
     assert result.exit_code == 1
     assert 'class="banner bad"' in html and "rejected" in html
     for check in report["summary"]["checks"]:
-        assert f"<code>{check}</code>" in html
+        assert f'<code class="check-id">{check}</code>' in html and f"<code>{check}</code>" not in html
+    # Check ids never break mid-word: every one is in the nowrap element, none in a bare <code>.
+    css = re.search(r"\.check-id \{([^}]*)\}", html)
+    assert css and "white-space: nowrap" in css.group(1)
+    assert report["summary"]["checks"], "the fixture has findings"
     assert "min_short_side_error = 256" in html  # the effective configuration, as TOML
 
 
@@ -204,3 +208,23 @@ def test_thumbnails_are_capped(run, tmp_path, monkeypatch):
     # The worst record gets the thumbnail.
     first = page.index("data:image/jpeg;base64,")
     assert page.rfind('<article class="record rejected">', 0, first) != -1
+
+
+def test_one_long_caption_does_not_squash_the_caption_histogram():
+    rng = np.random.default_rng(0)
+    short = [int(n) for n in rng.integers(20, 90, 50)]
+    binning = plots.robust_bins([*short, 2000])
+    assert binning.beyond == 1 and sum(binning.counts) == 51
+    assert binning.counts[-1] >= 1, "the outlier is counted in the last bin"
+    assert max(short) <= binning.top < 100, "the range ends just above the short captions"
+    assert sum(1 for c in binning.counts if c) >= 15, "the short captions spread over many bins"
+    width = binning.edges[1] - binning.edges[0]
+    assert width < 3
+    # Without an outlier the range covers every value, and nothing is folded.
+    plain = plots.robust_bins(short)
+    assert plain.beyond == 0 and plain.top >= max(short)
+    # A threshold line stays on the chart even beyond the data.
+    assert plots.robust_bins(short, marks=[512, None]).top >= 512
+    assert plots.robust_bins([]).counts == [0]
+    png = plots.caption_histogram([*short, 2000])
+    assert Image.open(io.BytesIO(png)).format == "PNG"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import config
+from helpers import config, undocumented_columns
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
 
@@ -504,6 +504,10 @@ def test_cli_make_simulate_analyze(runs, tmp_path, monkeypatch):
     assert analysed.exit_code == 0, analysed.output
     assert "SIMULATED" in analysed.output and "korea-MPC" in analysed.output
     assert Path("study/analysis/report.html").is_file()
+    written = sorted(p.relative_to("study").as_posix() for p in Path("study").rglob("*.csv"))
+    assert written == ["analysis/agreement.csv", "analysis/conflicts.csv", "analysis/proxies.csv",
+                       "analysis/rankings.csv", "analysis/win_rates.csv", "crowd/items.csv", "metrics.csv"]
+    assert undocumented_columns(Path("study")) == {}, "docs/outputs.md lacks these columns"
     write(Path("responses"), "other.json", response(study, study_id="ffffffffffff"))
     partly = cli.invoke(app, ["study", "analyze", "study", "responses", "--out", "a2"])
     assert partly.exit_code == 1 and "other.json" in partly.output and Path("a2/rankings.csv").is_file()

@@ -108,7 +108,7 @@ def generation_warning(plan: Any, device: str) -> str | None:
 
 
 def print_benchmark_summary(outcome: Any) -> None:
-    from benchmark.report import PROXY, SMOKE
+    from benchmark.report import PROXY, SET_DIGITS, SMOKE, significant
 
     if outcome.smoke_run:
         console.print(f"[bold yellow]{SMOKE}[/]", highlight=False)
@@ -122,12 +122,14 @@ def print_benchmark_summary(outcome: Any) -> None:
     previous = None
     for c in outcome.comparisons:
         sign = "↑" if c.higher_is_better else "↓"
-        table.add_row(f"{c.metric} {sign}" if c.metric != previous else "", c.model, f"{c.difference:+.2g}",
-                      f"[{c.ci_low:+.2g}, {c.ci_high:+.2g}]", f"{c.win_rate:.2f}", f"{c.p_adjusted:.2g}")
+        table.add_row(f"{c.metric} {sign}" if c.metric != previous else "", c.model,
+                      significant(c.difference, signed=True),
+                      f"[{significant(c.ci_low, signed=True)}, {significant(c.ci_high, signed=True)}]",
+                      f"{c.win_rate:.2f}", significant(c.p_adjusted))
         previous = c.metric
     console.print(table)
     for metric, per_model in outcome.sets.items():
-        values = ", ".join(f"{m} {v:.4f}" for m, v in per_model.items())
+        values = ", ".join(f"{m} {significant(v, SET_DIGITS)}" for m, v in per_model.items())
         console.print(f"{metric}: {values}", highlight=False)
     for note in outcome.notes:
         console.print(note, highlight=False, markup=False)

@@ -99,11 +99,13 @@ def _plots(report: dict[str, Any]) -> list[dict[str, Any]]:
          "Stacked bars: accepted records per culture, one colour per category.",
          lambda: plots.accepted_by_category(report["summary"]["accepted_by_category"])),
         ("Image size",
-         "Histogram of the shorter side of each image, with the error and warning thresholds.",
+         "Histogram of the shorter side of each image, with the error and warning thresholds; far outliers "
+         "are counted in the last bin.",
          lambda: plots.short_side_histogram(sides, geometry.get("min_short_side_error"),
                                             geometry.get("min_short_side_warning"))),
         ("Caption length",
-         "Histogram of caption lengths in characters, over every record with a caption.",
+         "Histogram of caption lengths in characters, over every record with a caption; far outliers are "
+         "counted in the last bin.",
          lambda: plots.caption_histogram([r["caption_chars"] for r in report["records"]
                                           if r.get("caption_chars")])),
         ("Findings per culture and severity",

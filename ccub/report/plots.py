@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 # Figures are built with the object API, never pyplot: no global figure registry to leak
 # into, no GUI backend selection, and a faster import.
@@ -104,12 +107,52 @@ def findings_by_severity(counts: Mapping[str, Mapping[str, int]]) -> bytes | Non
     return _stacked_barh(counts, severities, colors, "Findings per culture and severity", "findings")
 
 
-def _histogram(values: list[int], top: float, xlabel: str, title: str):
-    """A figure and its axes with one histogram of `values` over [0, top] in the house style."""
+BINS = 40
+OUTLIER_IQRS = 3.0  # beyond the third quartile + 3 interquartile ranges, a value is a far outlier
+
+
+@dataclass(frozen=True)
+class Binning:
+    """A histogram over [0, edges[-1]]: `counts` per bin; the `beyond` values greater than the
+    range (far outliers) are counted in the last bin."""
+
+    edges: list[float]
+    counts: list[int]
+    beyond: int
+
+    @property
+    def top(self) -> float:
+        return self.edges[-1]
+
+
+def robust_bins(values: Iterable[float], marks: Iterable[float | None] = (), bins: int = BINS) -> Binning:
+    """Bins from 0 to just above the largest value that is not a far outlier (Tukey's outer
+    fence: the third quartile + 3 interquartile ranges), and above every one of `marks` (lines
+    drawn on the chart). A single 2,000-character caption among short ones would otherwise
+    squash them all into the first bin; it is counted in the last bin instead."""
+    data = np.asarray([float(v) for v in values], dtype=float)
+    if data.size == 0:
+        return Binning([0.0, 1.0], [0], 0)
+    q1, q3 = np.percentile(data, [25, 75])
+    fence = q3 + OUTLIER_IQRS * (q3 - q1)
+    inside = data[data <= fence]
+    top = max([float(inside.max()) if inside.size else float(data.max()),
+               *(float(m) for m in marks if m)])
+    end = top * 1.05 or 1.0
+    counts, edges = np.histogram(np.minimum(data, end), bins=bins, range=(0.0, end))
+    return Binning([float(e) for e in edges], [int(c) for c in counts], int((data > end).sum()))
+
+
+def _histogram(values: list[int], xlabel: str, title: str, marks: Iterable[float | None] = (), unit: str = ""):
+    """A figure and its axes with one histogram of `values` (`robust_bins`) in the house style;
+    when far outliers are folded into the last bin, the chart says how many and beyond what."""
+    binning = robust_bins(values, marks)
     fig = Figure(figsize=(WIDTH_IN, 3.0))
     ax = fig.subplots()
-    ax.hist(values, bins=40, range=(0, top * 1.05 or 1), color="#5d8aa8", edgecolor="white",
-            linewidth=0.5)
+    ax.stairs(binning.counts, binning.edges, fill=True, color="#5d8aa8", edgecolor="white", linewidth=0.5)
+    if binning.beyond:
+        xlabel += (f"; {binning.beyond} value{'s' if binning.beyond != 1 else ''} beyond {binning.top:,.0f}{unit} "
+                   f"counted in the last bin")
     ax.set_xlabel(xlabel, fontsize=9)
     ax.set_ylabel("images", fontsize=9)
     ax.set_title(title, fontsize=10)
@@ -125,8 +168,8 @@ def short_side_histogram(sides: Iterable[int], error_below: int | None = None,
     sides = [int(s) for s in sides if s]
     if not sides:
         return None
-    top = max(sides + [warning_below or 0, error_below or 0])
-    fig, ax = _histogram(sides, top, "shorter side (px)", "Image size: shorter side")
+    fig, ax = _histogram(sides, "shorter side (px)", "Image size: shorter side", (error_below, warning_below),
+                         " px")
     for value, color, name in ((error_below, SEVERITY_COLORS["error"], "error below"),
                                (warning_below, SEVERITY_COLORS["warning"], "warning below")):
         if value:
@@ -142,5 +185,5 @@ def caption_histogram(lengths: list[int]) -> bytes | None:
     lengths = [int(n) for n in lengths]
     if not lengths:
         return None
-    fig, _ = _histogram(lengths, max(lengths), "caption length (characters)", "Caption length")
+    fig, _ = _histogram(lengths, "caption length (characters)", "Caption length", unit=" characters")
     return _png(fig)

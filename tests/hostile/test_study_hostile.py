@@ -360,14 +360,19 @@ def test_markup_in_paths_escaped_in_lora_model_card():
     facts = RunRecord(
         config={"rank": 4, "lora_alpha": 4, "perceptual_interval": 2, "train_batch_size": 1,
                 "gradient_accumulation_steps": 1, "seed": 0},
-        smoke_run=False, base_model=f"x`{SCRIPT}`", base_path="x", culture="korea", variant="M",
+        smoke_run=False, base_model=f"x`{SCRIPT}`", base_path="x", culture=f"ko`{SCRIPT}`", variant="M",
         loss_weights={"mse": 1.0}, backbones={"perceptual": f"lpips: /w/`{SCRIPT}`"}, output=f"runs/`{SCRIPT}`",
         dataset=f"data/`{SCRIPT}` [x](javascript:alert(1))", images=4, data_card=f"cards/{SCRIPT}.md", steps=2,
         resumed_from=0, skipped_steps=0, seconds=1.0,
         hardware={"device": "cpu", "processes": 1, "mixed_precision": "no"}, versions={"ccub": "0"})
     card = render_card(facts)
     assert unescaped_markup(card) == []
-    assert card.startswith('---\nbase_model: "x`<img src=x onerror=alert(1)>`"\n')
+    # Not a hub id, so not in the header; the culture is, as a JSON string (valid YAML).
+    assert card.startswith("---\nlicense: other\n")
+    import yaml
+
+    header = yaml.safe_load(card.split("---\n")[1])
+    assert f"culture-ko`{SCRIPT}`" in header["tags"] and "base_model" not in header
 
 
 # --------------------------------------------------------------------------- any shape at all
