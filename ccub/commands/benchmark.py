@@ -56,7 +56,7 @@ def benchmark(
         fail(unknown("culture", culture, vocab.cultures, "declare a new one in ccub.toml (see `ccub config --write`)"))
     for run in (model, *(compare or []), *(more or [])):
         if not run.is_dir():
-            fail(f"{run}: no such run folder; give a `ccub finetune` output folder (runs/NAME)")
+            fail(f"{run}: no such run folder; give a `ccub finetune` output folder (runs/NAME, holding run.json)")
     model_stack()
     options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
                       seeds=seeds, clip=clip, cache=cache, device=device)
