@@ -32,7 +32,16 @@ def empty_caches(tmp_path, monkeypatch):
 
 
 def doctor(*args: str):
-    return CliRunner().invoke(app, ["doctor", *args], env=WIDE)
+    """`ccub doctor` on a console wide enough that no path in its tables is folded (the console
+    reads COLUMNS once, when it is made)."""
+    from ccub.commands.common import console
+
+    width = console._width
+    console.width = 400
+    try:
+        return CliRunner().invoke(app, ["doctor", *args], env=WIDE)
+    finally:
+        console._width = width
 
 
 def test_doctor_lists_every_missing_model_and_one_download_list(empty_caches):

@@ -134,8 +134,12 @@ def training_plan(cfg: Any, dataset: Path, output: Path, culture: str | None, cc
         images = len(examples)
         negatives = sum(len(e.negatives) for e in examples)
         size = f"{images} images, {negatives} negatives"
-    except DatasetError:  # training reports what is wrong with it
-        images, size = 0, "not readable (yet)"
+    except DatasetError:  # not prepared yet (prepare runs first), or broken: training says which
+        try:
+            images = sum(1 for _ in read_dataset(dataset).rows())
+            size = f"{images} images, not ready for SCoFT yet (generic captions or negatives missing)"
+        except DatasetError:
+            images, size = 0, "not readable"
     steps = total_steps(cfg, max(images, 1), 1)
     device = est.training_device()
     precision = mixed_precision(cfg)
