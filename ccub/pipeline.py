@@ -34,6 +34,7 @@ STATUS_OF = {"error": "rejected", "review": "review"}
 
 if TYPE_CHECKING:
     from ccub.dedup.accepted import AcceptedIndex
+    from ccub.steward import Steward
 
 
 class UsageError(ValueError):
@@ -51,6 +52,7 @@ class Options:
     test_fraction: float | None = None
     against: Path | None = None
     wait: bool = False  # for another run holding `out`, instead of exiting
+    decisions: Path | None = None  # review decisions to add to the steward folder (JSON lines or CSV)
 
 
 @dataclass(frozen=True)
@@ -180,6 +182,60 @@ def _run_checks(records: list[Record], ctx: Context, read: ReadResult) -> Checke
     for found in duplicates.findings:
         note(found)
     return Checked(findings, status, duplicates)
+
+
+# Row fields that say who accepted a held record; a submitted column of the same name is dropped,
+# so a contributor cannot forge a review.
+REVIEW_FIELDS = ("reviewed_by", "reviewed_at", "review_reason")
+
+
+def _steward(options: Options, cfg: Config) -> tuple[Steward, list[Note]]:
+    """The output's steward folder, with the decisions of `--decisions FILE` added to it."""
+    from ccub.steward import Steward, StewardError
+    from ccub.steward.records import decision_from
+    from ccub.steward.store import read_rows
+
+    try:
+        steward = Steward.load(options.out, cfg.limits)
+        if options.decisions is None:
+            return steward, []
+        found, problems = read_rows(options.decisions, cfg.limits, decision_from)
+    except StewardError as exc:
+        raise UsageError(str(exc)) from exc
+    known = set(steward.decisions)
+    new = [d for d in found if d not in known]
+    steward.add_decisions(new)
+    notes = [Note(f"--decisions {options.decisions}: {len(new)} new decision(s) added to {steward.folder}"
+                  + (f", {len(found) - len(new)} already there" if len(found) > len(new) else ""))]
+    notes += [Note(f"refused: {problem}", "warn") for problem in problems[:20]]
+    if len(problems) > 20:
+        notes.append(Note(f"... and {len(problems) - 20} more refused row(s)", "warn"))
+    return steward, notes
+
+
+def _apply_reviews(records: list[Record], ctx: Context, checked: Checked) -> None:
+    """Records held for review that a person accepted (same image, same caption) are accepted,
+    with who, when and why in their exported row. Errors are never overridden."""
+    from ccub.checks.steward import content_of
+
+    for record in records:
+        for name in REVIEW_FIELDS:
+            record.extra.pop(name, None)
+        if ctx.steward is None or checked.status.get(record.key) != "review":
+            continue
+        content = content_of(record, ctx)
+        decision = ctx.steward.decision_for(*content) if content else None
+        if decision is None or decision.decision != "accept":
+            continue
+        held = sorted({f.check for f in checked.findings if f.record == record.key
+                       and severity_of(f.check, ctx.cfg) == "review"})
+        reason = f": {decision.reason}" if decision.reason else ""
+        checked.findings.append(Finding("review.accepted", f"accepted by {decision.reviewer} on "
+                                        f"{decision.at[:10]}{reason} (held by {', '.join(held)})",
+                                        record=record.key, file=record.image))
+        checked.status[record.key] = "info"
+        record.extra.update({"reviewed_by": decision.reviewer, "reviewed_at": decision.at,
+                             "review_reason": decision.reason})
 
 
 def _issues(findings: list[Finding], records: dict[str, Record], cfg: Config) -> list[Issue]:
@@ -348,6 +404,7 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
     timings: dict[str, float] = {}
     start = time.perf_counter()
     against = _load_against(options.against)
+    steward, steward_notes = _steward(options, cfg)
     vocab = Vocabulary(cfg)
     read = read_submissions(options.root, vocab, options.flags, cfg.limits)
     records = read.records
@@ -378,9 +435,10 @@ def _validate(options: Options, cfg: Config, progress: ProgressFn | None,
         t = time.perf_counter()
         ctx = Context(cfg=cfg, vocab=vocab, root=read.root, facts=facts, against=against,
                       embeddings=embeddings, clip_model=clip_model,
-                      splits_assigned_later=options.test_fraction is not None)
+                      splits_assigned_later=options.test_fraction is not None, steward=steward)
         checked = _run_checks(records, ctx, read)
-        notes = [semantic_note]
+        _apply_reviews(records, ctx, checked)
+        notes = [semantic_note, *steward_notes]
         if against is not None:
             notes.append(Note(f"checked against {len(against)} accepted images in {against.root}"))
         if options.test_fraction is not None:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from ccub.dedup.accepted import AcceptedIndex
     from ccub.imaging.analyze import ImageFacts
     from ccub.safeio import Root
+    from ccub.steward import Steward
     from ccub.vocab import Vocabulary
 
 
@@ -45,6 +46,8 @@ class Context:
     embeddings: dict[str, Any] | None = None
     clip_model: str | None = None
     splits_assigned_later: bool = False
+    # Review decisions and withdrawals (`ccub.steward.Steward`), when the output has a steward folder.
+    steward: Steward | None = None
 
 
 class CheckFamily:
@@ -59,7 +62,7 @@ class CheckFamily:
 
 
 def families() -> list[CheckFamily]:
-    from ccub.checks import captions, duplicates, files, images, labels, privacy, rights
+    from ccub.checks import captions, duplicates, files, images, labels, privacy, rights, steward
 
     return [
         files.FileChecks(),
@@ -69,6 +72,7 @@ def families() -> list[CheckFamily]:
         captions.CaptionChecks(),
         labels.LabelChecks(),
         rights.RightsChecks(),
+        steward.StewardChecks(),
         duplicates.DuplicateChecks(),
     ]
 

@@ -52,6 +52,9 @@ def validate(
         dir_okay=False)] = None,
     wait: Annotated[bool, typer.Option(
         help="When another run is writing --out, wait for it instead of exiting.")] = False,
+    decisions: Annotated[Path | None, typer.Option(
+        help="Review decisions (JSON lines or CSV, e.g. saved by the report's review page) to add to "
+             "OUT/steward/ before checking.", dir_okay=False)] = None,
 ) -> None:
     """Check submissions, write the clean dataset and the report.
 
@@ -72,7 +75,7 @@ def validate(
              "contributor": contributor, "consent": consent, "language": language}
     options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
                       include_review=include_review, workers=workers, clip=clip,
-                      test_fraction=test_fraction, against=against, wait=wait)
+                      test_fraction=test_fraction, against=against, wait=wait, decisions=decisions)
     outputs = ValidateOutputs(meta or default_card_meta(submissions))
     with progress_bar() as progress:
         task = progress.add_task("analysing images", total=None)
