@@ -122,6 +122,9 @@ class Exporter:
             if key not in row and (text is None or len(text) <= self.max_chars):
                 row[key] = text
         row["source_file"] = record.image
+        # The submitted file's digest: what review decisions, withdrawals and the records of the
+        # models trained on this row are keyed by (the exported copy's bytes differ).
+        row["source_sha256"] = facts[record.image].sha256
         row["export"] = facts[record.image].export
         return Exported(record, row, image)
 
