@@ -192,21 +192,16 @@ REVIEW_FIELDS = ("reviewed_by", "reviewed_at", "review_reason")
 def _steward(options: Options, cfg: Config) -> tuple[Steward, list[Note]]:
     """The output's steward folder, with the decisions of `--decisions FILE` added to it."""
     from ccub.steward import Steward, StewardError
-    from ccub.steward.records import decision_from
-    from ccub.steward.store import read_rows
 
     try:
         steward = Steward.load(options.out, cfg.limits)
         if options.decisions is None:
             return steward, []
-        found, problems = read_rows(options.decisions, cfg.limits, decision_from)
+        new, already, problems = steward.add_from(options.decisions, cfg.limits)
     except StewardError as exc:
         raise UsageError(str(exc)) from exc
-    known = set(steward.decisions)
-    new = [d for d in found if d not in known]
-    steward.add_decisions(new)
     notes = [Note(f"--decisions {options.decisions}: {len(new)} new decision(s) added to {steward.folder}"
-                  + (f", {len(found) - len(new)} already there" if len(found) > len(new) else ""))]
+                  + (f", {already} already there" if already else ""))]
     notes += [Note(f"refused: {problem}", "warn") for problem in problems[:20]]
     if len(problems) > 20:
         notes.append(Note(f"... and {len(problems) - 20} more refused row(s)", "warn"))

@@ -213,7 +213,7 @@ def test_validate_writes_clean_set_and_reports(tmp_path, mixed_set):
 
     reports = out / "reports"
     report = json.loads((reports / "report.json").read_text("utf-8"))
-    assert report["schema"] == "ccub.validate.report" and report["schema_version"] == 2
+    assert report["schema"] == "ccub.validate.report" and report["schema_version"] == 3
     assert report["config"]["limits"]["max_caption_chars"] == 2000
     assert report["config"]["source"] == "built-in defaults"
     assert report["summary"]["exit_code"] == 1

@@ -120,5 +120,5 @@ def test_card_refuses_a_report_of_an_older_version_naming_the_rerun(tmp_path):
                                                      "notes": ["a note as version 1 wrote it"]}))
     with exclusive(tmp_path / "data", command="test"), pytest.raises(CardError) as caught:
         refresh_cards(tmp_path / "data")
-    assert "ccub.validate.report version 1, but this ccub reads version 2" in str(caught.value)
+    assert "ccub.validate.report version 1, but this ccub reads version 3 (and 2)" in str(caught.value)
     assert "rerun `ccub validate` on the submissions" in str(caught.value)

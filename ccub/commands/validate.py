@@ -126,5 +126,9 @@ def print_summary(report: dict[str, Any], out: Path) -> None:
     groups = report["duplicate_groups"]
     if groups:
         console.print(f"{len(groups)} duplicate group(s); see the report's duplicates section.")
+    held = sum(counts.get("review", 0) for counts in summary["status"].values())
+    if held:
+        console.print(f"{held} record(s) held for review: decide in {out / 'reports' / 'review.html'} or with "
+                      f"`ccub review {out}`", highlight=False, markup=False)
     console.print(f"clean dataset: {out / 'clean'}\nreports: {out / 'reports'} "
-                  "(report.html, report.md, report.json, issues.csv)", highlight=False)
+                  "(report.html, review.html, report.md, report.json, issues.csv)", highlight=False)

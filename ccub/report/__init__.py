@@ -11,6 +11,7 @@ from ccub import __version__
 from ccub.escape import csv_text
 from ccub.pipeline import Result
 from ccub.report.record import REPORT_FILE, ValidationReport
+from ccub.steward.records import caption_digest
 
 ISSUE_COLUMNS = ("contributor", "culture", "file", "record", "line", "field", "check",
                  "severity", "message", "fixed", "fix")
@@ -53,6 +54,8 @@ def validation_report(result: Result) -> ValidationReport:
     for outcome in result.outcomes:
         r = outcome.record
         facts = result.facts.get(r.image or "")
+        # What a review decision on a held record is keyed by (ccub.steward.Decision).
+        held = outcome.status == "review" and facts is not None and bool(facts.sha256)
         records.append({
             "key": r.key, "origin": r.origin, "image": r.image, "url": r.url,
             "status": outcome.status, "output": outcome.output,
@@ -64,6 +67,8 @@ def validation_report(result: Result) -> ValidationReport:
             "language": r.language, "split": r.split, "sources": r.sources,
             "width": facts.width if facts else None, "height": facts.height if facts else None,
             "export": facts.export if facts else None, "issues": by_record.get(r.key, []),
+            "image_sha256": facts.sha256 if held else None,
+            "caption_sha256": caption_digest(r.caption) if held else None,
         })
     exports = Counter(o.output and result.facts[o.record.image].export
                       for o in result.outcomes if o.output)
@@ -107,6 +112,7 @@ def issues_csv(report: dict[str, Any]) -> str:
 def write_reports(result: Result, folder: Path) -> dict[str, Any]:
     from ccub.report.html import render_html
     from ccub.report.markdown import render_markdown
+    from ccub.report.review import REVIEW_FILE, render_review
 
     record = validation_report(result)
     record.write(folder / REPORT_FILE)
@@ -114,4 +120,5 @@ def write_reports(result: Result, folder: Path) -> dict[str, Any]:
     (folder / "issues.csv").write_text(issues_csv(report), encoding="utf-8")
     (folder / "report.md").write_text(render_markdown(report), encoding="utf-8")
     (folder / "report.html").write_text(render_html(report, result.facts), encoding="utf-8")
+    (folder / REVIEW_FILE).write_text(render_review(report, result.facts), encoding="utf-8")
     return report

@@ -13,7 +13,10 @@ REPORT_FILE = "report.json"
 @dataclass
 class ValidationReport(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.validate.report"
-    VERSION: ClassVar[int] = 2  # 2: notes are {text, kind}
+    # 2: notes are {text, kind}; 3: records held for review carry image_sha256 and caption_sha256
+    # (what a review decision is keyed by; null for the others)
+    VERSION: ClassVar[int] = 3
+    OLDER_VERSIONS: ClassVar[tuple[int, ...]] = (2,)  # read as they are: held records lack the digests
     FIX: ClassVar[str] = "rerun `ccub validate` on the submissions"
 
     ccub_version: str

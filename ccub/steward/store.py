@@ -130,6 +130,21 @@ class Steward:
         atomic_write_text(self.folder / DECISIONS_FILE, _jsonl(self.decisions))
         self.__init__(self.folder, self.decisions, self.withdrawals)
 
+    def add_from(self, path: Path, limits: Limits) -> tuple[list[Decision], int, list[str]]:
+        """Add the decisions of a file brought in from outside (JSON lines or CSV, e.g. saved by
+        review.html): (decisions added, rows already recorded, problems of the refused rows). A
+        bad row is refused on its own; a file that cannot be read at all raises StewardError."""
+        found, problems = read_rows(Path(path), limits, decision_from)
+        known = set(self.decisions)
+        new: list[Decision] = []
+        for d in found:
+            if d not in known:
+                known.add(d)
+                new.append(d)
+        if new:
+            self.add_decisions(new)
+        return new, len(found) - len(new), problems
+
     def add_withdrawal(self, withdrawal: Withdrawal) -> None:
         self.withdrawals = [*self.withdrawals, withdrawal]
         self.folder.mkdir(parents=True, exist_ok=True)
