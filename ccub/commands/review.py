@@ -60,22 +60,22 @@ def review(
         if choices:
             added, already = decide(data, cfg.limits, choices, reviewer or "", reason, wait)
             for d in added:
-                console.print(Text(f"{d.decision}ed {d.record} ({d.reviewer})"))
-            console.print(Text(f"{len(added)} decision(s) recorded in {data / 'steward' / 'decisions.jsonl'}"
-                               + (f", {already} already there" if already else "") + f"; {next_run}"))
+                say(f"{d.decision}ed {d.record} ({d.reviewer})")
+            say(f"{len(added)} decision(s) recorded in {data / 'steward' / 'decisions.jsonl'}"
+                               + (f", {already} already there" if already else "") + f"; {next_run}")
         if import_file:
             added, already, problems, unmatched = add_file(data, cfg.limits, import_file, wait)
             for problem in problems[:50]:
-                err.print(Text(f"refused: {problem}"), style="red")
+                say_err(f"refused: {problem}", "red")
             if len(problems) > 50:
-                err.print(Text(f"... and {len(problems) - 50} more refused row(s)"), style="red")
-            console.print(Text(f"{import_file}: {len(added)} decision(s) added to {data / 'steward'}"
+                say_err(f"... and {len(problems) - 50} more refused row(s)", "red")
+            say(f"{import_file}: {len(added)} decision(s) added to {data / 'steward'}"
                                + (f", {already} already there" if already else "")
-                               + (f", {len(problems)} row(s) refused" if problems else "") + f"; {next_run}"))
+                               + (f", {len(problems)} row(s) refused" if problems else "") + f"; {next_run}")
             if unmatched:
-                err.print(Text(f"note: {unmatched} added decision(s) match no record held in "
+                say_err(f"note: {unmatched} added decision(s) match no record held in "
                                f"{data / 'reports' / 'report.json'} (another batch, or an image or caption that "
-                               "changed): they apply only to that exact image and caption"), style="yellow")
+                               "changed): they apply only to that exact image and caption", "yellow")
             if problems:
                 raise typer.Exit(EXIT_USAGE)
     except ReviewError as exc:
@@ -90,21 +90,34 @@ def print_queue(queue: list[Held], data: Path, limits: Limits) -> None:
     except StewardError as exc:
         fail(exc, cause=exc)
     if not queue:
-        console.print(Text(f"nothing held for review in {data}/reports/report.json"))
+        say(f"nothing held for review in {data / 'reports' / 'report.json'}")
         return
     shown = table(f"held for review ({len(queue)})")
-    for name in ("id", "key", "contributor", "checks", "decided"):
-        column(shown, name, no_wrap=name == "id")
+    # The id, key and check ids are never folded, so they can be copied and grepped.
+    column(shown, "id", no_wrap=True)
+    column(shown, "key", no_wrap=True, min_width=min(60, max(len(h.key) for h in queue)))
+    column(shown, "contributor")
+    column(shown, "checks", no_wrap=True)
+    column(shown, "decided")
     pending = 0
     for held in queue:
         decision = steward.decision_for(held.image_sha256, held.caption_sha256) if held.decidable else None
         pending += decision is not None
         decided = f"{decision.decision} by {decision.reviewer}" if decision else ""
-        shown.add_row(held.id, Text(held.key), Text(held.contributor or "-"), Text(", ".join(held.checks)),
+        shown.add_row(held.id, Text(held.key), Text(held.contributor or "-"), Text("\n".join(held.checks)),
                       Text(decided))
     console.print(shown)
     if pending:
-        console.print(Text(f"{pending} decided since the last run: the next `ccub validate SUBMISSIONS --out {data}` "
-                           "applies them"))
-    console.print(Text(f"decide: ccub review {data} --accept ID --reviewer NAME [--reason TEXT] (or --reject), "
-                       f"or open {data / 'reports' / 'review.html'} and --import the file it saves"))
+        say(f"{pending} decided since the last run: the next `ccub validate SUBMISSIONS --out {data}` "
+                           "applies them")
+    say(f"decide: ccub review {data} --accept ID --reviewer NAME [--reason TEXT] (or --reject), "
+                       f"or open {data / 'reports' / 'review.html'} and --import the file it saves")
+
+
+def say(text: str) -> None:
+    """A line naming paths and user text: printed as it is, never folded or read as markup."""
+    console.print(Text(text), soft_wrap=True)
+
+
+def say_err(text: str, style: str) -> None:
+    err.print(Text(text, style=style), soft_wrap=True)
