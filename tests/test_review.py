@@ -309,3 +309,15 @@ def test_a_huge_or_unreadable_import_is_refused(root, tmp_path):
     missing = cli("review", out, "--import", tmp_path / "missing.jsonl")
     assert missing.exit_code == 2 and "cannot be opened" in missing.output
     assert not (out / "steward" / "decisions.jsonl").exists()
+
+
+def test_decisions_wait_for_a_validate_run_holding_the_folder(root, tmp_path):
+    from ccub.outdir import exclusive
+
+    out = tmp_path / "out"
+    held_pair(root, out)
+    with exclusive(out, command="ccub validate"):
+        busy = cli("review", out, "--accept", K + "FOOD_1.jpg", "--reviewer", "r")
+    assert busy.exit_code == 2 and "being written by another ccub run" in busy.output
+    assert not (out / "steward" / "decisions.jsonl").exists()
+    assert cli("review", out, "--accept", K + "FOOD_1.jpg", "--reviewer", "r").exit_code == 0
