@@ -411,7 +411,7 @@ def _index(data: Path, target: Path, removed: set[str]) -> None:
 
 
 def _reports(data: Path, target: Path, removed: set[str]) -> dict[str, Any] | None:
-    """reports/ with the removed records marked withdrawn (no output, no caption); the report's
+    """reports/ without the removed records and their issues; the report's
     Markdown, HTML (without thumbnails: they showed the withdrawn images too) and issues.csv
     rendered anew from it. Returns the report (None when there is none)."""
     from ccub.report import issues_csv
@@ -443,7 +443,17 @@ def _reports(data: Path, target: Path, removed: set[str]) -> dict[str, Any] | No
         per = cells.get(culture) if isinstance(cells, dict) else None
         if isinstance(per, dict) and per.get(r.get("category") or "", 0) > 0:
             per[r["category"]] -= 1
-        r.update(status="withdrawn", output=None, caption=None)
+        r["status"] = "withdrawn"
+    # The withdrawn records leave the report with their issues: not even their contributor id
+    # or file name stays (the summary keeps how many were withdrawn per culture, a number).
+    gone = [r for r in record.records if r.get("status") == "withdrawn" and r.get("output") in removed]
+    dropped = {i for r in gone for i in r.get("issues") or () if isinstance(i, int)}
+    keep = [i for i in range(len(record.issues)) if i not in dropped]
+    renumber = {old: new for new, old in enumerate(keep)}
+    record.issues = [record.issues[i] for i in keep]
+    record.records = [r for r in record.records if not any(r is g for g in gone)]
+    for r in record.records:
+        r["issues"] = [renumber[i] for i in r.get("issues") or () if i in renumber]
     record.write(path)
     report = record.as_dict()
     atomic_write_text(target / "issues.csv", issues_csv(report))
