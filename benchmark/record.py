@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ccub.recordfile import RecordFile
@@ -14,7 +14,8 @@ BENCHMARK_FILE = "benchmark.json"
 @dataclass
 class BenchmarkRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.benchmark"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: reference_sources and training_sources (version 1 reads with them empty)
+    OLDEST: ClassVar[int | None] = 1
     FIX: ClassVar[str] = "rerun `ccub benchmark --model runs/<name>` (it reuses the cached images)"
 
     culture: str
@@ -27,3 +28,7 @@ class BenchmarkRecord(RecordFile):
     models: list[dict[str, Any]]  # name, key, base, lora, random_weights
     prompts: list[dict[str, Any]]  # benchmark.prompts.Prompt fields
     images: list[dict[str, Any]]  # model, prompt (id), seed, path
+    # Lineage: source_sha256 of the held-out (reference) and training community images scored
+    # against, sorted, so that `ccub withdraw` finds a benchmark a withdrawn item reached.
+    reference_sources: list[str] = field(default_factory=list)
+    training_sources: list[str] = field(default_factory=list)

@@ -60,7 +60,9 @@ def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
                  "random_weights": m.random_weights} for m in context["models"]],
         prompts=[asdict(p) for p in context["prompts"]],
         images=[{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
-                for (model, pid, seed), path in context["images"].items()])
+                for (model, pid, seed), path in context["images"].items()],
+        reference_sources=list(context.get("reference_sources", [])),
+        training_sources=list(context.get("training_sources", [])))
 
 
 def to_rows_header() -> list[str]:

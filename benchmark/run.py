@@ -57,6 +57,18 @@ def _dataset_images(dataset: Path, split: str) -> list[Path]:
             if mf.split == split and data.image_path(mf, row).is_file()]
 
 
+def _dataset_sources(dataset: Path, split: str) -> list[str]:
+    """The source_sha256 digests of the rows of `split` whose image is there (what was scored against)."""
+    from finetune.dataset import DatasetError, read_dataset, row_source
+
+    try:
+        data = read_dataset(dataset)
+    except DatasetError:
+        return []
+    return sorted({d for mf, row in data.rows() if mf.split == split and (d := row_source(row))
+                   and data.image_path(mf, row).is_file()})
+
+
 SMOKE_STEPS, SMOKE_SEEDS = 4, 2
 
 
@@ -218,7 +230,9 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                "reference": f"{len(inputs.reference)} held-out community images ({runs[0].dataset}/test)",
                "training": len(inputs.training), "smoke_run": smoke, "images": inputs.images,
                "seconds": time.monotonic() - started, "config": b, "classes": classes,
-               "max_pixels": max_pixels}
+               "max_pixels": max_pixels,
+               "reference_sources": _dataset_sources(runs[0].dataset, "test"),
+               "training_sources": _dataset_sources(runs[0].dataset, "train")}
     output = Path(runs[0].folder) / "benchmark"
     with phase(progress, f"writing {output}"):
         files = write_outputs(output, scores, comparisons, context)

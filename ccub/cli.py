@@ -20,6 +20,7 @@ from ccub.commands.review import review
 from ccub.commands.study import study_app
 from ccub.commands.submission import submission_app
 from ccub.commands.validate import validate
+from ccub.commands.withdraw import withdraw
 
 app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
                   help="Curate community image-caption data for culturally faithful text-to-image models.")
@@ -41,9 +42,8 @@ def main(
 
 # In the order `ccub --help` lists them: the data's way from submissions to results.
 for command, name in ((checks, "checks"), (show_config, "config"), (validate, "validate"), (review, "review"),
-                      (card, "card"),
-                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (fetch, "fetch"),
-                      (doctor, "doctor")):
+                      (card, "card"), (withdraw, "withdraw"), (prepare, "prepare"), (finetune, "finetune"),
+                      (benchmark, "benchmark"), (fetch, "fetch"), (doctor, "doctor")):
     app.command(name)(command)
 app.add_typer(study_app, name="study")
 app.add_typer(submission_app, name="submission")

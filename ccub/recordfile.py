@@ -33,8 +33,9 @@ class RecordFile:
     FIX: ClassVar[str]
     # Files this record was written as before records carried a schema: read as version 1.
     UNVERSIONED_IS_V1: ClassVar[bool] = False
-    # Older versions read as they are: each is today's shape less what was added since.
-    OLDER_VERSIONS: ClassVar[tuple[int, ...]] = ()
+    # The oldest version still read (None: only VERSION). Every field added since has a default,
+    # which a file of an older version takes.
+    OLDEST: ClassVar[int | None] = None
     # The names of the two fields; a format older than this module keeps its own.
     SCHEMA_KEYS: ClassVar[tuple[str, str]] = ("schema", "schema_version")
 
@@ -65,10 +66,11 @@ class RecordFile:
         if data.get(schema) != cls.SCHEMA:
             raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
         version = data.get(version_key)
-        if version != cls.VERSION and version not in cls.OLDER_VERSIONS:
-            older = f" (and {', '.join(map(str, cls.OLDER_VERSIONS))})" if cls.OLDER_VERSIONS else ""
-            raise RecordError(f"{path}: {cls.SCHEMA} version {version!r}, but this ccub reads version {cls.VERSION}"
-                              f"{older}; use the ccub that wrote it, or {cls.FIX}")
+        oldest = cls.VERSION if cls.OLDEST is None else cls.OLDEST
+        if isinstance(version, bool) or not isinstance(version, int) or not oldest <= version <= cls.VERSION:
+            reads = f"version {cls.VERSION}" if oldest == cls.VERSION else f"versions {oldest} to {cls.VERSION}"
+            raise RecordError(f"{path}: {cls.SCHEMA} version {version!r}, but this ccub reads {reads}; "
+                              f"use the ccub that wrote it, or {cls.FIX}")
         fields = {k: v for k, v in data.items() if k not in cls.SCHEMA_KEYS}
         try:
             record = build_dataclass(cls, fields, str(path))

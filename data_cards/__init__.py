@@ -120,6 +120,13 @@ def refresh_published(data_dir: Path, meta_path: Path | None = None) -> CardResu
         return refresh_cards(data_dir, meta_path or local or recorded_source(data_dir))
 
 
+def rewrite_cards(report: dict[str, Any], staged: Path, data_dir: Path) -> CardResult:
+    """The cards of an output rebuilt in the staging folder `staged` (`ccub withdraw`), from the
+    facts recorded with `data_dir`'s cards (written, with those facts, under `staged`)."""
+    meta, source = _recorded(Path(data_dir))
+    return _write(report, Path(staged), meta, source)
+
+
 def write_template(target: Path) -> None:
     """A commented card.toml for the steward to fill in; never over an existing file."""
     from importlib import resources

@@ -186,6 +186,8 @@ class DatasetStats:
     columns: list[str] = field(default_factory=list)  # metadata.jsonl columns, first-seen order
     # metadata.jsonl path -> its columns in file order, each with its kind (see column_kind)
     file_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    # "YYYY-MM-DD: N items withdrawn ...", one per day (`ccub withdraw`): a number and a date, never whose
+    changelog: list[str] = field(default_factory=list)
 
 
 def _version(dist: str) -> str:
@@ -274,6 +276,36 @@ def pseudonymise(counts: Counter[str], k: int) -> list[tuple[str, int]]:
     if small:
         listed.append((f"others ({small} contributor{'s' if small != 1 else ''})", small_images))
     return listed
+
+
+def withdrawal_changelog(out_dir: Path) -> list[str]:
+    """One line per day on which published items were withdrawn, from the steward's withdrawals
+    (`out_dir/steward`, or beside the staging folder `out_dir` is); each digest counted once.
+    Only the date and the number are read out: never the contributor or the reason."""
+    from ccub.outdir import TMP_PREFIX
+    from ccub.steward import STEWARD_DIR, WITHDRAWALS_FILE, StewardError
+    from ccub.steward.records import withdrawal_from
+
+    out_dir = Path(out_dir)
+    folder = out_dir / STEWARD_DIR
+    if not folder.is_dir() and out_dir.name.startswith(TMP_PREFIX):
+        folder = out_dir.parent / STEWARD_DIR
+    path = folder / WITHDRAWALS_FILE
+    if not path.is_file():
+        return []
+    seen: set[str] = set()
+    days: Counter[str] = Counter()
+    for line in path.read_text("utf-8", errors="replace").splitlines():
+        try:
+            withdrawal = withdrawal_from(json.loads(line))
+        except (ValueError, StewardError):
+            continue
+        fresh = set(withdrawal.items) - seen
+        seen |= fresh
+        if fresh:
+            days[withdrawal.at[:10]] += len(fresh)
+    return [f"{day}: {n} item{'s' if n != 1 else ''} withdrawn (consent withdrawn; removed from the data files)"
+            for day, n in sorted(days.items())]
 
 
 def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_images: int = 5,
@@ -378,6 +410,7 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
     stats.tool_versions = tool_versions(report)
     stats.config_sha256 = config_sha256(config)
     stats.generated = today or datetime.now(UTC).date().isoformat()
+    stats.changelog = withdrawal_changelog(Path(out_dir))
     return stats
 
 

@@ -154,6 +154,21 @@ class ScoftExample:
     negatives: list[Path]
     split: str
     license: str | None = None  # the image's licence (an SPDX id), when the dataset says it
+    source_sha256: str | None = None  # the submitted file's digest (`ccub validate` writes it), for lineage
+    contributor: str | None = None
+
+
+def row_source(row: dict[str, Any]) -> str | None:
+    """The row's source_sha256 when it is one (64 lowercase hex digits), else None."""
+    value = row.get("source_sha256")
+    if isinstance(value, str) and len(value) == 64 and all(c in "0123456789abcdef" for c in value):
+        return value
+    return None
+
+
+def row_contributor(row: dict[str, Any]) -> str | None:
+    value = row.get("contributor")
+    return value.strip() or None if isinstance(value, str) else None
 
 
 def missing_for_scoft(dataset: Dataset) -> dict[str, int]:
@@ -195,7 +210,8 @@ def scoft_examples(dataset: Dataset, split: str = "train") -> list[ScoftExample]
             continue
         license_id = row.get("license")
         examples.append(ScoftExample(image, row["text"], generic, negatives, mf.split,
-                                     license_id.strip() or None if isinstance(license_id, str) else None))
+                                     license_id.strip() or None if isinstance(license_id, str) else None,
+                                     row_source(row), row_contributor(row)))
     if problems:
         shown = "\n  ".join(problems[:20]) + (f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else "")
         raise DatasetError(f"{dataset.root}: {len(problems)} row(s) cannot be used for SCoFT:\n  {shown}")

@@ -15,7 +15,8 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 @dataclass
 class RunRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.run"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: data_sources and data_contributors (a version 1 file reads with them empty)
+    OLDEST: ClassVar[int | None] = 1
     UNVERSIONED_IS_V1: ClassVar[bool] = True
     FIX: ClassVar[str] = "rerun `ccub finetune` (a run folder is runs/<name>/)"
 
@@ -41,6 +42,10 @@ class RunRecord(RecordFile):
     # licence -> how many training images carry it (images without one are not counted)
     data_licenses: dict[str, int] = field(default_factory=dict)
     tool: str = "ccub finetune"
+    # Lineage: the training rows' source_sha256 (the submitted files' digests) and contributor ids,
+    # sorted, so that `ccub withdraw` finds the models a withdrawn item reached. Never printed.
+    data_sources: list[str] = field(default_factory=list)
+    data_contributors: list[str] = field(default_factory=list)
 
     def write_to(self, folder: Path) -> Path:
         return self.write(Path(folder) / RUN_FILE)

@@ -253,6 +253,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
             output=str(output), base_model=cfg.base, base_path=parts.base.source, culture=opts.culture,
             dataset=str(Path(opts.dataset).resolve()), data_card=_data_card(opts.dataset), images=len(data),
             data_licenses=dict(Counter(e.license for e in examples if e.license)),
+            data_sources=sorted({e.source_sha256 for e in examples if e.source_sha256}),
+            data_contributors=sorted({e.contributor for e in examples if e.contributor}),
             variant=cfg.variant, loss_weights=_weights(cfg), backbones=backbones, steps=steps, resumed_from=start,
             skipped_steps=skipped_total, seconds=time.monotonic() - started, hardware=hardware(accelerator),
             versions=library_versions(), smoke_run=bool(smoke), config=config))

@@ -27,7 +27,7 @@ def test_a_record_reads_back_as_written_with_its_schema(tmp_path):
     path = record.write_to(tmp_path)
     assert path == tmp_path / RUN_FILE
     data = json.loads(path.read_text())
-    assert (data["schema"], data["schema_version"]) == ("ccub.run", 1)
+    assert (data["schema"], data["schema_version"]) == ("ccub.run", 2)
     assert RunRecord.read_from(tmp_path) == record
 
 
@@ -39,7 +39,7 @@ def test_a_file_from_before_records_had_versions_reads_as_version_1(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"schema_version": 2}, "ccub.run version 2, but this ccub reads version 1; use the ccub that wrote it, or "
+    ({"schema_version": 3}, "ccub.run version 3, but this ccub reads versions 1 to 2; use the ccub that wrote it, or "
                             "rerun `ccub finetune`"),
     ({"schema": "ccub.prepare"}, "not a ccub.run record; rerun `ccub finetune`"),
     ({"images": "four"}, "images = 'four' (str); expected an integer; rerun `ccub finetune`"),
@@ -59,6 +59,22 @@ def test_a_deeply_nested_or_broken_file_is_refused_not_a_crash(tmp_path):
         (tmp_path / RUN_FILE).write_text(text, encoding="utf-8", errors="surrogateescape")
         with pytest.raises(RecordError, match="unreadable"):
             RunRecord.read_from(tmp_path)
+
+
+def test_a_version_1_run_reads_with_empty_lineage_and_a_benchmark_too(tmp_path):
+    data = json.loads(run_record(data_sources=["a" * 64], data_contributors=["c1"]).write_to(tmp_path).read_text())
+    del data["data_sources"], data["data_contributors"]
+    (tmp_path / RUN_FILE).write_text(json.dumps(data | {"schema_version": 1}))
+    old = RunRecord.read_from(tmp_path)
+    assert (old.data_sources, old.data_contributors) == ([], []) and old.images == 4
+    from benchmark.record import BenchmarkRecord
+
+    bench = BenchmarkRecord(culture="korea", clip="tiny", clip_random_weights=True, smoke_run=True, suite="built-in",
+                            settings={}, seeds=[0], models=[], prompts=[], images=[], reference_sources=["b" * 64])
+    data = json.loads(bench.write(tmp_path / "benchmark.json").read_text())
+    del data["reference_sources"], data["training_sources"]
+    (tmp_path / "benchmark.json").write_text(json.dumps(data | {"schema_version": 1}))
+    assert BenchmarkRecord.read(tmp_path / "benchmark.json").reference_sources == []
 
 
 def test_a_missing_field_and_a_missing_file_are_refused(tmp_path):
@@ -120,5 +136,5 @@ def test_card_refuses_a_report_of_an_older_version_naming_the_rerun(tmp_path):
                                                      "notes": ["a note as version 1 wrote it"]}))
     with exclusive(tmp_path / "data", command="test"), pytest.raises(CardError) as caught:
         refresh_cards(tmp_path / "data")
-    assert "ccub.validate.report version 1, but this ccub reads version 3 (and 2)" in str(caught.value)
+    assert "ccub.validate.report version 1, but this ccub reads versions 2 to 3" in str(caught.value)
     assert "rerun `ccub validate` on the submissions" in str(caught.value)

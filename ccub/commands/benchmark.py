@@ -39,6 +39,9 @@ def benchmark(
     cache: Annotated[Path | None, typer.Option(help="Image cache (default: .ccub-benchmark-cache beside the run).")]
     = None,
     device: Annotated[str | None, typer.Option(help="torch device (default: cuda when present).")] = None,
+    allow_withdrawn: Annotated[bool, typer.Option(
+        "--allow-withdrawn", help="Benchmark a run trained on data whose consent was withdrawn (`ccub withdraw` "
+                                  "marked it).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Compare a fine-tuned run with its base model on the culture's prompts (paired, with intervals).
@@ -57,6 +60,12 @@ def benchmark(
     for run in (model, *(compare or []), *(more or [])):
         if not run.is_dir():
             fail(f"{run}: no such run folder; give a `ccub finetune` output folder (runs/NAME, holding run.json)")
+    if not allow_withdrawn:
+        from ccub.steward.withdraw import refusal
+
+        refused = refusal((model, *(compare or []), *(more or [])))
+        if refused:
+            fail(refused)
     model_stack()
     options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
                       seeds=seeds, clip=clip, cache=cache, device=device)

@@ -44,6 +44,9 @@ def make(
     seed: Annotated[int | None, typer.Option(help="Seed of the item sample and slot shuffles (\\[study] seed).")]
     = None,
     force: Annotated[bool, typer.Option(help="Replace a different study already in --out.")] = False,
+    allow_withdrawn: Annotated[bool, typer.Option(
+        "--allow-withdrawn", help="Use runs trained or benchmarked on data whose consent was withdrawn "
+                                  "(`ccub withdraw` marked them).")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Build a study bundle: survey.html for participants, the private key, metrics and a crowd-sourcing layout.
@@ -53,6 +56,12 @@ def make(
     from benchmark.study.bundle import MakeOptions, StudyError, make_study
     from ccub.config import ConfigError
 
+    if not allow_withdrawn:
+        from ccub.steward.withdraw import refusal
+
+        refused = refusal(runs)
+        if refused:
+            fail(refused)
     cfg = load_config(config)
     for name, value in (("items", items), ("per_participant", per_participant), ("seed", seed)):
         if value is not None:

@@ -16,7 +16,7 @@ class ValidationReport(RecordFile):
     # 2: notes are {text, kind}; 3: records held for review carry image_sha256 and caption_sha256
     # (what a review decision is keyed by; null for the others)
     VERSION: ClassVar[int] = 3
-    OLDER_VERSIONS: ClassVar[tuple[int, ...]] = (2,)  # read as they are: held records lack the digests
+    OLDEST: ClassVar[int | None] = 2  # a version 2 file reads as it is: held records lack the digests
     FIX: ClassVar[str] = "rerun `ccub validate` on the submissions"
 
     ccub_version: str

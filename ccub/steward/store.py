@@ -146,7 +146,11 @@ class Steward:
         return new, len(found) - len(new), problems
 
     def add_withdrawal(self, withdrawal: Withdrawal) -> None:
-        self.withdrawals = [*self.withdrawals, withdrawal]
+        self.add_withdrawals([withdrawal])
+
+    def add_withdrawals(self, withdrawals: list[Withdrawal]) -> None:
+        """Append `withdrawals` to the folder's file (rewritten whole, atomically)."""
+        self.withdrawals = [*self.withdrawals, *withdrawals]
         self.folder.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.folder / WITHDRAWALS_FILE, _jsonl(self.withdrawals))
         self.__init__(self.folder, self.decisions, self.withdrawals)
