@@ -182,6 +182,7 @@ class DatasetStats:
     generated: str = ""  # ISO date the card was generated (the only date-dependent value)
     blip_text_rows: int = 0  # rows with a generic caption (SCoFT, `ccub prepare`)
     negative_rows: int = 0  # rows listing negative images
+    reviewed_rows: int = 0  # rows held by the checks and accepted by a person (`reviewed_by`)
     negative_files: int = 0  # distinct negative images listed
     columns: list[str] = field(default_factory=list)  # metadata.jsonl columns, first-seen order
     # metadata.jsonl path -> its columns in file order, each with its kind (see column_kind)
@@ -334,6 +335,7 @@ def compute_stats(report: dict[str, Any], out_dir: Path, *, contributor_min_imag
         stats.file_columns[rel] = {name: column_kind([r.get(name) for r in rows]) for name in names}
         for r in rows:
             stats.blip_text_rows += bool(r.get("blip_text"))
+            stats.reviewed_rows += bool(r.get("reviewed_by"))
             listed = r.get("negative_imgpath")
             if isinstance(listed, list) and listed:
                 stats.negative_rows += 1

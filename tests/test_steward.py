@@ -38,13 +38,17 @@ def test_an_accepted_held_record_is_exported_with_who_when_why_and_stays_accepte
     first = run(root, out)
     assert {outcome(first, K + n).status for n in ("FOOD_1.jpg", "FOOD_2.jpg")} == {"review"}
     decisions = write_decisions(tmp_path / "decisions.jsonl", [decision(root, "FOOD_1.jpg", "accept")])
-    second = run(root, out, decisions=decisions)
+    second = run(root, out, reports=True, decisions=decisions)
     assert outcome(second, K + "FOOD_1.jpg").status == "accepted"
     assert "review.accepted" in checks_for(second, K + "FOOD_1.jpg")
     assert outcome(second, K + "FOOD_2.jpg").status == "review"
     [exported] = read_jsonl(out / "clean" / "korea" / "train" / "metadata.jsonl")
     assert (exported["reviewed_by"], exported["reviewed_at"], exported["review_reason"]) == (
         "steward-1", "2026-12-01T10:00:00+00:00", "a fair description")
+    from data_cards.facts import compute_stats
+
+    report = json.loads((out / "reports" / "report.json").read_text("utf-8"))
+    assert compute_stats(report, out).reviewed_rows == 1  # the card counts it
     # Remembered: the next run, without --decisions, decides the same.
     assert outcome(run(root, out), K + "FOOD_1.jpg").status == "accepted"
     assert len((out / "steward" / "decisions.jsonl").read_text().splitlines()) == 1
