@@ -5,6 +5,11 @@ A file holds the record's fields and two more: `schema` (what it is) and `schema
 reader checks both and every field's type (`ccub.config.build_dataclass`), and refuses a version
 it does not know with a message naming the file and the fix, so a file from a newer ccub is
 never half understood.
+
+Versions: a change a reader of the old version would misread (a field renamed, removed or given
+another meaning or type) bumps VERSION, and older files are refused. A field added with a default
+also bumps VERSION (an older ccub must refuse the new file, whose field it does not know), but the
+older versions go into READS_OLDER: their files lack only the new field, and read with its default.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ class RecordFile:
     FIX: ClassVar[str]
     # Files this record was written as before records carried a schema: read as version 1.
     UNVERSIONED_IS_V1: ClassVar[bool] = False
+    # Older versions whose files still read: since them, only fields with defaults were added.
+    READS_OLDER: ClassVar[tuple[int, ...]] = ()
     # The names of the two fields; a format older than this module keeps its own.
     SCHEMA_KEYS: ClassVar[tuple[str, str]] = ("schema", "schema_version")
 
@@ -63,7 +70,7 @@ class RecordFile:
         if data.get(schema) != cls.SCHEMA:
             raise RecordError(f"{path}: not a {cls.SCHEMA} record; {cls.FIX}")
         version = data.get(version_key)
-        if version != cls.VERSION:
+        if version != cls.VERSION and (isinstance(version, bool) or version not in cls.READS_OLDER):
             raise RecordError(f"{path}: {cls.SCHEMA} version {version!r}, but this ccub reads version {cls.VERSION}; "
                               f"use the ccub that wrote it, or {cls.FIX}")
         fields = {k: v for k, v in data.items() if k not in cls.SCHEMA_KEYS}

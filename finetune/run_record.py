@@ -15,7 +15,8 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 @dataclass
 class RunRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.run"
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2  # 2: release, release_digest
+    READS_OLDER: ClassVar[tuple[int, ...]] = (1,)  # a version 1 file has no release: None
     UNVERSIONED_IS_V1: ClassVar[bool] = True
     FIX: ClassVar[str] = "rerun `ccub finetune` (a run folder is runs/<name>/)"
 
@@ -41,6 +42,11 @@ class RunRecord(RecordFile):
     # licence -> how many training images carry it (images without one are not counted)
     data_licenses: dict[str, int] = field(default_factory=dict)
     tool: str = "ccub finetune"
+    # The data's lineage (ccub/steward/releases.py `dataset_lineage`): the release version the dataset
+    # is a folder of (DATA/releases/VERSION/clean/...), "current" for DATA/clean, None elsewhere; and
+    # the digest of that release's files as they were when training read them.
+    release: str | None = None
+    release_digest: str | None = None
 
     def write_to(self, folder: Path) -> Path:
         return self.write(Path(folder) / RUN_FILE)
