@@ -128,12 +128,10 @@ def lineage(
     if as_json:
         typer.echo(json.dumps(chain, indent=2, ensure_ascii=False))
         return
-    t = table(f"lineage of {run}")
-    column(t, "stage")
-    column(t, "what")
-    column(t, "details")
-    for step in chain["chain"]:
-        t.add_row(step["stage"], step["what"], step["details"])
-    console.print(t)
+    # One line a stage (never folded: they name paths and digests).
+    for number, step in enumerate(chain["chain"]):
+        arrow = "  -> " if number else ""
+        console.print(f"{arrow}{step['stage']}: {step['what']} ({step['details']})", highlight=False, markup=False,
+                      soft_wrap=True)
     for note in chain["notes"]:
         console.print(f"note: {note}", highlight=False, markup=False, soft_wrap=True)
