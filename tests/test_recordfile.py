@@ -27,8 +27,15 @@ def test_a_record_reads_back_as_written_with_its_schema(tmp_path):
     path = record.write_to(tmp_path)
     assert path == tmp_path / RUN_FILE
     data = json.loads(path.read_text())
-    assert (data["schema"], data["schema_version"]) == ("ccub.run", 1)
+    assert (data["schema"], data["schema_version"]) == ("ccub.run", 2)
     assert RunRecord.read_from(tmp_path) == record
+
+
+def test_a_version_1_file_reads_with_the_fields_added_since_at_their_defaults(tmp_path):
+    data = json.loads(run_record().write_to(tmp_path).read_text()) | {"schema_version": 1}
+    del data["release"], data["release_digest"]
+    (tmp_path / RUN_FILE).write_text(json.dumps(data))
+    assert RunRecord.read_from(tmp_path) == run_record()
 
 
 def test_a_file_from_before_records_had_versions_reads_as_version_1(tmp_path):
@@ -39,7 +46,7 @@ def test_a_file_from_before_records_had_versions_reads_as_version_1(tmp_path):
 
 
 @pytest.mark.parametrize(("change", "message"), [
-    ({"schema_version": 2}, "ccub.run version 2, but this ccub reads version 1; use the ccub that wrote it, or "
+    ({"schema_version": 3}, "ccub.run version 3, but this ccub reads version 2; use the ccub that wrote it, or "
                             "rerun `ccub finetune`"),
     ({"schema": "ccub.prepare"}, "not a ccub.run record; rerun `ccub finetune`"),
     ({"images": "four"}, "images = 'four' (str); expected an integer; rerun `ccub finetune`"),
