@@ -269,6 +269,10 @@ def test_a_run_on_a_release_records_it_and_lineage_prints_the_chain(tmp_path, mo
     record = RunRecord.read_from(out)
     digest = read_release(data, "1.0")[1].digest
     assert (record.release, record.release_digest) == ("1.0", digest)
+    from benchmark.runs import load_run, models_for
+
+    base, mine = models_for([load_run(out)])  # what benchmark.json's models carry on
+    assert (mine.release, mine.release_digest, base.release) == ("1.0", digest, None)
 
     # A study folder naming the run's benchmark (a benchmark and a study, written as the stages do).
     from benchmark.record import BenchmarkRecord
