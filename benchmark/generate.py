@@ -48,6 +48,8 @@ class Model:
     base_source: str  # what from_pretrained gets
     lora: Path | None = None
     random_weights: bool = False
+    release: str | None = None  # the data release the run trained on (its run.json), None for the base
+    release_digest: str | None = None
 
     def key(self) -> str:
         """Stable across benchmarks: the base model and the LoRA file's content."""

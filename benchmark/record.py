@@ -25,7 +25,9 @@ class BenchmarkRecord(RecordFile):
     suite: str  # the prompt suite's file, or "built-in"
     settings: dict[str, Any]  # generation settings (benchmark.generate.Settings)
     seeds: list[int]
-    models: list[dict[str, Any]]  # name, key, base, lora, random_weights
+    # name, key, base, lora, random_weights, release, release_digest (the run's data lineage; absent in
+    # files written before runs recorded it)
+    models: list[dict[str, Any]]
     prompts: list[dict[str, Any]]  # benchmark.prompts.Prompt fields
     images: list[dict[str, Any]]  # model, prompt (id), seed, path
     # Lineage: source_sha256 of the held-out (reference) and training community images scored

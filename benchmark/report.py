@@ -57,7 +57,8 @@ def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
         smoke_run=context["smoke_run"], suite=context["suite"], settings=asdict(context["settings"]),
         seeds=list(context["seeds"]),
         models=[{"name": m.name, "key": m.key(), "base": m.base, "lora": str(m.lora) if m.lora else None,
-                 "random_weights": m.random_weights} for m in context["models"]],
+                 "random_weights": m.random_weights, "release": m.release, "release_digest": m.release_digest}
+                for m in context["models"]],
         prompts=[asdict(p) for p in context["prompts"]],
         images=[{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
                 for (model, pid, seed), path in context["images"].items()],

@@ -26,6 +26,8 @@ class Run:
     lora: Path
     smoke_run: bool
     variant: str
+    release: str | None = None  # the data lineage of run.json
+    release_digest: str | None = None
 
 
 def load_run(folder: Path) -> Run:
@@ -46,7 +48,8 @@ def load_run(folder: Path) -> Run:
         raise RunError(f"{folder}: {lora.name} is missing; the run did not finish (`ccub finetune --resume latest`)")
     return Run(name=folder.resolve().name, folder=folder, base=record.base_model, base_source=record.base_path,
                culture=record.culture, dataset=Path(record.dataset), resolution=resolution, lora=lora,
-               smoke_run=record.smoke_run, variant=record.variant)
+               smoke_run=record.smoke_run, variant=record.variant, release=record.release,
+               release_digest=record.release_digest)
 
 
 def models_for(runs: list[Run]) -> list[Model]:
@@ -62,4 +65,5 @@ def models_for(runs: list[Run]) -> list[Model]:
                        f"rename one so the tables can tell them apart")
     random = any(r.smoke_run for r in runs)
     base = Model("base", first.base, first.base_source, None, random)
-    return [base, *(Model(r.name, r.base, r.base_source, r.lora, r.smoke_run) for r in runs)]
+    return [base, *(Model(r.name, r.base, r.base_source, r.lora, r.smoke_run, r.release, r.release_digest)
+                    for r in runs)]

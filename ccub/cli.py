@@ -16,6 +16,7 @@ from ccub.commands.doctor import doctor
 from ccub.commands.fetch import fetch
 from ccub.commands.finetune import finetune
 from ccub.commands.prepare import prepare
+from ccub.commands.release import diff, lineage, release
 from ccub.commands.review import review
 from ccub.commands.study import study_app
 from ccub.commands.submission import submission_app
@@ -42,8 +43,9 @@ def main(
 
 # In the order `ccub --help` lists them: the data's way from submissions to results.
 for command, name in ((checks, "checks"), (show_config, "config"), (validate, "validate"), (review, "review"),
-                      (card, "card"), (withdraw, "withdraw"), (prepare, "prepare"), (finetune, "finetune"),
-                      (benchmark, "benchmark"), (fetch, "fetch"), (doctor, "doctor")):
+                      (card, "card"), (withdraw, "withdraw"), (release, "release"), (diff, "diff"),
+                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (lineage, "lineage"),
+                      (fetch, "fetch"), (doctor, "doctor")):
     app.command(name)(command)
 app.add_typer(study_app, name="study")
 app.add_typer(submission_app, name="submission")

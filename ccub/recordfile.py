@@ -5,6 +5,12 @@ A file holds the record's fields and two more: `schema` (what it is) and `schema
 reader checks both and every field's type (`ccub.config.build_dataclass`), and refuses a version
 it does not know with a message naming the file and the fix, so a file from a newer ccub is
 never half understood.
+
+Versions: a change a reader of the old version would misread (a field renamed, removed or given
+another meaning or type) bumps VERSION, and older files are refused. A field added with a default
+also bumps VERSION (an older ccub must refuse the new file, whose field it does not know), but
+OLDEST keeps the older versions readable: their files lack only the new fields, which take their
+defaults.
 """
 
 from __future__ import annotations

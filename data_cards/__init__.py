@@ -39,7 +39,7 @@ from data_cards.facts import (
     missing_fields,
 )
 
-__all__ = ["CardResult", "write_cards", "refresh_cards", "recorded_source", "build_cards"]
+__all__ = ["CardResult", "write_cards", "refresh_cards", "recorded_source", "recorded_meta", "build_cards"]
 
 PLOT_DIR = "card"
 FACTS_FILE = "card.json"  # under <out>/reports/
@@ -53,8 +53,9 @@ class CardResult:
     source: Path | None = None  # the card.toml the facts came from, when known
 
 
-def build_cards(meta: CardMeta, stats: DatasetStats) -> dict[str, bytes]:
-    """Every card file by its path relative to `<out>/clean`, as bytes (nothing written)."""
+def build_cards(meta: CardMeta, stats: DatasetStats, changelog: str = "") -> dict[str, bytes]:
+    """Every card file by its path relative to `<out>/clean`, as bytes (nothing written);
+    `changelog` (Markdown, a release's: `ccub release`) becomes the card's Changelog section."""
     from data_cards.hf_card import render_hf_card, render_plots
 
     files: dict[str, bytes] = {}
@@ -63,7 +64,7 @@ def build_cards(meta: CardMeta, stats: DatasetStats) -> dict[str, bytes]:
         rel = f"{PLOT_DIR}/{name}.png"
         files[rel] = png
         plots[name] = rel
-    files["README.md"] = render_hf_card(meta, stats, plots).encode("utf-8")
+    files["README.md"] = render_hf_card(meta, stats, plots, changelog).encode("utf-8")
     try:
         from data_cards import croissant
     except ImportError:
@@ -141,6 +142,11 @@ def recorded_source(data_dir: Path) -> Path | None:
     """The card.toml the cards of `data_dir` were last written from, when it is still there."""
     source = _recorded(Path(data_dir))[1]
     return source if source is not None and source.is_file() else None
+
+
+def recorded_meta(data_dir: Path) -> CardMeta:
+    """The steward's facts the cards of `data_dir` were last written from (the defaults if none)."""
+    return _recorded(Path(data_dir))[0]
 
 
 def _write(report: dict[str, Any], out_dir: Path, meta: CardMeta,

@@ -317,13 +317,14 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def render_hf_card(meta: CardMeta, stats: DatasetStats, plots: dict[str, str]) -> str:
-    """README.md for `<out>/clean`: YAML header for the hub, then the card."""
+def render_hf_card(meta: CardMeta, stats: DatasetStats, plots: dict[str, str], changelog: str = "") -> str:
+    """README.md for `<out>/clean`: YAML header for the hub, then the card (with `changelog`, Markdown,
+    as its Changelog section when given)."""
     missing = missing_fields(meta, stats)
     head = yaml.safe_dump(header(meta, stats, missing), sort_keys=False, allow_unicode=True,
                           width=1000)
     body = _environment().get_template("hf_card.md.j2").render(
-        **context(meta, stats, plots, missing))
+        **context(meta, stats, plots, missing), changelog=Raw(changelog))
     body = re.sub(r"\n{3,}", "\n\n", body).strip("\n") + "\n"
     return f"---\n{head}---\n\n{body}"
 

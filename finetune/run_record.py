@@ -15,7 +15,9 @@ LORA_FILE = "pytorch_lora_weights.safetensors"
 @dataclass
 class RunRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.run"
-    VERSION: ClassVar[int] = 2  # 2: data_sources and data_contributors (a version 1 file reads with them empty)
+    # 2: data_sources, data_contributors, release, release_digest (a version 1 file reads with them
+    # empty)
+    VERSION: ClassVar[int] = 2
     OLDEST: ClassVar[int | None] = 1
     UNVERSIONED_IS_V1: ClassVar[bool] = True
     FIX: ClassVar[str] = "rerun `ccub finetune` (a run folder is runs/<name>/)"
@@ -46,6 +48,11 @@ class RunRecord(RecordFile):
     # sorted, so that `ccub withdraw` finds the models a withdrawn item reached. Never printed.
     data_sources: list[str] = field(default_factory=list)
     data_contributors: list[str] = field(default_factory=list)
+    # The data's lineage (ccub/steward/releases.py `dataset_lineage`): the release version the dataset
+    # is a folder of (DATA/releases/VERSION/clean/...), "current" for DATA/clean, None elsewhere; and
+    # the digest of that release's files as they were when training read them.
+    release: str | None = None
+    release_digest: str | None = None
 
     def write_to(self, folder: Path) -> Path:
         return self.write(Path(folder) / RUN_FILE)

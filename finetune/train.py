@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ccub.files import atomic_write_text
+from ccub.steward.releases import dataset_lineage
 from finetune import checkpoints as ckpt
 from finetune.config import ScoftConfig, dump_toml
 from finetune.outputs import (
@@ -146,6 +147,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
     # 2. Data, with the frozen encoders' outputs cached once.
     examples = scoft_examples(read_dataset(opts.dataset))
     prepared_with_random = _prepared_with_random(opts.dataset)
+    # Which release (or the current clean set) the data is, and its digest as read now.
+    lineage = dataset_lineage(opts.dataset) if accelerator.is_main_process else (None, None)
     negatives = sum(len(e.negatives) for e in examples)
     with phase(watch, f"reading {len(examples)} images and {negatives} negatives at {cfg.resolution} px"):
         data = TrainingData(examples, cfg.resolution, cfg.random_flip, cfg.negative_flip)
@@ -257,7 +260,8 @@ def train(cfg: ScoftConfig, opts: RunOptions, progress: ProgressFn | None = None
             data_contributors=sorted({e.contributor for e in examples if e.contributor}),
             variant=cfg.variant, loss_weights=_weights(cfg), backbones=backbones, steps=steps, resumed_from=start,
             skipped_steps=skipped_total, seconds=time.monotonic() - started, hardware=hardware(accelerator),
-            versions=library_versions(), smoke_run=bool(smoke), config=config))
+            versions=library_versions(), smoke_run=bool(smoke), config=config, release=lineage[0],
+            release_digest=lineage[1]))
     accelerator.end_training()
     return TrainResult(output, steps, output / LORA_FILE, smoke, start, skipped_total, files)
 

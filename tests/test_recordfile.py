@@ -31,6 +31,13 @@ def test_a_record_reads_back_as_written_with_its_schema(tmp_path):
     assert RunRecord.read_from(tmp_path) == record
 
 
+def test_a_version_1_file_reads_with_the_fields_added_since_at_their_defaults(tmp_path):
+    data = json.loads(run_record().write_to(tmp_path).read_text()) | {"schema_version": 1}
+    del data["release"], data["release_digest"]
+    (tmp_path / RUN_FILE).write_text(json.dumps(data))
+    assert RunRecord.read_from(tmp_path) == run_record()
+
+
 def test_a_file_from_before_records_had_versions_reads_as_version_1(tmp_path):
     data = json.loads(run_record().write_to(tmp_path).read_text())
     del data["schema"], data["schema_version"]

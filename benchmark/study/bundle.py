@@ -94,7 +94,7 @@ class StudyKey(RecordFile):
     per_participant: int
     clip: str
     settings: dict[str, Any]
-    models: list[dict[str, Any]]  # name, key, base, lora, random_weights, source
+    models: list[dict[str, Any]]  # name, key, base, lora, random_weights, source, release, release_digest
     items: list[dict[str, Any]]  # id, prompt_id, prompt, category, seed, slots (slot -> model), images
 
     def model_names(self) -> list[str]:
@@ -288,7 +288,8 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     study = StudyKey(
         study_id=sid, culture=culture, culture_name=name, seed=s.seed, smoke_run=smoke, questions=list(s.questions),
         per_participant=s.per_participant, clip=sources[0].manifest.clip, settings=sources[0].manifest.settings,
-        models=[{k: models[m][k] for k in ("name", "key", "base", "lora", "random_weights", "source")}
+        models=[{k: models[m].get(k) for k in ("name", "key", "base", "lora", "random_weights", "source", "release",
+                                               "release_digest")}
                 for m in wanted],
         items=items)
     return _write_bundle(opts, study, models, texts, s, int(cfg.limits.max_megapixels * 1e6),

@@ -19,7 +19,7 @@ from ccub.commands.common import (
     settings_block,
     smoke_banner,
 )
-from ccub.commands.prepare import run_prepare
+from ccub.commands.prepare import refuse_release, run_prepare
 
 UNITS = {"training": "steps", "caching text": "prompts", "caching latents": "images"}
 
@@ -62,7 +62,7 @@ def finetune(
     """
     from ccub.config import ConfigError
     from finetune.config import load_scoft_config
-    from finetune.prepare import Options, culture_of, prepare_if_missing
+    from finetune.prepare import Options, culture_of, needs_preparing, prepare_if_missing
     from finetune.tiny import is_tiny, smoke_training
 
     overrides = {"base": base, "variant": variant, "backbone": backbone, "max_train_steps": steps,
@@ -100,6 +100,8 @@ def finetune(
             for line in plan.estimate_lines:
                 console.print(line, highlight=False, markup=False, soft_wrap=True)
             raise typer.Exit(0)
+    if main_process() and needs_preparing(dataset):
+        refuse_release(dataset, "it lacks generic captions or negatives (`ccub prepare` would write them)")
     _preflight(cfg, ccub_cfg, dataset, prepare_missing and main_process() and not tiny)
     # Under `accelerate launch` the dataset must be prepared beforehand (the trainer checks).
     if prepare_missing and main_process():

@@ -74,6 +74,7 @@ def prepare(
         culture = dataset.name
     elif not dataset.is_dir():
         fail(f"{dataset}: no such folder")
+    refuse_release(dataset, "prepare writes captions and negatives into the dataset")
     model_stack()
     if tiny:
         smoke_banner(f"--base {tiny} uses tiny models with RANDOM WEIGHTS; the captions and negatives it "
@@ -83,6 +84,16 @@ def prepare(
     settings_block("ccub prepare", prepare_settings(options, cfg.prepare, config))
     result = run_prepare(lambda progress: run(options, cfg, progress))
     raise typer.Exit(result.exit_code)
+
+
+def refuse_release(dataset: Path, why: str) -> None:
+    """Stop when `dataset` is a folder of a release (DATA/releases/VERSION/), which is never written."""
+    from ccub.steward.releases import find_release
+
+    release = find_release(dataset)
+    if release is not None:
+        fail(f"{dataset} is in release {release.name} ({release}), which is frozen, and {why}; run `ccub prepare` "
+             f"on the clean set (DATA/clean/CULTURE) and release it again (`ccub release NEW_VERSION`)")
 
 
 def run_prepare(work: Callable[[Any], Any]) -> Any:
