@@ -93,19 +93,21 @@ def print_queue(queue: list[Held], data: Path, limits: Limits) -> None:
         say(f"nothing held for review in {data / 'reports' / 'report.json'}")
         return
     shown = table(f"held for review ({len(queue)})")
-    # The id, key and check ids are never folded, so they can be copied and grepped.
+    # The id and check ids are never folded, so they can be copied and grepped; a long key
+    # folds (the id names the record on the command line).
     column(shown, "id", no_wrap=True)
-    column(shown, "key", no_wrap=True, min_width=min(60, max(len(h.key) for h in queue)))
-    column(shown, "contributor")
-    column(shown, "checks", no_wrap=True)
-    column(shown, "decided")
-    pending = 0
-    for held in queue:
-        decision = steward.decision_for(held.image_sha256, held.caption_sha256) if held.decidable else None
-        pending += decision is not None
-        decided = f"{decision.decision} by {decision.reviewer}" if decision else ""
-        shown.add_row(held.id, Text(held.key), Text(held.contributor or "-"), Text("\n".join(held.checks)),
-                      Text(decided))
+    column(shown, "key")
+    column(shown, "contributor", no_wrap=True)
+    column(shown, "checks", no_wrap=True, min_width=max((len(c) for h in queue for c in h.checks), default=6))
+    decisions = [steward.decision_for(h.image_sha256, h.caption_sha256) if h.decidable else None for h in queue]
+    pending = sum(d is not None for d in decisions)
+    if pending:  # the column only when there is something in it: 80 columns are few
+        column(shown, "decided")
+    for held, decision in zip(queue, decisions, strict=True):
+        cells = [held.id, Text(held.key), Text(held.contributor or "-"), Text("\n".join(held.checks))]
+        if pending:
+            cells.append(Text(f"{decision.decision} by {decision.reviewer}" if decision else ""))
+        shown.add_row(*cells)
     console.print(shown)
     if pending:
         say(f"{pending} decided since the last run: the next `ccub validate SUBMISSIONS --out {data}` "

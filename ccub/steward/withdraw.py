@@ -451,6 +451,14 @@ def _reports(data: Path, target: Path, removed: set[str]) -> dict[str, Any] | No
     keep = [i for i in range(len(record.issues)) if i not in dropped]
     renumber = {old: new for new, old in enumerate(keep)}
     record.issues = [record.issues[i] for i in keep]
+    # The per-check and per-severity counts follow the issues that are left (the reports list a
+    # check by its count, and a count of a check no issue holds any more has nothing to name).
+    from collections import Counter
+
+    for key, field in (("checks", "check"), ("severity", "severity")):
+        if isinstance(record.summary.get(key), dict):
+            record.summary[key] = dict(Counter(i.get(field) for i in record.issues if isinstance(i, dict)
+                                               and i.get(field)).most_common())
     record.records = [r for r in record.records if not any(r is g for g in gone)]
     for r in record.records:
         r["issues"] = [renumber[i] for i in r.get("issues") or () if i in renumber]
