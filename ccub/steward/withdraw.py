@@ -455,10 +455,10 @@ def _reports(data: Path, target: Path, removed: set[str]) -> dict[str, Any] | No
     # check by its count, and a count of a check no issue holds any more has nothing to name).
     from collections import Counter
 
-    for key, field in (("checks", "check"), ("severity", "severity")):
+    for key, name in (("checks", "check"), ("severity", "severity")):
         if isinstance(record.summary.get(key), dict):
-            record.summary[key] = dict(Counter(i.get(field) for i in record.issues if isinstance(i, dict)
-                                               and i.get(field)).most_common())
+            record.summary[key] = dict(Counter(i.get(name) for i in record.issues if isinstance(i, dict)
+                                               and i.get(name)).most_common())
     record.records = [r for r in record.records if not any(r is g for g in gone)]
     for r in record.records:
         r["issues"] = [renumber[i] for i in r.get("issues") or () if i in renumber]
