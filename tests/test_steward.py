@@ -153,3 +153,15 @@ def test_decisions_round_trip_through_csv(tmp_path):
     path = tmp_path / "d.csv"
     path.write_text(decisions_csv([d]), encoding="utf-8")
     assert read_rows(path, config().limits, decision_from) == ([d], [])
+
+
+def test_a_changed_image_goes_back_to_review(root, tmp_path):
+    from helpers import make_image
+
+    submission(root, [row("FOOD_1.jpg", 1, text=SHORT)])
+    out = tmp_path / "out"
+    run(root, out, decisions=write_decisions(tmp_path / "d.jsonl", [decision(root, "FOOD_1.jpg", "accept")]))
+    make_image(root / "korea" / "FOOD_1.jpg", seed=7)  # another photo under the same name
+    result = run(root, out)
+    assert outcome(result, K + "FOOD_1.jpg").status == "review"
+    assert "review.changed" in checks_for(result, K + "FOOD_1.jpg")
