@@ -69,28 +69,29 @@ def withdraw(
         err.print(f"[red]refused:[/] {escape(message)}", highlight=False)
     if len(problems) > 50:
         err.print(f"... and {len(problems) - 50} more refused line(s)", highlight=False)
+    # Lines name paths: printed whole (soft wrap), never folded inside a path.
     new = outcome.recorded
     items = len({i for w in new for i in w.items})
     console.print(f"{len(new)} withdrawal(s) recorded in {data_dir / 'steward' / 'withdrawals.jsonl'}"
                   + (f", {outcome.already} already recorded" if outcome.already else "")
-                  + f" ({items} published item(s) matched)", highlight=False, markup=False)
+                  + f" ({items} published item(s) matched)", highlight=False, markup=False, soft_wrap=True)
     r = outcome.rebuilt
     if r.rows:
         console.print(f"clean set rebuilt: {r.rows} row(s) and {r.files} file(s) removed; cards refreshed"
                       if r.cards else f"clean set rebuilt: {r.rows} row(s) and {r.files} file(s) removed",
-                      highlight=False, markup=False)
+                      highlight=False, markup=False, soft_wrap=True)
     else:
-        console.print("clean set: no published row was withdrawn; nothing to rebuild", highlight=False)
+        console.print("clean set: no published row was withdrawn; nothing to rebuild", highlight=False, soft_wrap=True)
     if outcome.affected:
         console.print(f"{len(outcome.affected)} output(s) used withdrawn data, marked with withdrawn.json "
                       "(retrain or rebuild them; `ccub benchmark` and `ccub study make` refuse them without "
-                      "--allow-withdrawn):", highlight=False, markup=False)
+                      "--allow-withdrawn):", highlight=False, markup=False, soft_wrap=True)
         for a in outcome.affected:
             what = f"{a.items} item(s)" + (f", {a.contributors} contributor(s)" if a.contributors else "")
             console.print(f"  {a.kind:9} {a.folder}  ({what})" if a.kind != "study" else f"  {a.kind:9} {a.folder}",
-                          highlight=False, markup=False)
+                          highlight=False, markup=False, soft_wrap=True)
     else:
-        console.print("no run, benchmark or study found that used withdrawn data", highlight=False)
+        console.print("no run, benchmark or study found that used withdrawn data", highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_FINDINGS if problems else EXIT_OK)
 
 
