@@ -355,3 +355,25 @@ def test_per_host_rate_and_concurrency(tmp_path, server, cfg):
     run_fetch(write_manifest(tmp_path / "m.csv", rows), tmp_path / "out", cfg)
     starts = sorted(t for path, times in server.times.items() for t in times)
     assert len(starts) == 4 and all(b - a >= 0.08 for a, b in zip(starts, starts[1:], strict=False))
+
+
+def test_withdrawn_contributors_and_images_are_not_fetched(tmp_path, server, cfg):
+    import hashlib
+
+    from ccub.steward import Steward, Withdrawal
+
+    steward = Steward.load(tmp_path / "data", cfg.limits)
+    steward.add_withdrawal(Withdrawal(kind="contributor", value="c-7", at="2026-12-01T10:00:00+00:00"))
+    steward.add_withdrawal(Withdrawal(kind="image", value=hashlib.sha256(PNG).hexdigest(),
+                                      at="2026-12-01T10:05:00+00:00"))
+    columns = [*COLUMNS, "contributor"]
+    rows = [row(f"{server.base}/jpg") | {"contributor": "c-7"}, row(f"{server.base}/png") | {"contributor": "c-8"},
+            row(f"{server.base}/hop0") | {"contributor": "c-8"}]
+    manifest = write_manifest(tmp_path / "manifest.csv", rows, columns)
+    out = tmp_path / "out"
+    run_fetch(manifest, out, cfg, steward=Steward.load(tmp_path / "data", cfg.limits))
+    causes = {name: (r["outcome"], r["cause"]) for name, r in report(out).items()}
+    assert causes == {"jpg": ("skipped", "withdrawn"), "png": ("skipped", "withdrawn"), "hop0": ("ok", "")}
+    assert server.hits.get("/jpg", 0) == 0  # a withdrawn contributor's rows are never requested
+    assert len(metadata(out)) == 1
+    assert not [p for p in out.rglob("*") if p.is_file() and p.read_bytes() == PNG]  # the download is gone

@@ -31,6 +31,8 @@ def fetch(
                                                 "no network.")] = False,
     allow_private: Annotated[bool, typer.Option("--allow-private", help="Also fetch from loopback and private "
                                                 "addresses (an intranet mirror); refused by default.")] = False,
+    data: Annotated[Path, typer.Option(help="The `ccub validate --out` folder whose withdrawals of consent "
+                                            "are honoured (DATA/steward/).", file_okay=False)] = Path("data"),
     config: ConfigOption = None,
 ) -> None:
     """Download a URL manifest into a submission `ccub validate` reads (polite, resumable, with a report).
@@ -56,6 +58,12 @@ def fetch(
     if not rows:
         raise typer.Exit(EXIT_USAGE)
     out = out or Path("submissions") / manifest.stem
+    from ccub.steward import Steward, StewardError
+
+    try:
+        steward = Steward.load(data, cfg.limits)
+    except StewardError as exc:
+        fail(exc, cause=exc)
     if not cfg.fetch.contact.strip():
         err.print("[yellow]note:[/] no contact address in the User-Agent; hosts such as Wikimedia require one "
                   "and may answer 403. Set it in ccub.toml:\n  \\[fetch]\n  contact = \"you@example.org\"",
@@ -66,7 +74,8 @@ def fetch(
         task = progress.add_task("fetching", total=len(rows))
         try:
             result = run_fetch(manifest, out, cfg,
-                               lambda _o, done, total: progress.update(task, completed=done, total=total))
+                               lambda _o, done, total: progress.update(task, completed=done, total=total),
+                               steward)
         except FetchError as exc:
             fail(exc, cause=exc)
         except KeyboardInterrupt:

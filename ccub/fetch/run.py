@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ccub import __version__
 from ccub.config import Config, setting_problems
@@ -22,6 +22,9 @@ from ccub.fetch.client import SUFFIX, Client, Download, Failure, Stopped, public
 from ccub.fetch.manifest import Row, read_manifest
 from ccub.files import atomic_write_text
 from ccub.vocab import Vocabulary
+
+if TYPE_CHECKING:
+    from ccub.steward import Steward
 
 IMAGES = "images"
 STATE = ".ccub-fetch-state.json"  # hidden: `ccub validate` skips dot files
@@ -140,8 +143,12 @@ def _verified(out: Path, entry: dict[str, Any] | None) -> bool:
 
 
 def run_fetch(manifest: Path, out: Path, cfg: Config,
-              on_result: Callable[[Outcome, int, int], None] | None = None) -> FetchResult:
+              on_result: Callable[[Outcome, int, int], None] | None = None, steward: Steward | None = None
+              ) -> FetchResult:
     """Download every manifest row not already verified under `out`, then write metadata and the report.
+
+    `steward`: withdrawals of consent to honour: a row of a withdrawn contributor is not fetched,
+    and a download whose bytes are a withdrawn image is deleted at once.
 
     Ctrl-C (KeyboardInterrupt, also when raised by `on_result`) stops the downloads, writes the state,
     metadata.jsonl and the report for what finished, and is raised again.
@@ -169,6 +176,9 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         if row.problems:
             by_line[row.line] = Outcome(row.line, row.url, "failed", "manifest",
                                         "; ".join(f"{p.field}: {p.message}" for p in row.problems))
+        elif steward is not None and steward.is_withdrawn(None, row.extra.get("contributor")):
+            by_line[row.line] = Outcome(row.line, row.url, "skipped", "withdrawn",
+                                        "consent withdrawn by its contributor; not fetched")
         elif row.duplicate_of is not None:
             by_line[row.line] = Outcome(row.line, row.url, "skipped", "duplicate_url",
                                         f"same URL as line {row.duplicate_of}; fetched once")
@@ -201,6 +211,10 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
             return Outcome(row.line, row.url, "failed", "interrupted", "the run was interrupted; rerun to resume")
         if failure is not None:
             return Outcome(row.line, row.url, "failed", failure.cause, str(failure), attempts, failure.status)
+        if steward is not None and steward.is_withdrawn(download.sha256, None):
+            download.path.unlink(missing_ok=True)
+            return Outcome(row.line, row.url, "skipped", "withdrawn", "consent for this image was withdrawn; "
+                           "the download was deleted", attempts, download.status)
         file_name = download.path.relative_to(out).as_posix()
         state[state_key(row.url)] = {"file_name": file_name, "source_url": public_url(row.url),
                                      "final_url": public_url(download.final_url), "http_status": download.status,
