@@ -31,3 +31,19 @@ def root(tmp_path: Path) -> Path:
     path = tmp_path / "subs"
     path.mkdir()
     return path
+
+
+@pytest.fixture
+def downloads(tmp_path: Path) -> Path:
+    """Where the browser tests' Chromium saves downloads."""
+    return tmp_path / "downloads"
+
+
+@pytest.fixture
+def driver(downloads: Path):
+    """Headless Chromium (tests/browser.py); skips the test, or fails it in CI, when absent."""
+    from browser import chromium, require_browser
+
+    require_browser()
+    with chromium(downloads) as web_driver:
+        yield web_driver

@@ -10,8 +10,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-from browser import chromium, require_browser, wait_for, wait_for_download
+from browser import wait_for, wait_for_download
 from helpers import checks_for, make_image, outcome, photo, read_jsonl, row, run, submission
 from typer.testing import CliRunner
 
@@ -47,18 +46,6 @@ def embedded(html: str) -> dict:
 
 def cli(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-@pytest.fixture
-def downloads(tmp_path: Path) -> Path:
-    return tmp_path / "downloads"
-
-
-@pytest.fixture
-def driver(downloads: Path):
-    require_browser()
-    with chromium(downloads) as web_driver:
-        yield web_driver
 
 
 def card(driver, key: str):

@@ -14,7 +14,6 @@ from pathlib import Path
 import browser
 import pytest
 from browser import (
-    chromium,
     click,
     complete_survey,
     consent,
@@ -82,18 +81,6 @@ def planted(item: str, prompt: str, question: str, shown: list[str]) -> list[str
 def embedded_data(html: str) -> dict:
     match = re.search(r'<script type="application/json" id="study-data">(.*?)</script>', html, re.S)
     return json.loads(match.group(1))
-
-
-@pytest.fixture
-def downloads(tmp_path: Path) -> Path:
-    return tmp_path / "downloads"
-
-
-@pytest.fixture
-def driver(downloads: Path):
-    require_browser()
-    with chromium(downloads) as web_driver:
-        yield web_driver
 
 
 # ---- texts -------------------------------------------------------------------------------------
