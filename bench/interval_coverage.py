@@ -84,7 +84,7 @@ def simulate(reps: int, n_boot: int, prompts: list[int], seeds: int, confidence:
                 means, sds = _bootstrap(d, n_boot, rng)
                 for m in METHODS:
                     low, high = t_interval(d, confidence) if m == "t" else _intervals(d, m, confidence, means, sds)
-                    covered[m] += int(np.count_nonzero((low <= DELTA) & (DELTA <= high)))
+                    covered[m] += int(np.count_nonzero((low <= DELTA) & (high >= DELTA)))
                     width[m] += float(np.sum(high - low))
             for m in METHODS:
                 c = covered[m] / reps

@@ -12,9 +12,13 @@ metrics (e.g. the diversity of a prompt's images) give one value per prompt: pas
 constant seed (or ``seeds=None``) and each prompt then has a single pair.
 
 - ``difference``: mean over prompts of the per-prompt mean of (model - base).
-- Confidence interval: percentile bootstrap resampling prompts with replacement (a
-  cluster bootstrap: a resampled prompt brings all its pairs). As the statistic is a
-  mean of per-prompt means, this is resampling the per-prompt means themselves.
+- Confidence interval: symmetric bootstrap-t (``INTERVAL_METHOD``) resampling prompts with
+  replacement (a cluster bootstrap: a resampled prompt brings all its pairs). As the
+  statistic is a mean of per-prompt means, this is resampling the per-prompt means
+  themselves: each resample's t* = (mean* - mean) / (sd* / sqrt(n)), and the interval is
+  mean +- q * sd / sqrt(n) with q the ``confidence`` quantile of |t*|. Chosen over the
+  percentile, BCa and asymmetric bootstrap-t intervals and the t-interval by measured
+  coverage (bench/interval_coverage.py; the table is in docs/benchmark.md).
 - p-value: two-sided sign-flip permutation test over prompts. Under the null that each
   prompt's mean difference is symmetric about zero, flipping its sign leaves the
   distribution unchanged, so the test is valid (exact when enumerated) without any
@@ -37,14 +41,16 @@ import numpy as np
 EXACT_MAX_PROMPTS = 16
 # Interval methods _intervals knows; INTERVAL_METHOD is the one compare() uses (chosen by
 # bench/interval_coverage.py, see docs/benchmark.md).
-INTERVAL_METHODS = ("bca", "percentile", "studentized")
-INTERVAL_METHOD = "bca"
+INTERVAL_METHODS = ("percentile", "bca", "studentized", "studentized-symmetric")
+INTERVAL_METHOD = "studentized-symmetric"
 # Resampling draws are generated in blocks of about this many numbers, to bound memory.
 _BLOCK = 1 << 20
 
 __all__ = [
     "Comparison",
     "EXACT_MAX_PROMPTS",
+    "INTERVAL_METHOD",
+    "INTERVAL_METHODS",
     "adjust",
     "benjamini_hochberg",
     "compare",
@@ -77,6 +83,8 @@ class Comparison:
     p_value: float  # two-sided sign-flip permutation test over prompts
     p_adjusted: float | None = None  # filled by adjust()
     higher_is_better: bool | None = None
+    # How ci_low and ci_high were computed: one of INTERVAL_METHODS (compare() uses INTERVAL_METHOD).
+    interval_method: str = INTERVAL_METHOD
 
 
 def _pairs(
@@ -142,10 +150,12 @@ def paired_differences(
     """Model minus base per (prompt, seed) pair, grouped by prompt.
 
     Row i of the four inputs is the pair (prompts[i], seeds[i]) with its base and model
-    values; rows may come in any order. Pairs with a NaN on either side are dropped, and a
-    prompt left without pairs is absent from the result. Prompts are returned sorted, each
+    values; rows may come in any order. Pairs with a NaN or +-inf on either side are dropped,
+    and a prompt left without pairs is absent from the result (``n_pairs`` of a Comparison
+    counts the pairs kept). Prompts are returned sorted, each
     with its differences ordered by seed. ``seeds=None`` means one value per prompt.
 
+    Seeds of types that do not compare (0 and "1") are ordered by (type name, value).
     Raises ValueError if the lengths differ or a (prompt, seed) key appears twice.
     """
     return {p: m - b for p, (b, m) in _pairs(prompts, seeds, base, model).items()}
@@ -205,6 +215,11 @@ def _intervals(
       sum(e^3) / (6 * sum(e^2)^1.5) with e the deviations of the per-prompt means from their mean.
     - "studentized": bootstrap-t. Each resample gives t* = (mean* - mean) / (sd* / sqrt(n)); the
       interval is mean - q(1 - alpha/2) * se, mean - q(alpha/2) * se with se = sd / sqrt(n).
+    - "studentized-symmetric": symmetric bootstrap-t (Hall 1988): mean +- q * se with q the
+      `confidence` quantile of |t*|.
+
+    An end that comes out infinite (with very few prompts, resamples that drew one prompt n times
+    have sd* = 0 and t* = +-inf) makes both ends NaN: the interval cannot be computed.
     """
     k, n = d.shape
     alpha = 1 - confidence
@@ -224,18 +239,24 @@ def _intervals(
         for z in (_NORMAL.inv_cdf(alpha / 2), _NORMAL.inv_cdf(1 - alpha / 2)):
             ends.append(_quantiles(means, _cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))))
         return ends[0], ends[1]
-    if method == "studentized":
+    if method in ("studentized", "studentized-symmetric"):
         se = d.std(axis=1, ddof=1) / np.sqrt(n)
         with np.errstate(invalid="ignore", divide="ignore"):
             t = (means - theta[:, None]) / (sds / np.sqrt(n))
         # A resample of identical prompts has sd* = 0: its t* is 0 when its mean is the estimate, else +-inf.
-        t = np.where(sds > 0, t, np.sign(means - theta[:, None]) * np.inf)
+        t = np.where(sds > 0, t, np.where(means > theta[:, None], np.inf, -np.inf))
         t = np.where((sds > 0) | (means != theta[:, None]), t, 0.0)
-        upper_t, lower_t = _quantiles(t, np.full(k, 1 - alpha / 2)), _quantiles(t, np.full(k, alpha / 2))
+        if method == "studentized":
+            upper_t, lower_t = _quantiles(t, np.full(k, 1 - alpha / 2)), _quantiles(t, np.full(k, alpha / 2))
+        else:
+            upper_t = _quantiles(np.abs(t), np.full(k, confidence))
+            lower_t = -upper_t
         with np.errstate(invalid="ignore"):
+            # se = 0 (every prompt has the same mean difference): the interval is that single value.
             low = np.where(se > 0, theta - upper_t * se, theta)
             high = np.where(se > 0, theta - lower_t * se, theta)
-        return low, high
+        finite = np.isfinite(low) & np.isfinite(high)
+        return np.where(finite, low, np.nan), np.where(finite, high, np.nan)
     raise ValueError(f"interval method must be one of {INTERVAL_METHODS}, got {method!r}")
 
 
@@ -277,9 +298,12 @@ def compare(
 
     Rows are pairs as in ``paired_differences``. With no usable prompt the means, the
     difference and the win rate are NaN; with fewer than 2 prompts the interval and the
-    p-value are NaN (one prompt says nothing about prompt-to-prompt variation). No
-    exception is raised for either case. ``n_boot`` is both the number of bootstrap
-    resamples and, above EXACT_MAX_PROMPTS prompts, the number of random sign flips.
+    p-value are NaN (one prompt says nothing about prompt-to-prompt variation); the
+    interval is also NaN when too many resamples repeat a single prompt for a finite
+    bootstrap-t interval (2 or 3 prompts at 95%). No exception is raised for any of
+    these. ``n_boot`` is both the number of bootstrap resamples and, above
+    EXACT_MAX_PROMPTS prompts, the number of random sign flips. Pairs with NaN or +-inf
+    on either side are dropped (see ``paired_differences``).
     Results are reproducible for a given ``seed``.
     """
     if n_boot < 1:
@@ -301,7 +325,7 @@ def compare(
     if n_prompts >= 2:
         # Independent streams, so the flip test does not depend on how many bootstrap draws came first.
         boot_rng, flip_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-        boot = _bootstrap(d[None, :], n_boot, boot_rng, sds=INTERVAL_METHOD == "studentized")
+        boot = _bootstrap(d[None, :], n_boot, boot_rng, sds=INTERVAL_METHOD.startswith("studentized"))
         low, high = _intervals(d[None, :], INTERVAL_METHOD, confidence, boot[0], boot[1] if len(boot) > 1 else None)
         ci_low, ci_high = float(low[0]), float(high[0])
         p_value = _sign_flip_p(d, n_boot, flip_rng)
@@ -320,6 +344,7 @@ def compare(
         win_rate=win_rate,
         p_value=p_value,
         higher_is_better=higher_is_better,
+        interval_method=INTERVAL_METHOD,
     )
 
 
