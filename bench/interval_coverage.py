@@ -131,9 +131,9 @@ def main() -> None:
     print(f"coverage at nominal {args.confidence} (± Monte Carlo standard error); {args.reps} datasets per cell, "
           f"{args.n_boot} bootstrap resamples, {args.seeds} seeds per prompt; columns: distribution and prompts")
     print(table(rows, args.prompts, args.confidence, args.markdown))
-    print("\nmean interval width (true sd of a per-prompt mean: normal 0.71)")
+    print("\nmean interval width (the sd of a per-prompt mean is 0.71 in every family)")
     for m in METHODS:
-        print(f"  {m:12s}", "  ".join(f"{r['family'][:5]} {r['n_prompts']}: {r['width']:.3f}"
+        print(f"  {m:22s}", "  ".join(f"{r['family'][:5]} {r['n_prompts']}: {r['width']:.3f}"
                                       for r in rows if r["method"] == m))
     print(f"\n{time.perf_counter() - t0:.0f} s")
 
