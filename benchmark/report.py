@@ -68,7 +68,8 @@ def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
 
 def to_rows_header() -> list[str]:
     return ["metric", "model", "baseline", "n_prompts", "n_pairs", "base_mean", "model_mean", "difference",
-            "ci_low", "ci_high", "confidence", "win_rate", "p_value", "p_adjusted", "higher_is_better"]
+            "ci_low", "ci_high", "confidence", "interval_method", "win_rate", "p_value", "p_adjusted",
+            "higher_is_better"]
 
 
 def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
@@ -139,9 +140,10 @@ def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
     lines = [f"# ccub benchmark: {markdown_text(context['culture'])}", ""]
     if context["smoke_run"]:
         lines += [f"> **{SMOKE}**", ""]
+    methods = ", ".join(sorted({c.interval_method for c in comparisons})) or "bootstrap"
     lines += [PROXY, "", "Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% "
-              "bootstrap intervals over prompts; p-values are sign-flip tests over prompts, adjusted "
-              f"({context['config'].correction}) across the table.", ""]
+              f"cluster bootstrap intervals over prompts ({methods}); p-values are sign-flip tests over prompts, "
+              f"adjusted ({context['config'].correction}) across the table.", ""]
     lines += md_table(HEADER, table_rows(comparisons))
     if scores.sets:
         lines += ["", "Set-level metrics (one value per model; no interval):", ""]

@@ -12,9 +12,13 @@ metrics (e.g. the diversity of a prompt's images) give one value per prompt: pas
 constant seed (or ``seeds=None``) and each prompt then has a single pair.
 
 - ``difference``: mean over prompts of the per-prompt mean of (model - base).
-- Confidence interval: percentile bootstrap resampling prompts with replacement (a
-  cluster bootstrap: a resampled prompt brings all its pairs). As the statistic is a
-  mean of per-prompt means, this is resampling the per-prompt means themselves.
+- Confidence interval: symmetric bootstrap-t (``INTERVAL_METHOD``) resampling prompts with
+  replacement (a cluster bootstrap: a resampled prompt brings all its pairs). As the
+  statistic is a mean of per-prompt means, this is resampling the per-prompt means
+  themselves: each resample's t* = (mean* - mean) / (sd* / sqrt(n)), and the interval is
+  mean +- q * sd / sqrt(n) with q the ``confidence`` quantile of |t*|. Chosen over the
+  percentile, BCa and asymmetric bootstrap-t intervals and the t-interval by measured
+  coverage (bench/interval_coverage.py; the table is in docs/benchmark.md).
 - p-value: two-sided sign-flip permutation test over prompts. Under the null that each
   prompt's mean difference is symmetric about zero, flipping its sign leaves the
   distribution unchanged, so the test is valid (exact when enumerated) without any
@@ -29,17 +33,24 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
 # Up to this many prompts the sign-flip test enumerates all 2**n sign patterns (65,536 at 16).
 EXACT_MAX_PROMPTS = 16
+# Interval methods _intervals knows; INTERVAL_METHOD is the one compare() uses (chosen by
+# bench/interval_coverage.py, see docs/benchmark.md).
+INTERVAL_METHODS = ("percentile", "bca", "studentized", "studentized-symmetric")
+INTERVAL_METHOD = "studentized-symmetric"
 # Resampling draws are generated in blocks of about this many numbers, to bound memory.
 _BLOCK = 1 << 20
 
 __all__ = [
     "Comparison",
     "EXACT_MAX_PROMPTS",
+    "INTERVAL_METHOD",
+    "INTERVAL_METHODS",
     "adjust",
     "benjamini_hochberg",
     "compare",
@@ -72,6 +83,8 @@ class Comparison:
     p_value: float  # two-sided sign-flip permutation test over prompts
     p_adjusted: float | None = None  # filled by adjust()
     higher_is_better: bool | None = None
+    # How ci_low and ci_high were computed: one of INTERVAL_METHODS (compare() uses INTERVAL_METHOD).
+    interval_method: str = INTERVAL_METHOD
 
 
 def _pairs(
@@ -99,15 +112,33 @@ def _pairs(
         if key in seen:
             raise ValueError(f"duplicated (prompt, seed) pair: {key!r}")
         seen.add(key)
-        if np.isnan(b) or np.isnan(m):  # a failed generation or metric on either side: the pair is unusable
+        # NaN (a failed generation or metric) or +-inf on either side: the pair is unusable and is
+        # dropped; n_pairs of a Comparison counts only the pairs kept.
+        if not (np.isfinite(b) and np.isfinite(m)):
             continue
         rows.setdefault(prompt, []).append((seed, b, m))
     out = {}
     # Sorting makes the result, and so the bootstrap draws, independent of the input row order.
-    for prompt in sorted(rows):
-        ordered = sorted(rows[prompt], key=lambda r: r[0])
+    for prompt in _sorted(rows, lambda p: p, "prompts"):
+        ordered = _sorted(rows[prompt], lambda r: r[0], "seeds")
         out[prompt] = (np.array([r[1] for r in ordered]), np.array([r[2] for r in ordered]))
     return out
+
+
+def _sorted(items, key, argument: str) -> list:
+    """items sorted by key; keys of types that do not compare (seeds 0 and "1") are ordered by
+    (type name, value) instead, so the order never depends on the input order. Raises ValueError
+    naming `argument` if even that fails."""
+    try:
+        return sorted(items, key=key)
+    except TypeError:
+        pass
+    try:
+        return sorted(items, key=lambda x: (type(key(x)).__name__, key(x)))
+    except TypeError:
+        kinds = sorted({type(key(x)).__name__ for x in items})
+        raise ValueError(f"{argument} cannot be ordered: values of types {kinds} do not compare with each "
+                         f"other; use one type (e.g. all int) for {argument}") from None
 
 
 def paired_differences(
@@ -119,24 +150,114 @@ def paired_differences(
     """Model minus base per (prompt, seed) pair, grouped by prompt.
 
     Row i of the four inputs is the pair (prompts[i], seeds[i]) with its base and model
-    values; rows may come in any order. Pairs with a NaN on either side are dropped, and a
-    prompt left without pairs is absent from the result. Prompts are returned sorted, each
+    values; rows may come in any order. Pairs with a NaN or +-inf on either side are dropped,
+    and a prompt left without pairs is absent from the result (``n_pairs`` of a Comparison
+    counts the pairs kept). Prompts are returned sorted, each
     with its differences ordered by seed. ``seeds=None`` means one value per prompt.
 
+    Seeds of types that do not compare (0 and "1") are ordered by (type name, value).
     Raises ValueError if the lengths differ or a (prompt, seed) key appears twice.
     """
     return {p: m - b for p, (b, m) in _pairs(prompts, seeds, base, model).items()}
 
 
-def _bootstrap_means(d: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Means of n_boot resamples (with replacement) of the per-prompt means d, vectorised in blocks."""
-    n = len(d)
-    rows = max(1, _BLOCK // n)
-    out = np.empty(n_boot)
+def _bootstrap(d: np.ndarray, n_boot: int, rng: np.random.Generator, sds: bool = True) -> tuple[np.ndarray, ...]:
+    """Means (and standard deviations, ddof=1) of n_boot resamples of each row of d.
+
+    d has shape (k, n): k datasets of n per-prompt means each (one row in ``compare``, many in
+    bench/interval_coverage.py). A resample draws n values of its row with replacement: a prompt
+    drawn brings its mean, which is all of its pairs. Returns arrays of shape (k, n_boot),
+    generated in blocks of about _BLOCK draws to bound memory.
+    """
+    k, n = d.shape
+    rows = max(1, _BLOCK // (k * n))
+    means = np.empty((k, n_boot))
+    spread = np.empty((k, n_boot)) if sds else None
+    offset = (np.arange(k) * n)[:, None, None]
+    flat = d.ravel()
     for start in range(0, n_boot, rows):
         stop = min(n_boot, start + rows)
-        out[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
-    return out
+        sample = flat[rng.integers(0, n, size=(k, stop - start, n)) + offset]
+        means[:, start:stop] = sample.mean(axis=2)
+        if sds:
+            spread[:, start:stop] = sample.std(axis=2, ddof=1) if n > 1 else 0.0
+    return (means, spread) if sds else (means,)
+
+
+def _quantiles(values: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Row-wise quantile of values (k, B) at probability q[i] for row i (numpy's default linear method)."""
+    ordered = np.sort(values, axis=1)
+    h = (ordered.shape[1] - 1) * np.clip(q, 0.0, 1.0)
+    lo = np.floor(h).astype(int)
+    hi = np.minimum(lo + 1, ordered.shape[1] - 1)
+    frac = h - lo
+    a = np.take_along_axis(ordered, lo[:, None], axis=1)[:, 0]
+    b = np.take_along_axis(ordered, hi[:, None], axis=1)[:, 0]
+    with np.errstate(invalid="ignore"):
+        # Written so that an infinite neighbour gives an infinite end, never inf - inf = NaN.
+        return np.where((frac == 0) | (a == b), a, a * (1 - frac) + b * frac)
+
+
+_NORMAL = NormalDist()
+_cdf = np.vectorize(_NORMAL.cdf, otypes=[float])
+_ppf = np.vectorize(_NORMAL.inv_cdf, otypes=[float])
+
+
+def _intervals(
+    d: np.ndarray, method: str, confidence: float, means: np.ndarray, sds: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Interval ends for each row of d (k, n) from its bootstrap means and sds (k, B).
+
+    - "percentile": the alpha/2 and 1 - alpha/2 quantiles of the bootstrap means.
+    - "bca": bias-corrected and accelerated percentile interval (Efron and Tibshirani 1993,
+      14.3): z0 from the share of bootstrap means below the estimate (ties count half), the
+      acceleration from the jackknife over prompts, which for a mean is
+      sum(e^3) / (6 * sum(e^2)^1.5) with e the deviations of the per-prompt means from their mean.
+    - "studentized": bootstrap-t. Each resample gives t* = (mean* - mean) / (sd* / sqrt(n)); the
+      interval is mean - q(1 - alpha/2) * se, mean - q(alpha/2) * se with se = sd / sqrt(n).
+    - "studentized-symmetric": symmetric bootstrap-t (Hall 1988): mean +- q * se with q the
+      `confidence` quantile of |t*|.
+
+    An end that comes out infinite (with very few prompts, resamples that drew one prompt n times
+    have sd* = 0 and t* = +-inf) makes both ends NaN: the interval cannot be computed.
+    """
+    k, n = d.shape
+    alpha = 1 - confidence
+    theta = d.mean(axis=1)
+    if method == "percentile":
+        return (_quantiles(means, np.full(k, alpha / 2)), _quantiles(means, np.full(k, 1 - alpha / 2)))
+    if method == "bca":
+        b = means.shape[1]
+        share = (np.count_nonzero(means < theta[:, None], axis=1) + np.count_nonzero(means <= theta[:, None], axis=1))
+        # Kept strictly inside (0, 1) so that z0 is finite even with very few resamples.
+        z0 = _ppf(np.clip(share / (2 * b), 0.5 / b, 1 - 0.5 / b))
+        e = d - theta[:, None]
+        ss = (e**2).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            accel = np.where(ss > 0, (e**3).sum(axis=1) / (6 * ss**1.5), 0.0)
+        ends = []
+        for z in (_NORMAL.inv_cdf(alpha / 2), _NORMAL.inv_cdf(1 - alpha / 2)):
+            ends.append(_quantiles(means, _cdf(z0 + (z0 + z) / (1 - accel * (z0 + z)))))
+        return ends[0], ends[1]
+    if method in ("studentized", "studentized-symmetric"):
+        se = d.std(axis=1, ddof=1) / np.sqrt(n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = (means - theta[:, None]) / (sds / np.sqrt(n))
+        # A resample of identical prompts has sd* = 0: its t* is 0 when its mean is the estimate, else +-inf.
+        t = np.where(sds > 0, t, np.where(means > theta[:, None], np.inf, -np.inf))
+        t = np.where((sds > 0) | (means != theta[:, None]), t, 0.0)
+        if method == "studentized":
+            upper_t, lower_t = _quantiles(t, np.full(k, 1 - alpha / 2)), _quantiles(t, np.full(k, alpha / 2))
+        else:
+            upper_t = _quantiles(np.abs(t), np.full(k, confidence))
+            lower_t = -upper_t
+        with np.errstate(invalid="ignore"):
+            # se = 0 (every prompt has the same mean difference): the interval is that single value.
+            low = np.where(se > 0, theta - upper_t * se, theta)
+            high = np.where(se > 0, theta - lower_t * se, theta)
+        finite = np.isfinite(low) & np.isfinite(high)
+        return np.where(finite, low, np.nan), np.where(finite, high, np.nan)
+    raise ValueError(f"interval method must be one of {INTERVAL_METHODS}, got {method!r}")
 
 
 def _sign_flip_p(d: np.ndarray, n_flips: int, rng: np.random.Generator) -> float:
@@ -177,9 +298,12 @@ def compare(
 
     Rows are pairs as in ``paired_differences``. With no usable prompt the means, the
     difference and the win rate are NaN; with fewer than 2 prompts the interval and the
-    p-value are NaN (one prompt says nothing about prompt-to-prompt variation). No
-    exception is raised for either case. ``n_boot`` is both the number of bootstrap
-    resamples and, above EXACT_MAX_PROMPTS prompts, the number of random sign flips.
+    p-value are NaN (one prompt says nothing about prompt-to-prompt variation); the
+    interval is also NaN when too many resamples repeat a single prompt for a finite
+    bootstrap-t interval (2 or 3 prompts at 95%). No exception is raised for any of
+    these. ``n_boot`` is both the number of bootstrap resamples and, above
+    EXACT_MAX_PROMPTS prompts, the number of random sign flips. Pairs with NaN or +-inf
+    on either side are dropped (see ``paired_differences``).
     Results are reproducible for a given ``seed``.
     """
     if n_boot < 1:
@@ -201,9 +325,9 @@ def compare(
     if n_prompts >= 2:
         # Independent streams, so the flip test does not depend on how many bootstrap draws came first.
         boot_rng, flip_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-        alpha = 1 - confidence
-        boot = _bootstrap_means(d, n_boot, boot_rng)
-        ci_low, ci_high = (float(q) for q in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+        boot = _bootstrap(d[None, :], n_boot, boot_rng, sds=INTERVAL_METHOD.startswith("studentized"))
+        low, high = _intervals(d[None, :], INTERVAL_METHOD, confidence, boot[0], boot[1] if len(boot) > 1 else None)
+        ci_low, ci_high = float(low[0]), float(high[0])
         p_value = _sign_flip_p(d, n_boot, flip_rng)
     return Comparison(
         metric=metric,
@@ -220,6 +344,7 @@ def compare(
         win_rate=win_rate,
         p_value=p_value,
         higher_is_better=higher_is_better,
+        interval_method=INTERVAL_METHOD,
     )
 
 
@@ -228,7 +353,7 @@ def holm(p: Sequence[float]) -> np.ndarray:
 
     Sorted ascending, the i-th smallest of m p-values (i from 1) becomes (m - i + 1) * p(i),
     made non-decreasing along the sorted order and clipped to 1. NaN entries stay NaN and
-    are not counted in m.
+    are not counted in m. Raises ValueError if a p-value is outside [0, 1].
     """
     return _adjusted(p, lambda ranked, m: np.maximum.accumulate((m - np.arange(m)) * ranked))
 
@@ -238,16 +363,24 @@ def benjamini_hochberg(p: Sequence[float]) -> np.ndarray:
 
     Sorted ascending, the i-th smallest of m p-values becomes m / i * p(i), made
     non-decreasing along the sorted order by a running minimum from the largest down, and
-    clipped to 1. NaN entries stay NaN and are not counted in m.
+    clipped to 1. NaN entries stay NaN and are not counted in m. Raises ValueError if a
+    p-value is outside [0, 1].
     """
     return _adjusted(p, lambda ranked, m: np.minimum.accumulate((m / np.arange(1, m + 1) * ranked)[::-1])[::-1])
 
 
 def _adjusted(p: Sequence[float], correct) -> np.ndarray:
-    """Apply `correct(sorted non-NaN p-values, m)` and put the results back in input order, clipped to 1."""
+    """Apply `correct(sorted non-NaN p-values, m)` and put the results back in input order, clipped to 1.
+
+    NaN means "no test" (e.g. a comparison with fewer than 2 prompts): it stays NaN and is not
+    counted in m. Any other value outside [0, 1] (negative, above 1, +-inf) is refused.
+    """
     p = np.asarray(p, dtype=float)
-    out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
+    bad = p[ok & ~((p >= 0) & (p <= 1))]
+    if bad.size:
+        raise ValueError(f"p must hold p-values in [0, 1] (or NaN for no test), got {bad.tolist()[:5]}")
+    out = np.full(p.shape, np.nan)
     m = int(ok.sum())
     if m:
         order = np.argsort(p[ok], kind="stable")

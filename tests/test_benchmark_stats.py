@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from benchmark.stats import (
+    INTERVAL_METHOD,
     Comparison,
+    _bootstrap,
+    _intervals,
     adjust,
     benjamini_hochberg,
     compare,
@@ -58,12 +61,26 @@ def test_corrections_monotone_clipped_nan(fn):
     assert fn([]).shape == (0,)
 
 
-def test_against_statsmodels():
-    multitest = pytest.importorskip("statsmodels.stats.multitest")
-    rng = np.random.default_rng(2)
-    p = rng.uniform(0, 0.2, 30)
+@pytest.mark.parametrize("seed", range(5))
+def test_against_statsmodels(seed):
+    multitest = pytest.importorskip("statsmodels.stats.multitest", reason="statsmodels (the test extra) not installed")
+    rng = np.random.default_rng(seed)
+    m = int(rng.integers(1, 40))
+    # Small p-values, exact ties and exact 0 and 1 included.
+    p = np.concatenate([rng.uniform(0, 0.2, m) ** 2, [0.01, 0.01, 0.0, 1.0]])
+    rng.shuffle(p)
     np.testing.assert_allclose(holm(p), multitest.multipletests(p, method="holm")[1])
     np.testing.assert_allclose(benjamini_hochberg(p), multitest.multipletests(p, method="fdr_bh")[1])
+
+
+@pytest.mark.parametrize("fn", [holm, benjamini_hochberg])
+@pytest.mark.parametrize("bad", [1.5, -0.2, math.inf, -math.inf])
+def test_corrections_refuse_p_outside_unit_interval(fn, bad):
+    with pytest.raises(ValueError, match=r"^p must hold p-values in \[0, 1\]"):
+        fn([bad, 0.01, 0.2])
+    # NaN is the one non-p-value allowed: "no test", kept NaN and left out of the family.
+    out = fn([np.nan, 0.01, 0.2])
+    assert math.isnan(out[0]) and np.all((out[1:] >= 0) & (out[1:] <= 1))
 
 
 def test_bh_against_scipy():
@@ -110,6 +127,36 @@ def test_pairing_regardless_of_order_and_nan_dropped():
     assert list(shuffled) == list(d)
     for k in d:
         np.testing.assert_array_equal(shuffled[k], d[k])
+
+
+def test_non_finite_values_dropped_like_nan():
+    # +-inf is unusable like NaN: the pair is dropped and n_pairs counts only the pairs kept.
+    d = paired_differences(["a", "a", "b", "c"], [0, 1, 0, 0], [0.0, np.inf, 1.0, 2.0], [1.0, 2.0, -np.inf, 3.0])
+    assert list(d) == ["a", "c"]
+    np.testing.assert_allclose(d["a"], [1.0])
+    c = compare("m", "ft", "base", ["a", "b", "c", "d", "e"], None, [0] * 5, [np.inf, 1, 2, 3, 4])
+    assert (c.n_prompts, c.n_pairs) == (4, 4)
+    assert c.difference == pytest.approx(2.5)
+    assert c.p_value == 2 / 16  # exact over the 4 prompts kept: never below the floor 2**-n
+    assert math.isfinite(c.ci_low) and math.isfinite(c.ci_high)
+
+
+def test_mixed_seed_types_are_ordered_not_an_error():
+    prompts, seeds = ["a", "a", "a", "b"], [2, "1", 0, "x"]
+    d = paired_differences(prompts, seeds, [0.0, 0.0, 0.0, 0.0], [2.0, 1.0, 0.5, 3.0])
+    # Ordered by (type name, value): int 0, int 2, then str "1".
+    np.testing.assert_allclose(d["a"], [0.5, 2.0, 1.0])
+    perm = [3, 1, 0, 2]
+    again = paired_differences([prompts[i] for i in perm], [seeds[i] for i in perm], [0.0] * 4,
+                               [[2.0, 1.0, 0.5, 3.0][i] for i in perm])
+    np.testing.assert_array_equal(again["a"], d["a"])
+    a = compare("m", "ft", "base", prompts, seeds, [0.0] * 4, [2.0, 1.0, 0.5, 3.0], n_boot=100)
+    assert (a.n_prompts, a.n_pairs) == (2, 4)
+
+
+def test_unorderable_seeds_refused_naming_the_argument():
+    with pytest.raises(ValueError, match="^seeds cannot be ordered"):
+        paired_differences(["a", "a"], [(0,), (None,)], [0.0, 0.0], [1.0, 1.0])
 
 
 def test_pairing_rejects_duplicates_and_length_mismatch():
@@ -170,6 +217,19 @@ def test_exact_p_value_three_prompts():
     assert c.p_value == 0.75
     # All differences zero: every pattern ties the observed 0 -> p = 1.
     assert compare("m", "ft", "base", ["a", "b"], None, [1.0, 2.0], [1.0, 2.0]).p_value == 1.0
+
+
+@pytest.mark.parametrize("n", [2, 5, 9, 12])
+def test_sign_flip_p_against_scipy_exact(n):
+    # scipy's paired permutation test of one sample flips signs; with n_resamples=inf it enumerates all 2**n
+    # patterns, and its two-sided p (twice the smaller tail) equals P(|sum| >= |observed|) for this symmetric null.
+    stats = pytest.importorskip("scipy.stats", reason="scipy (the models extra) not installed")
+    rng = np.random.default_rng(n)
+    d = np.round(rng.normal(0.3, 1, n), 3)  # rounded: ties between patterns happen and must count alike
+    c = compare("m", "ft", "base", [f"p{i}" for i in range(n)], None, np.zeros(n), d, n_boot=50)
+    ref = stats.permutation_test((d,), np.mean, permutation_type="samples", alternative="two-sided",
+                                 n_resamples=np.inf)
+    assert c.p_value == pytest.approx(ref.pvalue, rel=1e-12)
 
 
 def test_fewer_than_two_prompts_gives_nan_not_error():
@@ -249,8 +309,9 @@ def test_reproducible_and_order_invariant():
 
 
 def test_coverage_on_synthetic_data():
-    # 200 datasets of 40 prompts x 4 seeds with a known true mean difference; the 95% interval should cover it
-    # close to 95% of the time (the percentile bootstrap runs slightly narrow with 40 clusters).
+    # 200 datasets of 40 prompts x 4 seeds with a known true mean difference, end to end through compare(); the
+    # 95% interval should cover it close to 95% of the time (a loose bound: 200 datasets give a standard error of
+    # 1.5 points; bench/interval_coverage.py measures coverage precisely).
     rng = np.random.default_rng(2024)
     delta = 0.4
     covered = []
@@ -266,5 +327,110 @@ def test_to_rows_columns():
     assert list(rows[0]) == [
         "metric", "model", "baseline", "n_prompts", "n_pairs", "base_mean", "model_mean", "difference",
         "ci_low", "ci_high", "confidence", "win_rate", "p_value", "p_adjusted", "higher_is_better",
+        "interval_method",
     ]
+    assert rows[0]["interval_method"] == INTERVAL_METHOD
     assert rows[0]["p_adjusted"] == pytest.approx(0.04) and rows[1]["p_adjusted"] == pytest.approx(0.5)
+
+
+# --- the interval method (chosen by bench/interval_coverage.py) --------------------------------
+
+
+def _boot_draws(d: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
+    """The resampled prompt indices compare() draws: one block of (n_boot, n) from the first spawned stream."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+    return rng.integers(0, len(d), size=(n_boot, len(d)))
+
+
+def _skewed_dataset():
+    rng = np.random.default_rng(8)
+    n = 23
+    names = [f"p{i:02d}" for i in range(n)]
+    base = rng.normal(0, 1, n)
+    return names, base, base + np.exp(rng.normal(0, 1, n)) - 1.5
+
+
+def test_interval_is_symmetric_bootstrap_t_independent_computation():
+    # The method the coverage bench chose. Computed here from its definition, one resample at a time:
+    # t* = (mean* - mean) / (sd* / sqrt(n)) over resampled per-prompt means, q = 95% quantile of |t*|,
+    # interval = mean -+ q * sd / sqrt(n).
+    assert INTERVAL_METHOD == "studentized-symmetric"
+    names, base, model = _skewed_dataset()
+    c = compare("m", "ft", "base", names, None, base, model, n_boot=999, seed=4)
+    assert c.interval_method == "studentized-symmetric"
+    d = model - base
+    n = len(d)
+    se = d.std(ddof=1) / math.sqrt(n)
+    t_abs = [abs(d[i].mean() - d.mean()) / (d[i].std(ddof=1) / math.sqrt(n)) for i in _boot_draws(d, 999, 4)]
+    q = np.quantile(t_abs, 0.95)
+    assert c.ci_low == pytest.approx(d.mean() - q * se, rel=1e-12, abs=1e-12)
+    assert c.ci_high == pytest.approx(d.mean() + q * se, rel=1e-12, abs=1e-12)
+
+
+def test_cluster_interval_on_per_prompt_means():
+    # Two prompts with 3 seeds and one with 1: the interval is the same as on the three per-prompt means.
+    prompts, seeds = ["a", "a", "a", "b", "c", "c", "c", "d"], [0, 1, 2, 0, 0, 1, 2, 0]
+    model = [1.0, 2.0, 6.0, -1.0, 0.5, 0.5, 2.0, 4.0]
+    full = compare("m", "ft", "base", prompts, seeds, [0.0] * 8, model, n_boot=500, seed=2)
+    means = compare("m", "ft", "base", ["a", "b", "c", "d"], None, [0.0] * 4, [3.0, -1.0, 1.0, 4.0], n_boot=500,
+                    seed=2)
+    assert (full.ci_low, full.ci_high) == pytest.approx((means.ci_low, means.ci_high), rel=1e-12)
+
+
+def test_bca_matches_scipy_on_the_same_resamples():
+    # The BCa candidate of the coverage bench against scipy.stats.bootstrap(method="BCa") fed the same draws.
+    stats = pytest.importorskip("scipy.stats", reason="scipy (the models extra) not installed")
+    names, base, model = _skewed_dataset()
+    d = model - base
+    means, sds = _bootstrap(d[None, :], 1500, np.random.default_rng(np.random.SeedSequence(4).spawn(2)[0]))
+    low, high = _intervals(d[None, :], "bca", 0.9, means, sds)
+    ref = stats.bootstrap((d,), np.mean, method="BCa", n_resamples=1500, confidence_level=0.9,
+                          rng=np.random.default_rng(np.random.SeedSequence(4).spawn(2)[0]))
+    assert (low[0], high[0]) == pytest.approx(tuple(ref.confidence_interval), rel=1e-10)
+
+
+def test_bca_independent_computation():
+    # Efron and Tibshirani (1993) 14.3 written out: z0 from the share of bootstrap means below the estimate
+    # (ties half), acceleration from the leave-one-prompt-out means, ends at the adjusted percentiles.
+    from statistics import NormalDist
+
+    nd = NormalDist()
+    names, base, model = _skewed_dataset()
+    d = model - base
+    boot = np.array([d[i].mean() for i in _boot_draws(d, 800, 6)])
+    means, _ = _bootstrap(d[None, :], 800, np.random.default_rng(np.random.SeedSequence(6).spawn(2)[0]))
+    np.testing.assert_allclose(means[0], boot, rtol=1e-12)
+    z0 = nd.inv_cdf((np.sum(boot < d.mean()) + np.sum(boot <= d.mean())) / (2 * len(boot)))
+    jack = np.array([np.delete(d, i).mean() for i in range(len(d))])
+    u = jack.mean() - jack
+    a = np.sum(u**3) / (6 * np.sum(u**2) ** 1.5)
+    ends = [np.quantile(boot, nd.cdf(z0 + (z0 + z) / (1 - a * (z0 + z))))
+            for z in (nd.inv_cdf(0.025), nd.inv_cdf(0.975))]
+    low, high = _intervals(d[None, :], "bca", 0.95, means, None)
+    assert (low[0], high[0]) == pytest.approx(tuple(ends), rel=1e-12)
+
+
+def test_coverage_smoke_deterministic():
+    # Not a precision check (bench/interval_coverage.py is): a fixed set of 100 normal datasets of 20 prompts,
+    # all methods from the same draws. Guards against a method that is badly off or no longer deterministic.
+    rng = np.random.default_rng(11)
+    d = 0.4 + rng.normal(0, 0.7, (100, 20))
+    means, sds = _bootstrap(d, 400, rng)
+    covered = {}
+    for method in ("percentile", "bca", "studentized", "studentized-symmetric"):
+        low, high = _intervals(d, method, 0.95, means, sds)
+        covered[method] = int(np.count_nonzero((low <= 0.4) & (high >= 0.4)))
+        assert np.all(low < d.mean(axis=1)) and np.all(d.mean(axis=1) < high)
+    assert 88 <= covered[INTERVAL_METHOD] <= 100, covered
+    assert covered == {"percentile": 92, "bca": 94, "studentized": 94, "studentized-symmetric": 96}, covered
+
+
+def test_interval_with_degenerate_resamples_is_nan_not_infinite():
+    # Two prompts: half the resamples draw one prompt twice (sd* = 0, t* infinite), so no finite bootstrap-t
+    # interval exists; it is NaN like the interval of a single prompt, and the p-value is still computed.
+    c = compare("m", "ft", "base", ["a", "b"], None, [0.0, 0.0], [1.0, 3.0], n_boot=200)
+    assert math.isnan(c.ci_low) and math.isnan(c.ci_high)
+    assert c.p_value == 0.5
+    # Every prompt with the same mean difference: the interval is that value.
+    same = compare("m", "ft", "base", ["a", "b", "c"], None, [0.0] * 3, [2.0] * 3, n_boot=200)
+    assert (same.ci_low, same.ci_high) == (2.0, 2.0)
