@@ -453,3 +453,23 @@ def test_kendalls_w_matches_pingouin():
     long = pd.DataFrame([{"rater": r, "object": j, "rank": ranks[r, j]} for r in range(6) for j in range(4)])
     ref = float(pg.friedman(long, dv="rank", within="object", subject="rater")["W"].iloc[0])
     assert kendalls_w(ranks) == pytest.approx(ref, abs=1e-12)
+
+
+def test_analysis_notes_items_left_out_for_nan_proxies():
+    from types import SimpleNamespace
+
+    from benchmark.study import analyze
+    from benchmark.study.responses import Ranking
+
+    models = ["base", "+M", "+MP"]
+    rankings = [Ranking(f"p{p}", f"i{i}", "alignment", tuple(models[(p + i + j) % 3] for j in range(3)))
+                for p in range(4) for i in range(3)]
+    metrics = {(f"i{i}", m): {"clip_score": float(n + i)} for i in range(3) for n, m in enumerate(models)}
+    metrics[("i1", "+M")]["clip_score"] = math.nan
+    notes: list[str] = []
+    settings = SimpleNamespace(bootstrap=20, seed=0, confidence=0.95)
+    out = analyze._correlations("alignment", rankings, metrics, {"i0": "a", "i1": "a", "i2": "b"}, models,
+                                settings, notes)
+    assert out[0].items == 2 and notes == [
+        "alignment: clip_score is NaN for some image of 1 item(s); those items are left out of its tau and of "
+        "its interval"]

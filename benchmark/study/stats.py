@@ -4,14 +4,18 @@ In the study each participant ranks, per item (a (prompt, seed) pair), the image
 models (e.g. base, +M, +MP, +MPC) on one question, best first. The functions below:
 
 - ``rankings_to_pairs``: a full ranking of K models gives K(K-1)/2 (winner, loser) pairs.
-- ``bradley_terry``: Bradley-Terry log-strengths by maximum likelihood (MM algorithm).
+- ``bradley_terry`` / ``fit_bradley_terry``: Bradley-Terry log-strengths by maximum
+  likelihood (Newton's method; the latter also says whether it converged). With ``prior = 0``
+  they refuse data without a finite MLE rather than return infinite strengths.
 - ``bt_bootstrap_draws`` / ``percentile_interval``: the same on resamples of the
-  participants, and percentile intervals of such draws.
+  participants (``prior > 0``), and percentile intervals of such draws. A fit that stops at
+  its iteration limit is reported by a ``ConvergenceWarning``.
 - ``win_counts``: how often a beat b.
 - ``kendalls_w`` / ``mean_kendall_w``: agreement between participants (Kendall's W).
 - ``kendall_tau_b`` / ``within_item_tau``: rank correlation of an automatic metric with
   people's ranking of the same item's images, averaged over items, with an interval that
-  resamples participants and prompts.
+  resamples participants and prompts. NaN follows ``nan_policy`` (scipy's names), one rule
+  for the estimate and its bootstrap.
 
 The unit of replication for the Bradley-Terry intervals is the participant: the
 comparisons of one participant share their taste and are correlated, so resampling
