@@ -473,3 +473,16 @@ def test_analysis_notes_items_left_out_for_nan_proxies():
     assert out[0].items == 2 and notes == [
         "alignment: clip_score is NaN for some image of 1 item(s); those items are left out of its tau and of "
         "its interval"]
+
+
+def test_bt_converges_with_a_tiny_prior_on_separated_data():
+    from benchmark.study.stats import fit_bradley_terry
+
+    # The win probabilities at the optimum are ~1e-10: a sigmoid with only absolute precision
+    # (1 - sigmoid(-d)) left the gradient at rounding noise and the fit stuck at max_iter.
+    pairs = [("a", "b")] * 60 + [("b", "c")] * 60 + [("a", "c")] * 60 + [("c", "d")] * 5
+    for prior in (1e-6, 1e-9, 1e-12):
+        fit = fit_bradley_terry(pairs, prior=prior)
+        assert fit.converged and fit.max_gradient < 1e-15, prior
+        assert list(np.argsort(-fit.theta)) == [0, 1, 2, 3]
+    assert bradley_terry([], []) == {} and bradley_terry([], ["A"]) == {"A": 0.0}

@@ -96,8 +96,11 @@ class BTFit:
 
 
 def _sigmoid(d: np.ndarray) -> np.ndarray:
-    """``1 / (1 + exp(-d))`` without overflow."""
-    return 0.5 * (1 + np.tanh(d / 2))
+    """``1 / (1 + exp(-d))`` without overflow and to full relative precision also near 0 (where
+    ``1 - sigmoid(-d)`` would keep only an absolute precision of 1e-16, which nearly separated
+    data need: their gradient is a sum of such small probabilities)."""
+    e = np.exp(-np.abs(d))
+    return np.where(d >= 0, 1, e) / (1 + e)
 
 
 def _gradient(wins: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -130,6 +133,8 @@ def _fit_many(wins: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, 
     quadratically). Returns ``(theta, converged, max_gradient, iterations)``, theta centred.
     """
     b, k = wins.shape[:2]
+    if k == 0:
+        return np.zeros((b, 0)), np.ones(b, dtype=bool), np.zeros(b), 0
     n = wins + wins.transpose(0, 2, 1)
     theta = np.zeros((b, k))
     converged = np.zeros(b, dtype=bool)
