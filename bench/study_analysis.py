@@ -1,8 +1,8 @@
 """Seconds of the study analysis' Bradley-Terry bootstrap: all resamples fitted at once vs one fit each.
 
 The participant bootstrap refits Bradley-Terry 2,000 times per question. ccub fits every
-resample in lockstep (one batched MM iteration for all of them); the reference fits them one at
-a time with the same MM step, as a plain loop would. Both run in this process on the same
+resample in lockstep (one batched Newton iteration for all of them); the reference fits them one at
+a time with the same Newton step, as a plain loop would. Both run in this process on the same
 simulated rankings (Plackett-Luce, planted strengths), and the bench checks they agree.
 
     python bench/study_analysis.py                                  # the SCoFT study's size
@@ -36,7 +36,7 @@ def one_fit_each(rankings: dict, n_boot: int, seed: int, prior: float) -> np.nda
     pseudo = prior * (1 - np.eye(len(models)))
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(participants), (n_boot, len(participants)))
-    return np.stack([stats._fit_matrix(per[pick].sum(axis=0) + pseudo, 1000, 1e-8) for pick in picks])
+    return np.stack([stats._fit_many((per[pick].sum(axis=0) + pseudo)[None], 100, 1e-10)[0][0] for pick in picks])
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ better. Only orders within an item are compared: ranks carry no meaning across i
 from __future__ import annotations
 
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -145,10 +146,10 @@ def analyze(study: StudyKey, responses: Responses, metrics: dict[tuple[str, str]
         if not chosen:
             result.notes.append(f"{question}: nobody answered it")
             continue
-        result.strengths += _strengths(question, chosen, models, result.reference, settings)
+        result.strengths += _strengths(question, chosen, models, result.reference, settings, result.notes)
         result.wins += _wins(question, chosen, models)
         result.agreement.append(_agreement(question, chosen))
-        result.correlations += _correlations(question, chosen, metrics, prompt_of, models, settings)
+        result.correlations += _correlations(question, chosen, metrics, prompt_of, models, settings, result.notes)
     return result
 
 
@@ -159,8 +160,17 @@ def _by_participant(rankings: list[Ranking]) -> dict[str, list[tuple[str, ...]]]
     return dict(grouped)
 
 
-def _strengths(question: str, rankings: list[Ranking], models: list[str], reference: str, s) -> list[Strength]:
-    names, estimate, draws = stats.bt_bootstrap_draws(_by_participant(rankings), s.bootstrap, s.seed, s.prior)
+def _strengths(question: str, rankings: list[Ranking], models: list[str], reference: str, s,
+               notes: list[str]) -> list[Strength]:
+    """The Bradley-Terry rows of one question; a fit that did not converge adds a line to `notes`."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", stats.ConvergenceWarning)
+        names, estimate, draws = stats.bt_bootstrap_draws(_by_participant(rankings), s.bootstrap, s.seed, s.prior)
+    for w in caught:
+        if issubclass(w.category, stats.ConvergenceWarning):
+            notes.append(f"{question}: {w.message}")
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     low, high = stats.percentile_interval(draws, s.confidence)
     ref = names.index(reference)
     p_draws = 1 / (1 + np.exp(draws[:, [ref]] - draws))
@@ -214,7 +224,7 @@ def score_arrays(rankings: list[Ranking], models: list[str]) -> tuple[list[str],
 
 
 def _correlations(question: str, rankings: list[Ranking], metrics: dict[tuple[str, str], dict[str, float]],
-                  prompt_of: dict[str, str], models: list[str], s) -> list[Correlation]:
+                  prompt_of: dict[str, str], models: list[str], s, notes: list[str]) -> list[Correlation]:
     from benchmark.evaluate import METRICS
 
     items, scores, rated = score_arrays(rankings, models)
@@ -230,6 +240,10 @@ def _correlations(question: str, rankings: list[Ranking], metrics: dict[tuple[st
         prompts = [prompt_of[items[n]] for n in keep]
         tau, low, high, defined = stats.within_item_tau(scores[:, keep], rated[:, keep], proxy, prompts,
                                                         s.bootstrap, s.seed, s.confidence)
+        missing = int(np.isnan(proxy).any(axis=1).sum())
+        if missing:
+            notes.append(f"{question}: {metric} is NaN for some image of {missing} item(s); those items are left "
+                         f"out of its tau and of its interval")
         used = {p for p, counted in zip(prompts, defined, strict=True) if counted}
         out.append(Correlation(question, metric, tau, low, high, int(defined.sum()), len(used)))
     return out

@@ -264,7 +264,7 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     from benchmark.study.survey import load_texts
 
     s = cfg.study
-    check_study_settings(s)
+    check_study_settings(s, getattr(cfg, "source", ""))
     if not opts.runs:
         raise StudyError("name at least one run folder (runs/<name>/) whose benchmark images the study shows")
     # `ccub benchmark --model runs/x --compare runs/y` writes x's benchmark only, with y's images in it.
@@ -296,8 +296,9 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
                          progress or (lambda stage, done, total: None))
 
 
-def check_study_settings(s) -> None:
-    """Raise ConfigError naming every [study] setting out of range (make and analyze read them)."""
+def check_study_settings(s, source: str = "") -> None:
+    """Raise ConfigError naming every [study] setting out of range (make and analyze read them);
+    `source`: the config file, named first in the message."""
     from benchmark.study.responses import RESUBMISSION
     from benchmark.study.survey import QUESTIONS
     from ccub.config import ConfigError, setting_problems
@@ -309,10 +310,13 @@ def check_study_settings(s) -> None:
         problems.append(f"questions = {s.questions}: choose one or more of {list(QUESTIONS)}")
     if not 0 < s.confidence < 1:
         problems.append(f"confidence = {s.confidence}: must be between 0 and 1")
-    if s.prior < 0:
-        problems.append(f"prior = {s.prior}: must be >= 0")
+    if not s.prior > 0:
+        # At 0 a model that never won or never lost (in the data or in a bootstrap resample) has no
+        # finite Bradley-Terry strength.
+        problems.append(f"prior = {s.prior}: must be above 0 (pseudo-wins keep every Bradley-Terry strength "
+                        f"finite, also in bootstrap resamples where a model never wins or never loses)")
     if problems:
-        raise ConfigError("[study] settings: " + "; ".join(problems))
+        raise ConfigError((f"{source}: " if source else "") + "[study] settings: " + "; ".join(problems))
 
 
 def _check_out(out: Path, sid: str, force: bool) -> None:

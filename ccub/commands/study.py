@@ -114,7 +114,7 @@ def analyze(
             fail(f"{flag} {value}: use one of {', '.join(allowed)}")
     cfg.study.resubmission = resubmission or cfg.study.resubmission
     try:
-        check_study_settings(cfg.study)
+        check_study_settings(cfg.study, cfg.source)
     except ConfigError as exc:
         fail(exc, "config error", exc)
     try:
