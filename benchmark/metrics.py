@@ -3,9 +3,12 @@
 Embedding happens elsewhere (a CLIP model for images and texts, LPIPS for perceptual distances); every function here
 takes numpy arrays of embeddings, one row per image or text, and returns float64 numpy arrays or Python floats.
 
-Every function that takes embeddings L2-normalises each row itself, so callers may pass raw CLIP outputs; a row of
-zeros (no direction) or a non-finite value is a ValueError, as are empty inputs and mismatched shapes. "cos" below
-means the cosine similarity of two embeddings, i.e. the dot product of the normalised rows.
+Every function that takes embeddings L2-normalises each row itself, so callers may pass raw CLIP outputs; each row is
+divided by its largest absolute entry before its norm is taken, so rows of any finite magnitude (1e200, 1e-200,
+subnormals) keep their direction. A row of zeros (no direction) or a NaN or infinite value is a ValueError naming the
+argument and the row, as are empty inputs and mismatched shapes; scalar parameters must be finite numbers (positive
+where a scale, integers where a count) and are refused with a ValueError naming the parameter. "cos" below means the
+cosine similarity of two embeddings, i.e. the dot product of the normalised rows.
 
 These scores are proxies measured through one embedding model: they can rank models against each other on the same
 prompts, seeds and embedder, but they inherit that model's blind spots and biases and are not a substitute for the
@@ -174,6 +177,8 @@ def clip_score(images, texts, weight: float = 100.0) -> np.ndarray:
 
     Row i of `images` is scored against row i of `texts` (n, d each; normalised here). With the default weight of 100
     this is the common "CLIP score" of text-to-image papers (0..100); Hessel et al. (2021) define CLIP-S with w = 2.5.
+    Each image's cosine is clamped at 0 before any averaging (as Hessel et al. do per image); torchmetrics' CLIPScore
+    instead clamps the batch mean, ``max(100 * mean(cos), 0)``, which is lower whenever some cosines are negative.
 
     Shows: how well the image matches the prompt's text *as CLIP reads it*. Cannot show: whether details CLIP does
     not attend to (or has biased notions of) are right; scores depend on the CLIP model, are not calibrated across
