@@ -3,9 +3,12 @@
 Embedding happens elsewhere (a CLIP model for images and texts, LPIPS for perceptual distances); every function here
 takes numpy arrays of embeddings, one row per image or text, and returns float64 numpy arrays or Python floats.
 
-Every function that takes embeddings L2-normalises each row itself, so callers may pass raw CLIP outputs; a row of
-zeros (no direction) or a non-finite value is a ValueError, as are empty inputs and mismatched shapes. "cos" below
-means the cosine similarity of two embeddings, i.e. the dot product of the normalised rows.
+Every function that takes embeddings L2-normalises each row itself, so callers may pass raw CLIP outputs; each row is
+divided by its largest absolute entry before its norm is taken, so rows of any finite magnitude (1e200, 1e-200,
+subnormals) keep their direction. A row of zeros (no direction) or a NaN or infinite value is a ValueError naming the
+argument and the row, as are empty inputs and mismatched shapes; scalar parameters must be finite numbers (positive
+where a scale, integers where a count) and are refused with a ValueError naming the parameter. "cos" below means the
+cosine similarity of two embeddings, i.e. the dot product of the normalised rows.
 
 These scores are proxies measured through one embedding model: they can rank models against each other on the same
 prompts, seeds and embedder, but they inherit that model's blind spots and biases and are not a substitute for the
@@ -15,6 +18,7 @@ community's own judgement.
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -46,26 +50,67 @@ _BLOCK_ENTRIES = 2**22
 # --------------------------------------------------------------------------- helpers
 
 
+def _first_bad_row(bad: np.ndarray) -> int:
+    """Index of the first row of a boolean (rows, ...) array with any True entry."""
+    return int(np.flatnonzero(bad.reshape(bad.shape[0], -1).any(axis=1))[0])
+
+
 def _matrix(x, name: str) -> np.ndarray:
-    """`x` as a non-empty, finite float64 (rows, dim) array."""
+    """`x` as a non-empty, finite float64 (rows, dim) array; a non-finite value is refused naming its row."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (rows, dim), got shape {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"{name} is empty (shape {a.shape})")
-    if not np.all(np.isfinite(a)):
-        raise ValueError(f"{name} contains NaN or infinite values")
+    bad = ~np.isfinite(a)
+    if bad.any():
+        raise ValueError(f"{name} row {_first_bad_row(bad)} contains NaN or infinite values")
     return a
 
 
+def _normalise_rows(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of the finite array `a` (rows, dim) scaled to unit L2 norm without overflow or underflow.
+
+    Each row is first divided by its largest absolute entry, so the squares summed for the norm lie in [0, 1] with
+    at least one equal to 1 (a row of 1e200s or of 1e-200s keeps its direction; squaring it directly would give
+    inf or 0). Returns the unit rows and a boolean mask of the rows that are zero and have no direction.
+    """
+    peak = np.max(np.abs(a), axis=-1, keepdims=True)
+    zero = peak[..., 0] == 0
+    scaled = a / np.where(peak == 0, 1.0, peak)
+    norms = np.linalg.norm(scaled, axis=-1, keepdims=True)
+    return scaled / np.where(norms == 0, 1.0, norms), zero
+
+
 def _unit(x, name: str) -> np.ndarray:
-    """Rows of `x` scaled to unit L2 norm; a zero row has no direction and is an error."""
-    a = _matrix(x, name)
-    norms = np.linalg.norm(a, axis=1, keepdims=True)
-    zero = np.flatnonzero(norms[:, 0] == 0)
-    if zero.size:
-        raise ValueError(f"{name} row {int(zero[0])} has zero norm and cannot be normalised")
-    return a / norms
+    """Rows of `x` scaled to unit L2 norm; a zero row has no direction and is an error naming the row."""
+    u, zero = _normalise_rows(_matrix(x, name))
+    if zero.any():
+        raise ValueError(f"{name} row {_first_bad_row(zero)} has zero norm and cannot be normalised")
+    return u
+
+
+def _real(value, name: str, *, positive: bool = False, minimum: float | None = None) -> float:
+    """A finite real scalar parameter (bools are not numbers here); positive or at least `minimum` if asked."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if positive and v <= 0:
+        raise ValueError(f"{name} must be positive, got {value!r}")
+    if minimum is not None and v < minimum:
+        raise ValueError(f"{name} must be at least {minimum:g}, got {value!r}")
+    return v
+
+
+def _integer(value, name: str, minimum: int) -> int:
+    """An integer scalar parameter (Python or numpy int, not bool) of at least `minimum`."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return int(value)
 
 
 def _same_dim(a: np.ndarray, b: np.ndarray, names: str) -> None:
@@ -108,7 +153,7 @@ def _probabilities(probs) -> np.ndarray:
     p = np.asarray(probs, dtype=np.float64)
     if p.ndim != 2 or p.shape[0] == 0 or p.shape[1] == 0:
         raise ValueError(f"probs must be a non-empty 2-D array (images, classes), got shape {p.shape}")
-    return p
+    return _matrix(p, "probs")
 
 
 def _targets(target_index, n: int, c: int) -> np.ndarray:
@@ -132,11 +177,14 @@ def clip_score(images, texts, weight: float = 100.0) -> np.ndarray:
 
     Row i of `images` is scored against row i of `texts` (n, d each; normalised here). With the default weight of 100
     this is the common "CLIP score" of text-to-image papers (0..100); Hessel et al. (2021) define CLIP-S with w = 2.5.
+    Each image's cosine is clamped at 0 before any averaging (as Hessel et al. do per image); torchmetrics' CLIPScore
+    instead clamps the batch mean, ``max(100 * mean(cos), 0)``, which is lower whenever some cosines are negative.
 
     Shows: how well the image matches the prompt's text *as CLIP reads it*. Cannot show: whether details CLIP does
     not attend to (or has biased notions of) are right; scores depend on the CLIP model, are not calibrated across
     models, and high values can come from stereotyped depictions that CLIP associates with the words.
     """
+    weight = _real(weight, "weight", positive=True)
     return weight * np.maximum(_rowwise_cos(images, texts, ("images", "texts")), 0.0)
 
 
@@ -167,8 +215,15 @@ def class_embeddings_from_templates(text_embeddings) -> np.ndarray:
     e = np.asarray(text_embeddings, dtype=np.float64)
     if e.ndim != 3 or 0 in e.shape:
         raise ValueError(f"text_embeddings must be a non-empty 3-D array (classes, templates, dim), got {e.shape}")
-    c, t, d = e.shape
-    mean = _unit(e.reshape(c * t, d), "text_embeddings").reshape(c, t, d).mean(axis=1)
+    bad = ~np.isfinite(e)
+    if bad.any():
+        c, t = np.argwhere(bad)[0][:2]
+        raise ValueError(f"text_embeddings[class {c}, template {t}] contains NaN or infinite values")
+    units, zero = _normalise_rows(e)
+    if zero.any():
+        c, t = np.argwhere(zero)[0]
+        raise ValueError(f"text_embeddings[class {c}, template {t}] has zero norm and cannot be normalised")
+    mean = units.mean(axis=1)
     return _unit(mean, "template-averaged class embeddings (templates cancel out)")
 
 
@@ -183,6 +238,7 @@ def identify(images, class_embeddings, logit_scale: float = 100.0) -> np.ndarray
     correctness against cultures not in the candidate list; CLIP may identify an image from stereotyped cues (a
     flag, a costume) rather than faithful content, and probabilities depend strongly on the chosen candidate set.
     """
+    logit_scale = _real(logit_scale, "logit_scale", positive=True)
     logits = logit_scale * _pairwise_cos(images, class_embeddings, ("images", "class_embeddings"))
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
@@ -264,26 +320,35 @@ def cmmd(x, y, sigma: float = 10.0, scale: float = 1000.0, unbiased: bool = Fals
     only with the same embedding model, reference set and comparable sample sizes (the biased estimator grows as
     samples shrink), and CLIP space does not see everything that matters to the community.
     """
-    if sigma <= 0:
-        raise ValueError(f"sigma must be positive, got {sigma}")
+    sigma = _real(sigma, "sigma", positive=True)
+    scale = _real(scale, "scale", positive=True)
+    if not isinstance(unbiased, bool | np.bool_):
+        raise ValueError(f"unbiased must be True or False, got {unbiased!r}")
     ux, uy = _unit(x, "x"), _unit(y, "y")
     _same_dim(ux, uy, "x and y")
-    gamma = 1.0 / (2.0 * sigma**2)
+
+    def gaussian(cos: np.ndarray) -> np.ndarray:
+        # ||a - b||^2 = 2 - 2 cos for unit rows; divided by sigma twice, not by sigma^2, which underflows to 0
+        with np.errstate(over="ignore"):  # a tiny sigma: distance / sigma^2 = inf, and exp(-inf) = 0 as it should
+            return np.exp(-(np.maximum(2.0 - 2.0 * cos, 0.0) / sigma / sigma) / 2.0)
 
     def kernel(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.exp(-gamma * np.maximum(2.0 - 2.0 * (a @ b.T), 0.0))  # ||a - b||^2 for unit rows
+        return gaussian(a @ b.T)
 
     n, m = ux.shape[0], uy.shape[0]
     s_xx, s_yy, s_xy = _block_sum(ux, ux, kernel), _block_sum(uy, uy, kernel), _block_sum(ux, uy, kernel)
     if unbiased:
         if n < 2 or m < 2:
             raise ValueError("the unbiased CMMD estimator needs at least 2 rows in x and in y")
-        diag_x = np.exp(-gamma * np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", ux, ux), 0.0)).sum()
-        diag_y = np.exp(-gamma * np.maximum(2.0 - 2.0 * np.einsum("ij,ij->i", uy, uy), 0.0)).sum()
+        diag_x = gaussian(np.einsum("ij,ij->i", ux, ux)).sum()
+        diag_y = gaussian(np.einsum("ij,ij->i", uy, uy)).sum()
         value = (s_xx - diag_x) / (n * (n - 1)) + (s_yy - diag_y) / (m * (m - 1)) - 2.0 * s_xy / (n * m)
     else:
         value = s_xx / (n * n) + s_yy / (m * m) - 2.0 * s_xy / (n * m)
-    return float(scale * value)
+    value = float(scale * value)
+    if not math.isfinite(value):
+        raise ValueError(f"CMMD overflowed to {value} with scale={scale}; use a smaller scale")
+    return value
 
 
 def _poly_kernel(a: np.ndarray, b: np.ndarray, gamma: float, coef0: float, degree: int) -> np.ndarray:
@@ -312,31 +377,41 @@ def kid(x, y, subsets: int = 100, subset_size: int = 1000, degree: int = 3, gamm
     compared models are the caller's job (subset size and variance depend on them), and values are only comparable
     within one feature extractor (CLIP-KID is not Inception-KID).
     """
+    subsets = _integer(subsets, "subsets", 1)
+    subset_size = _integer(subset_size, "subset_size", 2)
+    degree = _integer(degree, "degree", 1)
+    g = None if gamma is None else _real(gamma, "gamma", positive=True)
+    coef0 = _real(coef0, "coef0", minimum=0.0)
+    seed = _integer(seed, "seed", 0)
     ux, uy = _unit(x, "x"), _unit(y, "y")
     _same_dim(ux, uy, "x and y")
-    if subsets < 1:
-        raise ValueError(f"subsets must be at least 1, got {subsets}")
     n, m = ux.shape[0], uy.shape[0]
     s = min(subset_size, n, m)
     if s < 2:
         raise ValueError(f"KID needs subsets of at least 2 rows; got n={n}, m={m}, subset_size={subset_size}")
-    g = 1.0 / ux.shape[1] if gamma is None else float(gamma)
-    rng = np.random.default_rng(seed)
-    cached = n * n + m * m + n * m <= _KERNEL_CACHE_ENTRIES
-    if cached:
-        full_xx, full_yy = _poly_kernel(ux, ux, g, coef0, degree), _poly_kernel(uy, uy, g, coef0, degree)
-        full_xy = _poly_kernel(ux, uy, g, coef0, degree)
-    values = np.empty(subsets)
-    for k in range(subsets):
-        ix, iy = rng.choice(n, s, replace=False), rng.choice(m, s, replace=False)
+    g = 1.0 / ux.shape[1] if g is None else g
+    # an overflowing kernel (huge gamma or coef0) becomes inf or nan here and is refused below, without warnings
+    with np.errstate(over="ignore", invalid="ignore"):
+        rng = np.random.default_rng(seed)
+        cached = n * n + m * m + n * m <= _KERNEL_CACHE_ENTRIES
         if cached:
-            kxx, kyy, kxy = full_xx[np.ix_(ix, ix)], full_yy[np.ix_(iy, iy)], full_xy[np.ix_(ix, iy)]
-        else:
-            a, b = ux[ix], uy[iy]
-            kxx, kyy = _poly_kernel(a, a, g, coef0, degree), _poly_kernel(b, b, g, coef0, degree)
-            kxy = _poly_kernel(a, b, g, coef0, degree)
-        values[k] = _unbiased_mmd2(kxx, kyy, kxy)
-    return float(values.mean()), float(values.std())
+            full_xx, full_yy = _poly_kernel(ux, ux, g, coef0, degree), _poly_kernel(uy, uy, g, coef0, degree)
+            full_xy = _poly_kernel(ux, uy, g, coef0, degree)
+        values = np.empty(subsets)
+        for k in range(subsets):
+            ix, iy = rng.choice(n, s, replace=False), rng.choice(m, s, replace=False)
+            if cached:
+                kxx, kyy, kxy = full_xx[np.ix_(ix, ix)], full_yy[np.ix_(iy, iy)], full_xy[np.ix_(ix, iy)]
+            else:
+                a, b = ux[ix], uy[iy]
+                kxx, kyy = _poly_kernel(a, a, g, coef0, degree), _poly_kernel(b, b, g, coef0, degree)
+                kxy = _poly_kernel(a, b, g, coef0, degree)
+            values[k] = _unbiased_mmd2(kxx, kyy, kxy)
+    mean, std = float(values.mean()), float(values.std())
+    if not (math.isfinite(mean) and math.isfinite(std)):
+        raise ValueError(f"KID overflowed (mean {mean}, std {std}) with gamma={g}, coef0={coef0}, degree={degree}: "
+                         "the kernel (gamma * a.b + coef0)^degree is too large for float64")
+    return mean, std
 
 
 # --------------------------------------------------------------------------- diversity
@@ -370,10 +445,12 @@ def mean_pairwise(distance_matrix) -> float:
         raise ValueError(f"distance_matrix must be square (m, m), got shape {d.shape}")
     if d.shape[0] < 2:
         return math.nan
-    values = d[np.triu_indices(d.shape[0], k=1)]
-    if not np.all(np.isfinite(values)):
-        raise ValueError("distance_matrix contains NaN or infinite values above the diagonal")
-    return float(values.mean())
+    upper = np.triu(np.ones(d.shape, dtype=bool), k=1)
+    bad = upper & ~np.isfinite(d)
+    if bad.any():
+        raise ValueError(f"distance_matrix row {_first_bad_row(bad)} contains NaN or infinite values above the "
+                         "diagonal")
+    return float(d[upper].mean())
 
 
 # --------------------------------------------------------------------------- memorisation
@@ -408,8 +485,10 @@ def copy_rate(similarities, threshold: float) -> float:
     s = np.asarray(similarities, dtype=np.float64)
     if s.ndim != 1 or s.shape[0] == 0:
         raise ValueError(f"similarities must be a non-empty 1-D array, got shape {s.shape}")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("similarities contains NaN or infinite values")
+    threshold = _real(threshold, "threshold")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if bad.size:
+        raise ValueError(f"similarities entry {int(bad[0])} is NaN or infinite")
     return float(np.mean(s >= threshold))
 
 

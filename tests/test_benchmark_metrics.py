@@ -40,7 +40,7 @@ def test_clip_score_known_values():
 
 
 def test_clip_score_matches_torch_cosine_similarity():
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="the peer cosine is torch.nn.functional.cosine_similarity")
     rng = np.random.default_rng(1)
     images, texts = rng.normal(size=(6, 10)), rng.normal(size=(6, 10)).astype(np.float32)
     cos = torch.nn.functional.cosine_similarity(torch.from_numpy(images), torch.from_numpy(texts).double(), dim=1)
@@ -452,3 +452,252 @@ def test_planted_truth_every_metric_ranks_models_the_planted_way():
     assert c["nearest_distance"] == min(s["nearest_distance"] for s in scores.values())
     assert a["cmmd"] < b["cmmd"] and a["cmmd"] < d["cmmd"]
     assert a["kid"] < b["kid"] and a["kid"] < d["kid"]
+
+
+# --------------------------------------------------------------------------- numerically extreme rows
+
+
+@pytest.mark.filterwarnings("error")  # an overflow or underflow warning fails the test
+@pytest.mark.parametrize("size", [1e200, 1e-200, 5e-324, 1e308])
+def test_huge_and_tiny_rows_keep_their_direction(size):
+    e = np.eye(3)
+    same = np.full((1, 3), size)
+    np.testing.assert_allclose(M.clip_score(same, same), [100.0])
+    np.testing.assert_allclose(M.clip_score(size * e[[0, 1]], size * e[[0, 0]]), [100.0, 0.0], atol=1e-12)
+    assert M.vendi_score(size * e[[0, 1]]) == pytest.approx(2.0)
+    assert M.vendi_score(size * e[[0, 0, 0]]) == pytest.approx(1.0)
+    assert M.homogeneity(size * e[[0, 1]]) == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(M.relevance_margin(size * e[[0]], size * e[[0]], size * e[[1]]), [1.0])
+    np.testing.assert_allclose(M.identify(size * e[[0]], size * e[[0, 1]], logit_scale=2.0),
+                               M.identify(e[[0]], e[[0, 1]], logit_scale=2.0))
+    np.testing.assert_allclose(M.class_embeddings_from_templates(size * np.array([[e[0], e[1]]])),
+                               [[1 / math.sqrt(2), 1 / math.sqrt(2), 0]])
+    assert M.nearest_training(size * e[[0]], size * e[[1, 0]])[1].tolist() == [1]
+    x = np.array([[1.0, 0, 0], [0, 1, 0], [1, 1, 0], [1, 0, 1], [1, 1, 1]])  # exact multiples even of 5e-324
+    assert M.cmmd(size * x, x) == pytest.approx(0.0, abs=1e-12)
+    assert M.kid(size * x, x, subsets=2) == pytest.approx(M.kid(x, x, subsets=2), rel=1e-9)
+    assert M.kid(size * x, x[::-1], subsets=1)[0] == pytest.approx(naive_mmd(x, x[::-1], poly(1 / 3), True), abs=1e-12)
+
+
+@pytest.mark.filterwarnings("error")
+def test_rows_mixing_huge_and_tiny_entries():
+    # the tiny entry is negligible next to the huge one, but a row of tiny entries with one larger still counts
+    a = np.array([[1e300, 1e-300, 0.0], [3e-310, 4e-310, 0.0]])
+    np.testing.assert_allclose(M.clip_score(a, np.array([[1.0, 0, 0], [3.0, 4.0, 0]])), [100.0, 100.0])
+    np.testing.assert_allclose(M.clip_score(a[[1]], np.array([[1.0, 0, 0]])), [60.0])
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: M.clip_score(np.ones((3, 4)), np.array([[1.0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])),
+     "texts row 2 has zero norm"),
+    (lambda: M.relevance_margin(np.ones((2, 3)), np.ones((2, 3)), np.array([[1.0, 1, 1], [0, 0, 0]])),
+     "generic row 1 has zero norm"),
+    (lambda: M.vendi_score(np.array([[1.0, 0], [0, 0]])), "x row 1 has zero norm"),
+    (lambda: M.homogeneity(np.array([[0.0, 0], [1, 0]])), "images row 0 has zero norm"),
+    (lambda: M.cmmd(np.ones((2, 3)), np.array([[1.0, 0, 0], [0, 0, 0]])), "y row 1 has zero norm"),
+    (lambda: M.kid(np.array([[1.0, 0, 0], [-0.0, 0, 0]]), np.ones((2, 3))), "x row 1 has zero norm"),
+    (lambda: M.nearest_training(np.ones((2, 3)), np.zeros((3, 3))), "training row 0 has zero norm"),
+    (lambda: M.identify(np.ones((2, 3)), np.array([[1.0, 0, 0], [0, 0, 0]])), "class_embeddings row 1"),
+    (lambda: M.class_embeddings_from_templates(np.array([[[1.0, 0], [1, 1]], [[1, 0], [0, 0]]])),
+     r"text_embeddings\[class 1, template 1\] has zero norm"),
+])
+def test_zero_rows_are_refused_naming_the_argument_and_row(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda v: M.clip_score(np.ones((3, 2)), [[1, 1], [1, 1], [1, v]]), "texts row 2 contains NaN or infinite"),
+    (lambda v: M.clip_score([[v, 1], [1, 1]], np.ones((2, 2))), "images row 0 contains NaN or infinite"),
+    (lambda v: M.vendi_score([[1, 0], [0, 1], [v, 0]]), "x row 2 contains"),
+    (lambda v: M.cmmd(np.ones((2, 2)), [[1, 0], [0, v]]), "y row 1 contains"),
+    (lambda v: M.kid([[1, 0], [0, v]], np.ones((2, 2))), "x row 1 contains"),
+    (lambda v: M.nearest_training(np.ones((2, 2)), [[1, 0], [v, 1]]), "training row 1 contains"),
+    (lambda v: M.framing_margin(np.ones((1, 2)), [[1, 0]], [[1, 0], [v, v]]), "neutral row 1 contains"),
+    (lambda v: M.class_embeddings_from_templates([[[1, 0], [1, 1]], [[v, 0], [1, 1]]]),
+     r"text_embeddings\[class 1, template 0\] contains"),
+    (lambda v: M.nearest_by_distance([[0.1, 0.2], [0.3, v]]), "distances row 1 contains"),
+    (lambda v: M.target_probability([[0.5, 0.5], [v, 0.5]], 0), "probs row 1 contains"),
+    (lambda v: M.copy_rate([0.1, 0.2, v], 0.9), "similarities entry 2"),
+    (lambda v: M.mean_pairwise([[0, 1, 1], [1, 0, v], [1, 1, 0]]), "distance_matrix row 1 contains"),
+])
+def test_non_finite_values_are_refused_naming_the_argument_and_row(call, message, bad):
+    with pytest.raises(ValueError, match=message):
+        call(bad)
+
+
+X2, Y2 = np.eye(3)[[0, 1, 2, 0]], np.eye(3)[[1, 2, 0, 1]]
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: M.clip_score(X2, Y2, weight=math.nan), "weight must be a finite number"),
+    (lambda: M.clip_score(X2, Y2, weight=math.inf), "weight must be a finite number"),
+    (lambda: M.clip_score(X2, Y2, weight=0.0), "weight must be positive"),
+    (lambda: M.clip_score(X2, Y2, weight="100"), "weight must be a number"),
+    (lambda: M.identify(X2, Y2, logit_scale=math.nan), "logit_scale must be a finite number"),
+    (lambda: M.identify(X2, Y2, logit_scale=-1.0), "logit_scale must be positive"),
+    (lambda: M.cmmd(X2, Y2, sigma=math.nan), "sigma must be a finite number"),
+    (lambda: M.cmmd(X2, Y2, sigma=math.inf), "sigma must be a finite number"),
+    (lambda: M.cmmd(X2, Y2, sigma=-1.0), "sigma must be positive"),
+    (lambda: M.cmmd(X2, Y2, scale=math.nan), "scale must be a finite number"),
+    (lambda: M.cmmd(X2, Y2, scale=0.0), "scale must be positive"),
+    (lambda: M.cmmd(X2, Y2, unbiased="yes"), "unbiased must be True or False"),
+    (lambda: M.kid(X2, Y2, subsets=2.5), "subsets must be an integer"),
+    (lambda: M.kid(X2, Y2, subset_size=math.nan), "subset_size must be an integer"),
+    (lambda: M.kid(X2, Y2, subset_size=1), "subset_size must be at least 2"),
+    (lambda: M.kid(X2, Y2, degree=0), "degree must be at least 1"),
+    (lambda: M.kid(X2, Y2, degree=True), "degree must be an integer"),
+    (lambda: M.kid(X2, Y2, gamma=math.nan), "gamma must be a finite number"),
+    (lambda: M.kid(X2, Y2, gamma=0.0), "gamma must be positive"),
+    (lambda: M.kid(X2, Y2, coef0=math.inf), "coef0 must be a finite number"),
+    (lambda: M.kid(X2, Y2, coef0=-0.5), "coef0 must be at least 0"),
+    (lambda: M.kid(X2, Y2, seed=-1), "seed must be at least 0"),
+    (lambda: M.kid(X2, Y2, seed=1.5), "seed must be an integer"),
+    (lambda: M.kid(X2, Y2, gamma=1e300), "KID overflowed"),
+    (lambda: M.copy_rate([0.99], math.nan), "threshold must be a finite number"),
+    (lambda: M.copy_rate([0.99], -math.inf), "threshold must be a finite number"),
+])
+def test_invalid_scalar_parameters_are_refused_naming_the_argument(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_valid_scalar_parameters_of_numpy_types_are_accepted():
+    assert M.copy_rate([0.99], np.float32(0.95)) == 1.0
+    assert M.kid(X2, Y2, subsets=np.int64(2), subset_size=np.int32(3), seed=np.uint8(1))[0] == pytest.approx(
+        M.kid(X2, Y2, subsets=2, subset_size=3, seed=1)[0])
+    assert M.kid(X2, Y2, coef0=0.0, subsets=1)[0] == pytest.approx(naive_mmd(X2, Y2, poly(1 / 3, 0.0), True))
+    assert math.isfinite(M.cmmd(X2, Y2, sigma=1e-200))  # a kernel that is 0 off the diagonal, no 1 / 0
+
+
+# --------------------------------------------------------------------------- the CLIPScore convention
+
+
+def test_clip_score_clamps_each_image_not_the_mean():
+    # cosines 0.6 and -0.4 (image e0 against texts at those angles); computed here independently of ccub
+    cosines = np.array([0.6, -0.4, 0.2])
+    images = np.tile(np.eye(2)[0], (3, 1))
+    texts = np.stack([cosines, np.sqrt(1 - cosines**2)], axis=1)
+    ccub_convention = np.mean(100 * np.maximum(cosines, 0))  # clamp each image, then average: (60 + 0 + 20) / 3
+    batch_mean_clamp = max(100 * np.mean(cosines), 0)  # torchmetrics: average, then clamp: 40 / 3
+    assert M.clip_score(images, texts).mean() == pytest.approx(ccub_convention) == pytest.approx(80 / 3)
+    assert batch_mean_clamp == pytest.approx(40 / 3)
+    # all negative: torchmetrics reports 0 for the batch, ccub 0 for every image; all positive: the two agree
+    assert M.clip_score(images[:1], texts[[1]]).mean() == 0 == max(100 * cosines[1], 0)
+    assert M.clip_score(images[:2], texts[[0, 2]]).mean() == pytest.approx(100 * np.mean(cosines[[0, 2]]))
+
+
+class StubCLIPProcessor:
+    """Stands in for a transformers CLIP processor: image i is a tensor filled with i, text i is the string "i"."""
+
+    def __call__(self, images=None, text=None, return_tensors="pt", padding=True):
+        import torch
+
+        if images is not None:
+            return {"pixel_values": torch.stack(images)}
+        ids = torch.tensor([[int(t)] for t in text])
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+class StubCLIPModel:
+    """Stands in for a transformers CLIP model whose features are given embeddings (looked up by index)."""
+
+    config = object()
+
+    def __init__(self, images: np.ndarray, texts: np.ndarray) -> None:
+        import torch
+
+        self.images, self.texts = torch.from_numpy(images), torch.from_numpy(texts)
+
+    def to(self, device):
+        return self
+
+    def get_image_features(self, pixel_values):
+        return self.images[pixel_values[:, 0, 0, 0].long()]
+
+    def get_text_features(self, input_ids, attention_mask):
+        return self.texts[input_ids[:, 0]]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_clip_score_against_torchmetrics_on_the_same_embeddings(seed):
+    """torchmetrics' clip_score, run on given embeddings through a stub model: it clamps the batch mean."""
+    torch = pytest.importorskip("torch", reason="torchmetrics' CLIPScore needs torch")
+    pytest.importorskip("torchmetrics", reason="the peer CLIPScore is torchmetrics' (pip install torchmetrics)")
+    from torchmetrics.functional.multimodal import clip_score as tm_clip_score
+
+    rng = np.random.default_rng(seed)
+    images, texts = rng.normal(size=(7, 6)), rng.normal(size=(7, 6)) + 0.3
+    stub = StubCLIPModel(images, texts)
+    pixels = torch.arange(7, dtype=torch.float64).reshape(7, 1, 1, 1).expand(7, 3, 1, 1)
+    peer = float(tm_clip_score(pixels, [str(i) for i in range(7)], lambda: (stub, StubCLIPProcessor())))
+    ours = M.clip_score(images, texts)
+    cos = np.array([naive_cos(a, b) for a, b in zip(images, texts, strict=True)])
+    assert np.any(cos < 0) and np.any(cos > 0)
+    assert peer == pytest.approx(max(100 * cos.mean(), 0.0), abs=1e-9)  # the peer: clamp the batch mean
+    assert ours.mean() == pytest.approx(np.mean(100 * np.maximum(cos, 0)), abs=1e-9)  # ccub: clamp each image
+    assert ours.mean() > peer  # clamping each negative cosine to 0 can only raise the mean
+    # on the images with a positive cosine the two conventions are the same number
+    positive = cos > 0
+    stub = StubCLIPModel(images[positive], texts[positive])
+    k = int(positive.sum())
+    pixels = torch.arange(k, dtype=torch.float64).reshape(k, 1, 1, 1).expand(k, 3, 1, 1)
+    peer = float(tm_clip_score(pixels, [str(i) for i in range(k)], lambda: (stub, StubCLIPProcessor())))
+    assert M.clip_score(images[positive], texts[positive]).mean() == pytest.approx(peer, rel=1e-9)
+
+
+# --------------------------------------------------------------------------- peers: KID and Vendi
+
+
+def test_kid_against_torchmetrics_on_the_same_subsets():
+    torch = pytest.importorskip("torch", reason="torchmetrics' KID needs torch")
+    pytest.importorskip("torchmetrics", reason="the peer KID is torchmetrics' (pip install torchmetrics)")
+    from torchmetrics.image.kid import poly_mmd
+
+    rng = np.random.default_rng(21)
+    x, y = rng.normal(size=(30, 6)), rng.normal(size=(25, 6)) + 0.3
+    ux, uy = torch.from_numpy(unit(x)), torch.from_numpy(unit(y))  # torchmetrics does not normalise features
+    for kwargs in ({}, {"degree": 2, "gamma": 0.5, "coef0": 0.25}):
+        mean, std = M.kid(x, y, subsets=6, subset_size=12, seed=5, **kwargs)
+        # the same subsets as ccub draws (its documented generator), each scored by torchmetrics' poly_mmd
+        draw = np.random.default_rng(5)
+        values = []
+        for _ in range(6):
+            ix, iy = draw.choice(30, 12, replace=False), draw.choice(25, 12, replace=False)
+            values.append(float(poly_mmd(ux[ix], uy[iy], kwargs.get("degree", 3), kwargs.get("gamma"),
+                                         kwargs.get("coef0", 1.0))))
+        assert mean == pytest.approx(np.mean(values), rel=1e-9)
+        assert std == pytest.approx(np.std(values), rel=1e-9)  # population std, as torchmetrics' compute
+
+
+@pytest.mark.filterwarnings("ignore:Metric `Kernel Inception Distance` will save:UserWarning")
+def test_kid_against_torchmetrics_kernel_inception_distance_on_whole_sets():
+    """With subsets as large as the sets, every subset is the whole of both and random draws cannot differ."""
+    torch = pytest.importorskip("torch", reason="torchmetrics' KID needs torch")
+    pytest.importorskip("torchmetrics", reason="the peer KID is torchmetrics' (pip install torchmetrics)")
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    rng = np.random.default_rng(22)
+    x, y = rng.normal(size=(20, 5)), rng.normal(size=(20, 5)) - 0.4
+    peer = KernelInceptionDistance(feature=torch.nn.Identity(), subsets=3, subset_size=20)
+    peer.update(torch.from_numpy(unit(x)), real=True)
+    peer.update(torch.from_numpy(unit(y)), real=False)
+    peer_mean, peer_std = (float(v) for v in peer.compute())
+    mean, std = M.kid(x, y, subsets=3, subset_size=20)
+    assert mean == pytest.approx(peer_mean, rel=1e-9)
+    assert std == pytest.approx(0.0, abs=1e-12) and peer_std == pytest.approx(0.0, abs=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:Please import `csr_matrix`:DeprecationWarning")  # vendi-score 0.0.3 on SciPy
+@pytest.mark.parametrize(("m", "d"), [(9, 4), (5, 12), (30, 30)])
+def test_vendi_against_the_vendi_score_package(m, d):
+    vendi = pytest.importorskip("vendi_score.vendi", reason="the peer Vendi score is vendi-score's "
+                                                            "(pip install vendi-score)")
+    rng = np.random.default_rng(m * d)
+    x = rng.normal(size=(m, d)) * rng.uniform(0.2, 5, size=(m, 1))
+    x[1] = 3 * x[0]  # a duplicate direction
+    u = unit(x)
+    ours = M.vendi_score(x)
+    assert ours == pytest.approx(float(vendi.score_K(u @ u.T)), rel=1e-9)
+    assert ours == pytest.approx(float(vendi.score_dual(x)), rel=1e-9)  # the package normalises rows itself
