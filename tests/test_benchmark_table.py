@@ -147,3 +147,70 @@ def test_hostile_run_names_are_escaped_and_smoke_is_carried(tmp_path):
     assert "'=HYPERLINK" in text and "\n=" not in text and ",=" not in text
     rows = list(csv.DictReader(io.StringIO(text)))
     assert rows and all(r["random_weights"] == "True" for r in rows)
+
+
+# --------------------------------------------------------------------------- end to end, tiny models
+
+try:
+    import diffusers  # noqa: F401
+except ImportError:  # the benchmark's own tests skip then too
+    HAS_DIFFUSERS = False
+else:
+    HAS_DIFFUSERS = True
+    from test_benchmark_run import runs  # noqa: F401  (the module's tiny runs fixture)
+
+INDIA_SUITE = """
+[[prompt]]
+culture = "india"
+category = "FOOD"
+text = "A table of food in India"
+generic = "A table of food"
+
+[[prompt]]
+culture = "india"
+category = "CITIES"
+text = "Photo of a street, in India"
+generic = "Photo of a street"
+"""
+
+
+@pytest.mark.skipif(not HAS_DIFFUSERS, reason="diffusers is not installed")
+def test_two_cultures_end_to_end_on_tiny_models(runs, tmp_path):  # noqa: F811
+    """`ccub benchmark` of two runs for Korea, then for India; `ccub benchmark-table` of both."""
+    import shutil
+
+    toml = tmp_path / "ccub.toml"
+    toml.write_text("[benchmark]\nsteps = 2\nclip = \"tiny\"\nbootstrap = 200\n")
+    (tmp_path / "india.toml").write_text(INDIA_SUITE)
+    common = ["--seeds", "2", "--cache", str(tmp_path / "cache"), "--config", str(toml), "--device", "cpu",
+              "--compare", str(runs["lora"])]
+    done = CliRunner().invoke(app, ["benchmark", "--model", str(runs["M"]), "--prompts", str(runs["suite"]), *common])
+    assert done.exit_code == 0, done.output
+    korea = tmp_path / "korea-benchmark"
+    shutil.copytree(runs["M"] / "benchmark", korea)
+    done = CliRunner().invoke(app, ["benchmark", "--model", str(runs["M"]), "--culture", "india", "--prompts",
+                                    str(tmp_path / "india.toml"), *common])
+    assert done.exit_code == 0, done.output
+    out = tmp_path / "table"
+    done = CliRunner().invoke(app, ["benchmark-table", str(korea), str(runs["M"]), "--out", str(out), "--config",
+                                    str(toml)])
+    assert done.exit_code == 0, done.output
+    assert "RANDOM WEIGHTS" in done.output and "blocks: korea, india, pooled" in done.output
+    rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
+    # Rows are named by the runs' variants (from run.json), so both cultures share them and pool.
+    assert {(r["culture"], r["model"]) for r in rows} == {
+        (c, m) for c in ("korea", "india", "pooled") for m in ("base", "lora", "M")}
+    assert all(r["random_weights"] == "True" for r in rows)
+    pooled = [r for r in rows if r["culture"] == "pooled" and r["metric"] == "clip_score"]
+    assert {r["n_prompts"] for r in pooled} == {"5"}, "3 Korean + 2 Indian prompts"
+    # A culture's differences are its summary.csv's (same bootstrap settings).
+    summary = list(csv.DictReader((runs["M"] / "benchmark" / "summary.csv").open()))
+    for s in (s for s in summary if s["level"] != "set"):
+        label = {"korea-M": "M", "korea-lora": "lora"}[s["model"]]
+        cell = next(r for r in rows if (r["culture"], r["model"], r["metric"]) == ("india", label, s["metric"]))
+        assert float(cell["difference"]) == pytest.approx(float(s["difference"]), nan_ok=True)
+        assert float(cell["diff_ci_low"]) == pytest.approx(float(s["ci_low"]), nan_ok=True)
+    md = (out / "table.md").read_text()
+    assert "SMOKE RUN" in md and "| korea | base |" in md and "| pooled | base |" in md
+    assert "runs: korea: lora = korea-lora, M = korea-M" in md
+    assert "SMOKE RUN" in (out / "table.html").read_text()
