@@ -17,8 +17,8 @@ def benchmark_table(
     out: Annotated[Path, typer.Option("--out", help="Folder for table.md, table.csv and table.html.")]
     = Path("runs/benchmark-table"),
     metric: Annotated[list[str] | None, typer.Option(
-        "--metric", help="Only these metrics, in this order (repeat the option; default: every metric with "
-                         "an interval).")] = None,
+        "--metric", metavar="METRIC", help="Only these metrics, in this order (repeat the option; default: "
+                                           "every metric with an interval).")] = None,
     allow_withdrawn: Annotated[bool, typer.Option(
         "--allow-withdrawn", help="Use benchmarks of data whose consent was withdrawn (`ccub withdraw` marked "
                                   "them).")] = False,
