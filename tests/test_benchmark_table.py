@@ -126,6 +126,17 @@ def test_mixed_clip_scorers_are_refused(tmp_path):
                                       str(tmp_path / "out")])
     assert result.exit_code == 2 and "different CLIP scorers" in result.output and "ViT-L-14" in result.output
     assert not (tmp_path / "out").exists()
+    steps = make_benchmark(tmp_path / "steps" / "benchmark", "korea", KOREA)
+    record = BenchmarkRecord.read(steps / "benchmark.json")
+    record.settings = {**record.settings, "steps": 4, "batch_size": 2}
+    record.write(steps / "benchmark.json")
+    with pytest.raises(TableError, match="different generation settings.*steps.: 4"):
+        cross_table([a, steps])
+    batch = make_benchmark(tmp_path / "batch" / "benchmark", "korea", KOREA)
+    record = BenchmarkRecord.read(batch / "benchmark.json")
+    record.settings = {**record.settings, "batch_size": 2}  # changes nothing an image shows
+    record.write(batch / "benchmark.json")
+    assert cross_table([a, batch], n_boot=100).cultures == ["india", "korea", POOLED]
     c = make_benchmark(tmp_path / "c" / "benchmark", "korea", KOREA, seeds=(3, 4))
     assert any("different seeds" in w for w in cross_table([a, c], n_boot=100).warnings)
     missing = CliRunner().invoke(app, ["benchmark-table", str(tmp_path / "nope")])
@@ -214,3 +225,15 @@ def test_two_cultures_end_to_end_on_tiny_models(runs, tmp_path):  # noqa: F811
     assert "SMOKE RUN" in md and "| korea | base |" in md and "| pooled | base |" in md
     assert "runs: korea: lora = korea-lora, M = korea-M" in md
     assert "SMOKE RUN" in (out / "table.html").read_text()
+
+
+def test_a_benchmark_marked_withdrawn_is_refused_unless_allowed(tmp_path):
+    from ccub.steward.withdraw import AFFECTED_FILE, AffectedMark
+
+    folder = make_benchmark(tmp_path / "india-MPC" / "benchmark", "india", INDIA)
+    AffectedMark(kind="benchmark", marked_at="2025-01-01T00:00:00", items=1, contributors=0).write(
+        folder / AFFECTED_FILE)
+    args = ["benchmark-table", str(tmp_path / "india-MPC"), "--out", str(tmp_path / "out")]
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "withdrawn" in refused.output and not (tmp_path / "out").exists()
+    assert CliRunner().invoke(app, [*args, "--allow-withdrawn"]).exit_code == 0

@@ -43,7 +43,7 @@ def benchmark_table(
         table = cross_table(runs, n_boot=b.bootstrap, confidence=b.confidence, correction=b.correction,
                             metrics=metric or None)
         files = write_table(out, table)
-    except (TableError, ValueError) as exc:
+    except (TableError, OSError) as exc:
         fail(exc, cause=exc)
     if table.smoke:
         smoke_banner("some benchmarks were made with RANDOM WEIGHTS (tiny models or a random CLIP); the table's "
