@@ -439,6 +439,11 @@ def explanation(table: CrossTable) -> list[str]:
     ]
 
 
+def titles(table: CrossTable) -> tuple[str, str]:
+    level = f"{table.confidence * 100:g}% CI"
+    return f"Means [{level}]", f"Fine-tuned minus base [{level}]"
+
+
 def runs_line(table: CrossTable) -> list[str]:
     lines = []
     for culture in table.cultures:
@@ -467,9 +472,10 @@ def markdown(table: CrossTable) -> str:
         lines += [f"> **{SMOKE}**", ""]
     lines += [*(markdown_text(p) + "\n" for p in explanation(table))]
     lines += [f"**Warning:** {markdown_text(w)}\n" for w in table.warnings]
-    lines += ["## Means [95% CI]" if table.confidence == 0.95 else "## Means [CI]", ""]
+    means, differences = titles(table)
+    lines += [f"## {means}", ""]
     lines += md_table(*grid(table))
-    lines += ["", "## Fine-tuned minus base [CI]", ""]
+    lines += ["", f"## {differences}", ""]
     lines += md_table(*grid(table, differences=True))
     lines += ["", *(f"- runs: {markdown_text(line)}" for line in runs_line(table))]
     lines += [*(f"- {markdown_text(note)}" for note in table.notes)]
@@ -498,8 +504,9 @@ def html(table: CrossTable) -> str:
 
     from benchmark.report import SMOKE
 
-    tables = [{"title": "Means [CI]", "header": grid(table)[0], "rows": grid(table)[1]},
-              {"title": "Fine-tuned minus base [CI]", "header": grid(table, True)[0], "rows": grid(table, True)[1]}]
+    means, differences = titles(table)
+    tables = [{"title": means, "header": grid(table)[0], "rows": grid(table)[1]},
+              {"title": differences, "header": grid(table, True)[0], "rows": grid(table, True)[1]}]
     env = jinja2.Environment(autoescape=True)
     return env.from_string(HTML).render(
         title=", ".join(table.cultures), smoke=table.smoke, smoke_text=SMOKE, explanation=explanation(table),

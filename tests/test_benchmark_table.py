@@ -106,7 +106,7 @@ def test_cli_writes_markdown_csv_and_html(two_cultures, tmp_path):
     md = (out / "table.md").read_text()
     assert "| culture | model | clip\\_score ↑ | vendi ↑ |" in md
     assert "| india | base | 25.7 \\[" in md and "| pooled | base | 20.4 \\[" in md
-    assert "SMOKE RUN" not in md
+    assert "SMOKE RUN" not in md and "## Means [95% CI]" in md and "## Fine-tuned minus base [95% CI]" in md
     rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
     assert list(rows[0]) == ["culture", "model", "runs", "metric", "higher_is_better", "mean", "ci_low", "ci_high",
                              "n_prompts", "difference", "diff_ci_low", "diff_ci_high", "p_value", "p_adjusted",
