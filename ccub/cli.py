@@ -8,6 +8,7 @@ import typer
 
 from ccub import __version__
 from ccub.commands.benchmark import benchmark
+from ccub.commands.benchmark_table import benchmark_table
 from ccub.commands.card import card
 from ccub.commands.checks import checks
 from ccub.commands.common import console
@@ -44,7 +45,8 @@ def main(
 # In the order `ccub --help` lists them: the data's way from submissions to results.
 for command, name in ((checks, "checks"), (show_config, "config"), (validate, "validate"), (review, "review"),
                       (card, "card"), (withdraw, "withdraw"), (release, "release"), (diff, "diff"),
-                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"), (lineage, "lineage"),
+                      (prepare, "prepare"), (finetune, "finetune"), (benchmark, "benchmark"),
+                      (benchmark_table, "benchmark-table"), (lineage, "lineage"),
                       (fetch, "fetch"), (doctor, "doctor")):
     app.command(name)(command)
 app.add_typer(study_app, name="study")
