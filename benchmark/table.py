@@ -8,8 +8,8 @@ Nothing is generated or scored again: the table reads what `ccub benchmark` wrot
 is computed with `benchmark.stats.compare`, the function of the per-run comparisons:
 
 - a model's level ("mean") is the mean over prompts of its per-prompt mean (every prompt weighs
-  the same, whatever its seeds), with the percentile bootstrap interval resampling prompts (a
-  prompt brings all its seeds): `compare` of the model against a constant 0;
+  the same, whatever its seeds), with the comparisons' cluster bootstrap interval resampling
+  prompts (a prompt brings all its seeds): `compare` of the model against a constant 0;
 - a fine-tuned model's difference from base is `compare` of the model against the base model of
   its own benchmark, paired by (prompt, seed): the numbers of that run's summary.csv;
 - the pooled block takes the prompts of every culture as the clusters (each prompt weighs the
@@ -430,8 +430,9 @@ def explanation(table: CrossTable) -> list[str]:
               else "")
     return [
         PROXY,
-        f"Means: each model's mean over prompts of its per-prompt mean (over seeds), with a {level}% percentile "
-        f"bootstrap interval resampling prompts ({table.n_boot} resamples; a prompt brings all its seeds). "
+        f"Means: each model's mean over prompts of its per-prompt mean (over seeds), with a {level}% cluster "
+        f"bootstrap interval (symmetric bootstrap-t) resampling prompts ({table.n_boot} resamples; a prompt brings "
+        f"all its seeds; none with fewer than 4 prompts). "
         f"Differences: fine-tuned minus the base model of the same benchmark, paired by (prompt, seed), with the same "
         f"interval (the numbers of each run's summary.csv); p-values in table.csv are sign-flip tests over prompts, "
         f"adjusted ({table.correction}) across the table's differences. ↑: higher is better; ↓: lower is "

@@ -43,8 +43,9 @@ def make_benchmark(folder: Path, culture: str, values: dict[str, dict[str, list[
     return folder
 
 
-INDIA = {"base": {"p1": [30.0, 32.0], "p2": [20.0, 22.0], "p3": [25.0, 25.0]},
-         "MPC": {"p1": [33.0, 35.0], "p2": [21.0, 21.0], "p3": [28.0, 30.0]}}
+# Four prompts in India: the interval needs at least four (benchmark.stats); Korea's two have none.
+INDIA = {"base": {"p1": [30.0, 32.0], "p2": [20.0, 22.0], "p3": [25.0, 25.0], "p4": [28.0, 28.0]},
+         "MPC": {"p1": [33.0, 35.0], "p2": [21.0, 21.0], "p3": [28.0, 30.0], "p4": [30.0, 30.0]}}
 KOREA = {"base": {"q1": [10.0, 12.0], "q2": [14.0, 14.0]},
          "MPC": {"q1": [15.0, 15.0], "q2": [16.0, 18.0]},
          "M": {"q1": [11.0, 11.0], "q2": [14.0, 16.0]}}
@@ -53,7 +54,8 @@ KOREA = {"base": {"q1": [10.0, 12.0], "q2": [14.0, 14.0]},
 @pytest.fixture
 def two_cultures(tmp_path: Path) -> list[Path]:
     return [make_benchmark(tmp_path / "india" / "MPC" / "benchmark", "india", INDIA,
-                           vendi={"base": {"p1": 1.5, "p2": 1.2, "p3": 1.9}, "MPC": {"p1": 1.6, "p2": 1.3, "p3": 2.0}}),
+                           vendi={"base": {"p1": 1.5, "p2": 1.2, "p3": 1.9, "p4": 1.4},
+                                  "MPC": {"p1": 1.6, "p2": 1.3, "p3": 2.0, "p4": 1.5}}),
             make_benchmark(tmp_path / "korea" / "MPC" / "benchmark", "korea", KOREA)]
 
 
@@ -63,24 +65,24 @@ def test_means_and_pooled_block_match_hand_computed_numbers(two_cultures):
     assert table.models == ["base", "M", "MPC"], "base first, then the variants in the paper's order"
     assert table.metrics == ["clip_score", "vendi"]
     cell = table.cell("india", "base", "clip_score")
-    # per-prompt means 31, 21, 25 -> 25.667
-    assert cell.mean == pytest.approx(77 / 3) and cell.n_prompts == 3
-    assert cell.ci_low <= cell.mean <= cell.ci_high and cell.ci_low >= 21 and cell.ci_high <= 31
-    assert table.cell("india", "MPC", "clip_score").mean == pytest.approx((34 + 21 + 29) / 3)
+    # per-prompt means 31, 21, 25, 28 -> 26.25
+    assert cell.mean == pytest.approx(105 / 4) and cell.n_prompts == 4
+    assert cell.ci_low <= cell.mean <= cell.ci_high
+    assert table.cell("india", "MPC", "clip_score").mean == pytest.approx((34 + 21 + 29 + 30) / 4)
     assert table.cell("korea", "MPC", "clip_score").mean == pytest.approx((15 + 17) / 2)
-    # Pooled: the 5 prompts weigh the same (not the mean of the two culture means).
+    # Pooled: the 6 prompts weigh the same (not the mean of the two culture means).
     pooled = table.cell(POOLED, "base", "clip_score")
-    assert pooled.mean == pytest.approx((31 + 21 + 25 + 11 + 14) / 5) and pooled.n_prompts == 5
+    assert pooled.mean == pytest.approx((31 + 21 + 25 + 28 + 11 + 14) / 6) and pooled.n_prompts == 6
     mpc = table.cell(POOLED, "MPC", "clip_score")
-    assert mpc.mean == pytest.approx((34 + 21 + 29 + 15 + 17) / 5)
-    # Differences: per prompt 3, 0, 4 (india) and 4, 3 (korea).
-    assert mpc.difference == pytest.approx((3 + 0 + 4 + 4 + 3) / 5)
+    assert mpc.mean == pytest.approx((34 + 21 + 29 + 30 + 15 + 17) / 6)
+    # Differences: per prompt 3, 0, 4, 2 (india) and 4, 3 (korea).
+    assert mpc.difference == pytest.approx((3 + 0 + 4 + 2 + 4 + 3) / 6)
     assert mpc.runs == "MPC; MPC" and table.cell("india", "base", "clip_score").runs == ""
     # M is benchmarked in Korea only: in its block, not in the pooled one.
     assert table.cell("korea", "M", "clip_score") is not None and table.cell(POOLED, "M", "clip_score") is None
     assert any("not in the pooled block" in n and "M" in n for n in table.notes)
     # vendi (prompt level) is measured in India only: no pooled value (it would be India's).
-    assert table.cell("india", "MPC", "vendi").mean == pytest.approx((1.6 + 1.3 + 2.0) / 3)
+    assert table.cell("india", "MPC", "vendi").mean == pytest.approx((1.6 + 1.3 + 2.0 + 1.5) / 4)
     assert table.cell(POOLED, "MPC", "vendi") is None and table.cell(POOLED, "base", "vendi") is None
     assert any("no pooled value" in n and "vendi" in n for n in table.notes)
 
@@ -88,7 +90,7 @@ def test_means_and_pooled_block_match_hand_computed_numbers(two_cultures):
 def test_differences_are_the_per_run_comparisons(two_cultures):
     """A culture's difference and interval are `stats.compare` of the run against its base, as summary.csv."""
     table = cross_table(two_cultures, n_boot=500)
-    keys = [(p, s) for p in ("p1", "p2", "p3") for s in (0, 1)]
+    keys = [(p, s) for p in ("p1", "p2", "p3", "p4") for s in (0, 1)]
     expected = stats.compare("clip_score", "MPC", "base", [k[0] for k in keys], [k[1] for k in keys],
                              [INDIA["base"][p][s] for p, s in keys], [INDIA["MPC"][p][s] for p, s in keys], n_boot=500)
     cell = table.cell("india", "MPC", "clip_score")
@@ -105,14 +107,14 @@ def test_cli_writes_markdown_csv_and_html(two_cultures, tmp_path):
     assert "blocks: india, korea, pooled" in result.output
     md = (out / "table.md").read_text()
     assert "| culture | model | clip\\_score ↑ | vendi ↑ |" in md
-    assert "| india | base | 25.7 \\[" in md and "| pooled | base | 20.4 \\[" in md
+    assert "| india | base | 26.2 \\[" in md and "| pooled | base | 21.7 \\[" in md
     assert "SMOKE RUN" not in md and "## Means [95% CI]" in md and "## Fine-tuned minus base [95% CI]" in md
     rows = list(csv.DictReader(io.StringIO((out / "table.csv").read_text())))
     assert list(rows[0]) == ["culture", "model", "runs", "metric", "higher_is_better", "mean", "ci_low", "ci_high",
                              "n_prompts", "difference", "diff_ci_low", "diff_ci_high", "p_value", "p_adjusted",
                              "confidence", "random_weights"]
     pooled = next(r for r in rows if (r["culture"], r["model"], r["metric"]) == ("pooled", "base", "clip_score"))
-    assert float(pooled["mean"]) == pytest.approx(20.4) and pooled["n_prompts"] == "5"
+    assert float(pooled["mean"]) == pytest.approx(130 / 6) and pooled["n_prompts"] == "6"
     assert "<table>" in (out / "table.html").read_text()
     assert undocumented_columns(out) == {}, "docs/outputs.md lacks these columns"
 
