@@ -446,7 +446,8 @@ def test_kendalls_w_matches_hand_computation_and_friedman():
 
 
 def test_kendalls_w_matches_pingouin():
-    pg = pytest.importorskip("pingouin", reason="pingouin is optional: its Friedman test reports Kendall's W")
+    pg = pytest.importorskip("pingouin", reason="pingouin (the test extra) is absent: its Friedman test reports "
+                             "Kendall's W")
     import pandas as pd
 
     ranks = _random_ranks(np.random.default_rng(6), 6, 4)
