@@ -32,6 +32,7 @@ throughput (`CPU_FLOPS_PER_CORE`, `GPU_CLASSES`: guesses).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -154,7 +155,8 @@ def read_configs(base: str) -> tuple[str, dict[str, dict[str, Any]], bool] | Non
 
     from ccub.models import ModelUnavailable, random_marker, resolve
 
-    try:
+    # Configs read locally when they are there; else the published architecture of a known base.
+    with contextlib.suppress(OSError, ValueError, ModelUnavailable):
         ref = resolve(base, "base model")
         source, local = ref.source, ref.local
         configs = {"unet": dict(UNet2DConditionModel.load_config(source, subfolder="unet", local_files_only=True)),
@@ -162,8 +164,6 @@ def read_configs(base: str) -> tuple[str, dict[str, dict[str, Any]], bool] | Non
                    "text_encoder": CLIPTextConfig.from_pretrained(source, subfolder="text_encoder",
                                                                   local_files_only=True).to_dict()}
         return base, configs, bool(local and random_marker(source))
-    except (OSError, ValueError, ModelUnavailable):
-        pass
     if base in KNOWN:
         name, configs = KNOWN[base]
         return f"{base} ({name} architecture, published config)", configs, False
