@@ -189,3 +189,18 @@ def complete_survey(driver: Any, html_path: Path, download_dir: Path, rank: Rank
     if csv:
         save(driver, download_dir, "csv")
     return saved
+
+
+def blocked_requests(driver) -> list[str]:
+    """The CSP directives that blocked an image and a fetch the open page tried (to port 9 on this
+    machine, discard, in case the policy were not applied: nothing leaves it)."""
+    violated = driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const seen = [];
+        document.addEventListener("securitypolicyviolation", (e) => seen.push(e.effectiveDirective));
+        const img = document.createElement("img");
+        img.src = "http://127.0.0.1:9/x.png";
+        document.body.append(img);
+        fetch("http://127.0.0.1:9/x").catch(() => null).finally(() => setTimeout(() => done(seen), 100));
+    """)
+    return sorted(set(violated))

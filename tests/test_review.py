@@ -10,7 +10,7 @@ import re
 from datetime import datetime
 from pathlib import Path
 
-from browser import wait_for, wait_for_download
+from browser import blocked_requests, wait_for, wait_for_download
 from helpers import checks_for, make_image, outcome, photo, read_jsonl, row, run, submission
 from typer.testing import CliRunner
 
@@ -197,16 +197,7 @@ def test_hostile_text_is_shown_as_text_and_the_policy_blocks_requests(root, tmp_
     assert "<b>c1</b>" in box.find_element("css selector", ".meta").text
     assert driver.find_elements("css selector", "#cards b, #cards script, img[src='x']") == []
     assert driver.execute_script("return typeof window.pwned") == "undefined"
-    violated = driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        const seen = [];
-        document.addEventListener("securitypolicyviolation", (e) => seen.push(e.effectiveDirective));
-        const img = document.createElement("img");
-        img.src = "http://127.0.0.1:9/x.png";
-        document.body.append(img);
-        fetch("http://127.0.0.1:9/x").catch(() => null).finally(() => setTimeout(() => done(seen), 100));
-    """)
-    assert sorted(set(violated)) == ["connect-src", "img-src"]
+    assert blocked_requests(driver) == ["connect-src", "img-src"]
     loaded = driver.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
     assert [name for name in loaded if not name.startswith(("data:", "http://127.0.0.1:9/"))] == []
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import browser
 import pytest
 from browser import (
+    blocked_requests,
     click,
     complete_survey,
     consent,
@@ -272,17 +273,7 @@ def test_completed_survey_saves_the_planted_rankings(tmp_path: Path, driver, dow
 
 def test_the_policy_blocks_requests_in_the_browser(tmp_path: Path, driver):
     open_survey(driver, write(tmp_path, study()))
-    # Port 9 on this machine (discard) in case the policy were not applied: nothing leaves it.
-    violated = driver.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        const seen = [];
-        document.addEventListener("securitypolicyviolation", (e) => seen.push(e.effectiveDirective));
-        const img = document.createElement("img");
-        img.src = "http://127.0.0.1:9/x.png";
-        document.body.append(img);
-        fetch("http://127.0.0.1:9/x").catch(() => null).finally(() => setTimeout(() => done(seen), 100));
-    """)
-    assert sorted(set(violated)) == ["connect-src", "img-src"]
+    assert blocked_requests(driver) == ["connect-src", "img-src"]
 
 
 def test_next_refuses_an_incomplete_item_or_a_repeated_rank(tmp_path: Path, driver):
