@@ -126,10 +126,10 @@ def _texts(line: int, cells: list[Any], header: list[str], limits: Limits) -> Ra
         try:
             text = cell_text(cell)
         except TypeError as exc:
-            return RawRow(line, None, f"has a {exc} in column {column!r}, not text", MALFORMED)
+            return RawRow(line, None, f"has a {exc} in column {column!r}, not text", MALFORMED, column)
         if text is not None and len(text) > limits.max_field_chars:
             return RawRow(line, None, f"has a cell of {len(text):,} characters in column {column!r}, over "
-                          f"limits.max_field_chars ({limits.max_field_chars:,})", LIMIT)
+                          f"limits.max_field_chars ({limits.max_field_chars:,})", LIMIT, column)
         texts.append(text)
     if not any(t is not None and t.strip() for t in texts):
         return None

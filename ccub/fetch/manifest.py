@@ -137,8 +137,8 @@ class _Part:
 
 def _unreadable(row: RawRow, sheet: str | None = None, unit: str = "line") -> tuple[int, dict, list[Problem]]:
     fix = (_FIX if unit == "line" else _SHEET_FIX)[row.kind]
-    return row.line, {}, [Problem(row.line, "-", row.problem.removeprefix("is ").removeprefix("has "), fix,
-                                  sheet, unit)]
+    message = row.problem.removeprefix("is ").removeprefix("has ")
+    return row.line, {}, [Problem(row.line, row.column or "-", message, fix, sheet, unit)]
 
 
 def _csv(fh: BinaryIO, delimiter: str, limits: Limits) -> _Part:
@@ -193,6 +193,8 @@ def _sheets(path: Path, fh: BinaryIO, limits: Limits) -> list[_Part]:
         raise ManifestError(f"{path}: {exc}") from exc
     parts = []
     for sheet in sheets:
+        if not sheet.header and not sheet.problem:
+            continue  # an empty sheet
         part = _Part(sheet.header, [], sheet.name, "row", max(sheet.header_line, 1))
         if sheet.problem:
             part.problem = Problem(part.header_line, "-", sheet.problem.removeprefix("has "),

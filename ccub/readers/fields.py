@@ -211,7 +211,7 @@ def sheet_rows(rel: str, sheets: list[Sheet], findings: list[Finding]) -> Iterat
         for raw in sheet.rows:
             if raw.problem:
                 findings.append(Finding(_CHECKS[raw.kind], f"row {raw.line} {raw.problem}; the row was "
-                                        "skipped", file=label, line=raw.line))
+                                        "skipped", file=label, line=raw.line, field=raw.column))
             else:
                 yield Row(raw.line, raw.value, sheet.name)
 

@@ -75,7 +75,8 @@ def read(tree: Tree, vocab: Vocabulary, findings: list[Finding], claimed: set[st
                                         record=record.key, file=manifest, line=row.line,
                                         field="url"))
             elif rel is None:
-                findings.append(Finding("metadata.malformed", f"{'row' if is_sheet_file(path) else 'line'} {row.line} has neither a "
+                unit = "row" if is_sheet_file(path) else "line"
+                findings.append(Finding("metadata.malformed", f"{unit} {row.line} has neither a "
                                         "url nor a path", file=manifest, line=row.line,
                                         record=record.key, field="url"))
             elif bad := tree.problem(rel, local):
