@@ -47,6 +47,9 @@ class Limits:
     max_line_bytes: int = 1_048_576
     max_json_depth: int = 32
     max_field_chars: int = 65_536
+    # An .xlsx manifest is a zip and a Parquet one is compressed: what they declare they unpack
+    # to (a Parquet file's cells counted at 8 bytes each at least) is capped before they are read.
+    max_unpacked_mb: float = 500.0
 
 
 @dataclass

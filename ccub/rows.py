@@ -33,6 +33,7 @@ class RawRow:
     value: Any  # CSV: the list of cells; JSON lines: the parsed value; None with a problem
     problem: str | None = None  # what is wrong, phrased to follow "line N ..."
     kind: str = ""  # LIMIT, MALFORMED or ENCODING when there is a problem
+    column: str | None = None  # the column the problem is in, when one cell is (workbooks, Parquet)
 
 
 def json_kind(value: Any) -> str:

@@ -377,3 +377,156 @@ def test_withdrawn_contributors_and_images_are_not_fetched(tmp_path, server, cfg
     assert server.hits.get("/jpg", 0) == 0  # a withdrawn contributor's rows are never requested
     assert len(metadata(out)) == 1
     assert not [p for p in out.rglob("*") if p.is_file() and p.read_bytes() == PNG]  # the download is gone
+
+
+# --- workbooks and Parquet (the spreadsheets extra) ---------------------------------------
+
+SHEET_COLUMNS = ["country_code", "category_code", "url", "caption", "created_at"]
+
+
+def ccub_workbook(path: Path, base: str) -> Path:
+    """A workbook shaped like the CCUB release: a sheet per country, one without country_code (its
+    name gives the culture), a hostile sheet, an empty sheet and a sheet without a header."""
+    import datetime
+
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    korea = book.active
+    korea.title = "Korea"
+    korea.append(SHEET_COLUMNS)
+    korea.append(["KOR", "FOOD", f"{base}/jpg-1", "A bowl of spicy tteokbokki at a Seoul market stall", "2023-05-01"])
+    korea.append(["KOR", "ARCH", f"{base}/jpg-2", "The south gate of Seoul lit up at dusk", "2023-05-02"])
+    nigeria = book.create_sheet("Nigeria")
+    nigeria.append(SHEET_COLUMNS)
+    nigeria.append(["NGA", "FOOD", f"{base}/jpg-3", "A pot of smoky party jollof rice in Lagos", "2023-06-01"])
+    india = book.create_sheet("IND")  # no country_code column: the sheet's name is the culture
+    india.append(SHEET_COLUMNS[1:])
+    india.append(["ARCH", f"{base}/jpg-4", "A carved stone temple tower in Tamil Nadu", "2023-07-01"])
+    hostile = book.create_sheet("Hostile")
+    hostile.append(SHEET_COLUMNS)
+    hostile.append(["KOR", "CLOTH", f"{base}/png-5", "A woman in a silk hanbok at Gyeongbokgung palace",
+                    datetime.datetime(2023, 8, 1)])  # a date cell: "2023-08-01"
+    hostile.append(["KOR", "FOOD", f'=HYPERLINK("{base}/jpg-6", "click")', "A formula, never evaluated",
+                    "2023-08-02"])
+    hostile.append(["KOR", "FOOD", f"{base}/jpg-7", "x" * 5000, "2023-08-03"])  # over max_field_chars
+    hostile.append(["KOR", "FOOD", f"{base}/jpg-8", 12345, 45])  # numbers become text
+    book.create_sheet("Empty")
+    book.create_sheet("Notes").append(["This workbook lists the CCUB images"])
+    book.save(path)
+    return path
+
+
+def sheet_config() -> Config:
+    cfg = fast_config()
+    cfg.limits.max_field_chars = 1000
+    return cfg
+
+
+def test_workbook_manifest_fetch_then_validate(tmp_path, server):
+    cfg = sheet_config()
+    manifest = ccub_workbook(tmp_path / "ccub.xlsx", server.base)
+    rows, problems = read_manifest(manifest, Vocabulary(cfg), cfg.limits)
+    text = [str(p) for p in problems]
+    assert [(r.sheet, r.line, r.culture) for r in rows if not r.problems] == [
+        ("Korea", 2, "korea"), ("Korea", 3, "korea"), ("Nigeria", 2, "nigeria"), ("IND", 2, "india"),
+        ("Hostile", 2, "korea"), ("Hostile", 5, "korea")]
+    assert any(t.startswith("sheet 'Hostile', row 3, url: empty URL") for t in text), text
+    assert any(t.startswith("sheet 'Hostile', row 4, caption: a cell of 5,000 characters in column 'caption'")
+               for t in text), text
+    assert any(t.startswith("sheet 'Notes', row 1, -: no recognisable header row") for t in text), text
+    assert not any("Empty" in t for t in text)  # an empty sheet holds nothing to lose
+    by_line = {(r.sheet, r.line): r for r in rows}
+    assert by_line[("Hostile", 5)].caption == "12345" and by_line[("Hostile", 5)].extra["created_at"] == "45"
+
+    out = tmp_path / "out"
+    result = run_fetch(manifest, out, cfg)
+    assert server.hits.get("/jpg-6", 0) == 0  # the formula's address is never requested
+    with (out / REPORT).open(encoding="utf-8") as fh:
+        lines = list(csv.DictReader(fh))
+    assert [(r["sheet"], r["line"], r["outcome"]) for r in lines] == [
+        ("Korea", "2", "ok"), ("Korea", "3", "ok"), ("Nigeria", "2", "ok"), ("IND", "2", "ok"),
+        ("Hostile", "2", "ok"), ("Hostile", "3", "failed"), ("Hostile", "4", "failed"), ("Hostile", "5", "ok")]
+    assert result.counts["ok"] == 6
+    meta = {(m["manifest_sheet"], m["manifest_line"]): m for m in metadata(out)}
+    assert meta[("Hostile", 2)]["created_at"] == "2023-08-01"  # the date cell, ISO 8601
+    assert meta[("IND", 2)]["culture"] == "india"
+    outcome = validate(Options(root=out, out=tmp_path / "data"), load_config(cwd=Path("/nonexistent")))
+    cultures = sorted(o.record.culture for o in outcome.outcomes)
+    assert cultures == ["india", "korea", "korea", "korea", "korea", "nigeria"]
+
+    cli = CliRunner().invoke(app, ["fetch", str(manifest), "--manifest-only"], env={"COLUMNS": "300"})
+    assert cli.exit_code == 1 and f"{manifest}:sheet 'Hostile', row 3, url: empty URL" in cli.output
+
+
+def test_parquet_manifest(tmp_path, server):
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    import datetime
+
+    table = pa.table({
+        "country_code": ["NGA", "NGA", "KOR"],
+        "category_code": ["FOOD", "CLOTH", "FOOD"],
+        "url": [f"{server.base}/jpg-11", f"{server.base}/jpg-12", None],
+        "caption": ["A pot of smoky party jollof rice in Lagos", "A woman in aso oke at a wedding in Ibadan",
+                    "No address"],
+        "created_at": [datetime.date(2023, 5, 1), None, datetime.date(2023, 5, 3)],
+        "tags": [["food"], [], ["x"]],  # nested: not text, a problem on each row that has it
+    })
+    manifest = tmp_path / "ccub.parquet"
+    pq.write_table(table, manifest)
+    cfg = sheet_config()
+    rows, problems = read_manifest(manifest, Vocabulary(cfg), cfg.limits)
+    assert [str(p).split(":")[0] for p in problems] == ["row 1, tags", "row 2, tags", "row 3, tags"]
+    pq.write_table(table.drop(["tags"]), manifest)
+    rows, problems = read_manifest(manifest, Vocabulary(cfg), cfg.limits)
+    assert [str(p) for p in problems] == ["row 3, url: empty URL (fix: give the image's http(s) address)"]
+    assert rows[0].extra["created_at"] == "2023-05-01" and "created_at" not in rows[1].extra
+    out = tmp_path / "out"
+    assert run_fetch(manifest, out, cfg).counts["ok"] == 2
+    outcome = validate(Options(root=out, out=tmp_path / "data"), load_config(cwd=Path("/nonexistent")))
+    assert sorted((o.record.culture, o.record.category) for o in outcome.outcomes) == [
+        ("nigeria", "CLOTH"), ("nigeria", "FOOD")]
+
+
+def test_workbook_zip_bomb_is_refused_unread(tmp_path, server):
+    import zipfile
+
+    from ccub.fetch import ManifestError
+
+    plain = ccub_workbook(tmp_path / "plain.xlsx", server.base)
+    bomb = tmp_path / "bomb.xlsx"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":  # padding inside the sheet XML compresses ~1000:1
+                data = data.replace(b"<sheetData>", b"<sheetData>" + b" " * 3_000_000)
+            dst.writestr(info.filename, data)
+    assert bomb.stat().st_size < 100_000
+    cfg = sheet_config()
+    cfg.limits.max_unpacked_mb = 2
+    with pytest.raises(ManifestError, match=r"unpacks to 3,\d{3},\d{3} bytes, over limits.max_unpacked_mb.*zip bomb"):
+        read_manifest(bomb, Vocabulary(cfg), cfg.limits)
+    assert read_manifest(plain, Vocabulary(cfg), cfg.limits)[0]  # the same workbook unpadded is read
+    toml = tmp_path / "ccub.toml"
+    toml.write_text("[limits]\nmax_unpacked_mb = 2\n", encoding="utf-8")
+    cli = CliRunner().invoke(app, ["fetch", str(bomb), "--config", str(toml)], env={"COLUMNS": "300"})
+    assert cli.exit_code == 2 and "max_unpacked_mb" in cli.output and server.total == 0
+
+
+@pytest.mark.parametrize(("suffix", "module"), [(".xlsx", "openpyxl"), (".parquet", "pyarrow.parquet")])
+def test_missing_spreadsheets_extra_names_it(tmp_path, monkeypatch, suffix, module):
+    import sys
+
+    from ccub.fetch import ManifestError
+
+    manifest = tmp_path / f"m{suffix}"
+    if suffix == ".xlsx":
+        ccub_workbook(manifest, "https://example.org")
+    else:
+        pq = pytest.importorskip("pyarrow.parquet")
+        pa = pytest.importorskip("pyarrow")
+        pq.write_table(pa.table({"url": ["https://example.org/a.jpg"]}), manifest)
+    monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
+    cfg = sheet_config()
+    with pytest.raises(ManifestError, match=r"needs (openpyxl|pyarrow).*pip install 'ccub\[spreadsheets\]'"):
+        read_manifest(manifest, Vocabulary(cfg), cfg.limits)

@@ -10,6 +10,7 @@ import pytest
 from helpers import (
     by_image,
     checks_for,
+    config,
     imagefolder,
     read_jsonl,
     row,
@@ -243,6 +244,50 @@ def test_ccub_manifest_csv_and_jsonl(tmp_path):
     assert (i1.record.culture, i1.record.category, i1.status) == ("india", "FOOD", "accepted")
     rows = read_jsonl(tmp_path / "out" / "clean" / "korea" / "train" / "metadata.jsonl")
     assert [r["text"] for r in rows] == ["a stone pot of bibimbap with a raw egg"]
+
+
+def test_ccub_workbook_and_parquet_manifests(tmp_path):
+    import datetime
+    import zipfile
+
+    openpyxl = pytest.importorskip("openpyxl")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    root = tmp_path / "sub"
+    for n in range(1, 4):
+        write_image(root / "images" / f"{n}.jpg", n)
+    book = openpyxl.Workbook()
+    korea = book.active
+    korea.title = "Korea"
+    korea.append(["country_code", "category_code", "path", "caption", "created_at", "license", "consent"])
+    korea.append(["KOR", "FOOD", "images/1.jpg", "a stone pot of bibimbap with a raw egg",
+                  datetime.datetime(2023, 5, 1), "CC-BY-4.0", "n/a"])
+    korea.append(["KOR", "FOOD", "images/9.jpg", "x" * 5000, "2023-05-02", "CC-BY-4.0", "n/a"])
+    nigeria = book.create_sheet("Nigeria")  # no country column: the sheet's name gives the culture
+    nigeria.append(["category_code", "path", "caption", "license", "consent"])
+    nigeria.append(["FOOD", "images/2.jpg", "a pot of smoky party jollof rice in Lagos", "CC-BY-4.0", "n/a"])
+    book.create_sheet("Notes").append(["written by the stewards"])
+    book.create_sheet("Empty")
+    book.save(root / "ccub.xlsx")
+    pq.write_table(pa.table({"country_code": ["IND"], "category_code": ["ARCH"], "path": ["images/3.jpg"],
+                             "caption": ["a carved stone temple tower in Tamil Nadu"], "license": ["CC0-1.0"],
+                             "consent": ["n/a"]}), root / "more.parquet")
+    # A zip bomb beside them: refused unread, a finding on the file.
+    with zipfile.ZipFile(root / "bomb.xlsx", "w", zipfile.ZIP_DEFLATED) as bomb:
+        bomb.writestr("xl/worksheets/sheet1.xml", b" " * 6_000_000)
+    result = run(root, tmp_path / "out", config(limits={"max_field_chars": 1000, "max_unpacked_mb": 5}))
+    assert result.read.layouts == {"manifest": 3}  # the row with the long cell is skipped
+    records = {o.record.key: o for o in result.outcomes}
+    k1, n2, i3 = (records[f"images/{n}.jpg"].record for n in (1, 2, 3))
+    assert (k1.culture, k1.created_at, k1.sources["culture"]) == ("korea", "2023-05-01",
+                                                                  "ccub.xlsx#Korea column 'country_code'")
+    assert (n2.culture, n2.sources["culture"]) == ("nigeria", "ccub.xlsx#Nigeria sheet name")
+    assert (i3.culture, i3.category) == ("india", "ARCH")
+    found = {(i.finding.check, i.finding.file, i.finding.line, i.finding.field) for i in result.issues}
+    assert ("metadata.limit", "ccub.xlsx#Korea", 3, "caption") in found
+    assert ("metadata.malformed", "ccub.xlsx#Notes", None, None) in found
+    assert ("metadata.limit", "bomb.xlsx", None, None) in found
+    assert not [f for f in found if f[1] and "Empty" in f[1]]
 
 
 # --- defaults: submission.toml, flags, path -----------------------------------------------

@@ -24,7 +24,7 @@ class FileChecks(CheckFamily):
                   "file or a whole metadata file is over a size limit; the row (or file) is "
                   "skipped and the rest is still read.", "Shorten the value, or split the file.",
                   ("limits.max_line_bytes", "limits.max_field_chars", "limits.max_json_depth",
-                   "limits.max_metadata_mb")),
+                   "limits.max_metadata_mb", "limits.max_unpacked_mb")),
         CheckSpec("metadata.duplicate_row", "error", "The same file_name is listed twice; the "
                   "later row is skipped.", "Keep one row per image."),
         CheckSpec("file.missing", "error", "A row names an image that does not exist.",

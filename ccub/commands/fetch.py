@@ -95,7 +95,7 @@ def fetch(
     for cause, outcomes in result.failures.items():
         console.print(f"[red]{cause}[/] ({len(outcomes)}):", highlight=False)
         for o in outcomes[:5]:
-            console.print(f"  line {o.line}: {o.url}  {o.message}", highlight=False, markup=False, soft_wrap=True)
+            console.print(f"  {o.where}: {o.url}  {o.message}", highlight=False, markup=False, soft_wrap=True)
         if len(outcomes) > 5:
             console.print(f"  ... {len(outcomes) - 5} more in {REPORT}", highlight=False)
     console.print(f"{result.records} image(s) in {out / 'metadata.jsonl'}; per-URL report: {out / REPORT}; "

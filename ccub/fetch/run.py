@@ -30,7 +30,7 @@ IMAGES = "images"
 STATE = ".ccub-fetch-state.json"  # hidden: `ccub validate` skips dot files
 METADATA = "metadata.jsonl"
 REPORT = "fetch_report.csv"
-REPORT_COLUMNS = ("line", "url", "outcome", "cause", "message", "attempts", "status", "bytes", "file_name",
+REPORT_COLUMNS = ("line", "sheet", "url", "outcome", "cause", "message", "attempts", "status", "bytes", "file_name",
                   "final_url")
 PROVENANCE = ("source_url", "final_url", "http_status", "content_type", "bytes", "sha256", "retrieved_at")
 # Manifest columns that would change how `ccub validate` reads metadata.jsonl; never carried through.
@@ -58,6 +58,11 @@ class Outcome:
     bytes: int | None = None
     file_name: str = ""
     final_url: str = ""
+    sheet: str = ""  # the workbook sheet of the row; "" for other manifests
+
+    @property
+    def where(self) -> str:
+        return f"sheet {self.sheet!r}, row {self.line}" if self.sheet else f"line {self.line}"
 
     def __post_init__(self) -> None:
         # An Outcome is what gets published (fetch_report.csv, the console): its URLs are stripped here, once.
@@ -170,20 +175,20 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
     known = {entry.get("file_name") for entry in state.values()}
     altered: set[str] = set()
     result = FetchResult(out=out)
-    by_line: dict[int, Outcome] = {}
+    by_line: dict[tuple[str | None, int], Outcome] = {}
     todo: list[Row] = []
     for row in rows:
         if row.problems:
-            by_line[row.line] = Outcome(row.line, row.url, "failed", "manifest",
+            by_line[row.key] = _outcome(row, "failed", "manifest",
                                         "; ".join(f"{p.field}: {p.message}" for p in row.problems))
         elif steward is not None and steward.is_withdrawn(None, row.extra.get("contributor")):
-            by_line[row.line] = Outcome(row.line, row.url, "skipped", "withdrawn",
+            by_line[row.key] = _outcome(row, "skipped", "withdrawn",
                                         "consent withdrawn by its contributor; not fetched")
         elif row.duplicate_of is not None:
-            by_line[row.line] = Outcome(row.line, row.url, "skipped", "duplicate_url",
-                                        f"same URL as line {row.duplicate_of}; fetched once")
+            by_line[row.key] = _outcome(row, "skipped", "duplicate_url",
+                                        f"same URL as {row.duplicate_of}; fetched once")
         elif _verified(out, entry := state.get(state_key(row.url))):
-            by_line[row.line] = Outcome(row.line, row.url, "skipped", "already_downloaded",
+            by_line[row.key] = _outcome(row, "skipped", "already_downloaded",
                                         "verified by sha256", 0, entry.get("http_status"), entry.get("bytes"),
                                         entry["file_name"], entry.get("final_url") or "")
         else:
@@ -193,7 +198,7 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
     for row in todo:
         if row.url in adopted:
             entry = state[state_key(row.url)] = adopted[row.url]
-            by_line[row.line] = Outcome(row.line, row.url, "skipped", "adopted",
+            by_line[row.key] = _outcome(row, "skipped", "adopted",
                                         "a complete file left by an interrupted run, verified by decoding (its "
                                         "final URL, status and content type were not recorded)", 0, None,
                                         entry["bytes"], entry["file_name"])
@@ -208,12 +213,12 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         try:
             download, failure, attempts = future.result()
         except Stopped:
-            return Outcome(row.line, row.url, "failed", "interrupted", "the run was interrupted; rerun to resume")
+            return _outcome(row, "failed", "interrupted", "the run was interrupted; rerun to resume")
         if failure is not None:
-            return Outcome(row.line, row.url, "failed", failure.cause, str(failure), attempts, failure.status)
+            return _outcome(row, "failed", failure.cause, str(failure), attempts, failure.status)
         if steward is not None and steward.is_withdrawn(download.sha256, None):
             download.path.unlink(missing_ok=True)
-            return Outcome(row.line, row.url, "skipped", "withdrawn", "consent for this image was withdrawn; "
+            return _outcome(row, "skipped", "withdrawn", "consent for this image was withdrawn; "
                            "the download was deleted", attempts, download.status)
         file_name = download.path.relative_to(out).as_posix()
         state[state_key(row.url)] = {"file_name": file_name, "source_url": public_url(row.url),
@@ -221,7 +226,7 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
                                      "content_type": download.content_type, "bytes": download.bytes,
                                      "sha256": download.sha256, "format": download.format,
                                      "retrieved_at": download.retrieved_at, "attempts": attempts}
-        return Outcome(row.line, row.url, "ok", "", "", attempts, download.status, download.bytes, file_name,
+        return _outcome(row, "ok", "", "", attempts, download.status, download.bytes, file_name,
                        download.final_url)
 
     done_count = len(by_line)
@@ -233,7 +238,7 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         while remaining:
             finished, remaining = wait(remaining, timeout=0.5, return_when=FIRST_COMPLETED)
             for future in finished:
-                outcome = by_line[pending[future].line] = record(pending[future], future)
+                outcome = by_line[pending[future].key] = record(pending[future], future)
                 done_count += 1
                 if done_count % CHECKPOINT_EVERY == 0:
                     _write_state(out, state)
@@ -244,20 +249,24 @@ def run_fetch(manifest: Path, out: Path, cfg: Config,
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         for future, row in pending.items():  # downloads that finished while stopping keep their files
-            if row.line not in by_line and future.done() and not future.cancelled():
-                by_line[row.line] = record(row, future)
+            if row.key not in by_line and future.done() and not future.cancelled():
+                by_line[row.key] = record(row, future)
         raise
     finally:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         for row in rows:
-            by_line.setdefault(row.line, Outcome(row.line, row.url, "failed", "interrupted",
+            by_line.setdefault(row.key, _outcome(row, "failed", "interrupted",
                                                  "not fetched: the run was interrupted; rerun to resume"))
-        result.outcomes = [by_line[row.line] for row in rows]
+        result.outcomes = [by_line[row.key] for row in rows]
         _write_state(out, state)
         result.records = _write_metadata(out, rows, state)
         _write_report(out, result.outcomes)
     return result
+
+
+def _outcome(row: Row, *args: Any) -> Outcome:
+    return Outcome(row.line, row.url, *args, sheet=row.sheet or "")
 
 
 def _write_state(out: Path, state: dict[str, dict[str, Any]]) -> None:
@@ -280,6 +289,8 @@ def _write_metadata(out: Path, rows: list[Row], state: dict[str, dict[str, Any]]
         line.update({k: v for k, v in row.extra.items() if k not in RESERVED and k not in line})
         line.update({k: entry.get(k) for k in PROVENANCE})
         line["manifest_line"] = row.line
+        if row.sheet is not None:
+            line["manifest_sheet"] = row.sheet
         lines.append(json.dumps(line, ensure_ascii=False))
     atomic_write_text(out / METADATA, "".join(f"{line}\n" for line in lines))
     return len(lines)

@@ -231,7 +231,11 @@ def is_manifest(tree: Tree, rel: str) -> bool:
     name = posixpath.basename(rel).lower()
     if name in METADATA_NAMES or name == "captions.csv" or not name.endswith(TABLE_SUFFIXES):
         return False
-    columns = header_of(tree, rel)
+    return manifest_columns(header_of(tree, rel))
+
+
+def manifest_columns(columns: set[str]) -> bool:
+    """Whether a table with these (lower-cased) columns is a CCUB-style manifest."""
     return bool(columns & {"country_code", "url"}) and bool(columns & set(ALIASES["caption"]))
 
 

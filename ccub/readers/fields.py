@@ -14,6 +14,7 @@ from ccub.config import Limits
 from ccub.records import Finding, Record
 from ccub.rows import ENCODING, LIMIT, MALFORMED, RawRow, csv_rows, json_kind, json_too_deep, jsonl_rows
 from ccub.safeio import UnsafeFile
+from ccub.sheets import Sheet, SheetError, read_sheets
 from ccub.vocab import Vocabulary
 
 if TYPE_CHECKING:
@@ -44,8 +45,15 @@ _KNOWN = {name for names in ALIASES.values() for name in names} | set(FILE_COLUM
 
 @dataclass
 class Row:
-    line: int
+    line: int  # the line (CSV, TSV, JSONL) or row number (workbook, as the spreadsheet shows it; Parquet)
     values: dict[str, Any]
+    sheet: str | None = None  # the workbook sheet
+
+
+def table_label(rel: str, sheet: str | None) -> str:
+    """A table's name in findings and sources: the file, or `book.xlsx#Korea` for a sheet (as in
+    a spreadsheet link; a sheet's name cannot hold `/`, `:` or brackets)."""
+    return rel if sheet is None else f"{rel}#{sheet}"
 
 
 def _text(value: Any) -> str | None:
@@ -167,6 +175,45 @@ def read_table(tree: Tree, rel: str, findings: list[Finding]) -> Iterator[Row]:
                 yield from read_csv(fh, rel, findings, limits, "\t" if suffix == ".tsv" else ",")
     except UnsafeFile as exc:
         findings.append(Finding(exc.check, str(exc), file=rel))
+
+
+def read_sheet_file(tree: Tree, rel: str, findings: list[Finding]) -> list[Sheet]:
+    """The sheets of a workbook (or the table of a Parquet file) under the root, read safely and
+    within the limits; a file that cannot be read is a finding and gives no sheets."""
+    limits = tree.limits
+    try:
+        with tree.source.open(rel) as (fh, identity):
+            if identity.size > limits.max_metadata_mb * 1e6:
+                findings.append(Finding("metadata.limit", f"{identity.size / 1e6:,.0f} MB is over "
+                                        f"limits.max_metadata_mb ({limits.max_metadata_mb:g}); "
+                                        "the file was not read", file=rel))
+                return []
+            data = fh.read()
+    except UnsafeFile as exc:
+        findings.append(Finding(exc.check, str(exc), file=rel))
+        return []
+    try:
+        return read_sheets(data, PurePosixPath(rel).suffix, _KNOWN, limits)
+    except SheetError as exc:
+        check = {LIMIT: "metadata.limit", "missing": "file.unreadable"}.get(exc.kind, "metadata.malformed")
+        findings.append(Finding(check, f"{exc}; the file was not read", file=rel))
+        return []
+
+
+def sheet_rows(rel: str, sheets: list[Sheet], findings: list[Finding]) -> Iterator[Row]:
+    """The rows of every sheet; a sheet without a header and a row that cannot be read are
+    findings naming the sheet (`book.xlsx#Korea`) and the row, and the rest is still read."""
+    for sheet in sheets:
+        label = table_label(rel, sheet.name)
+        if sheet.problem:
+            findings.append(Finding("metadata.malformed", f"sheet {sheet.name!r} {sheet.problem}; it "
+                                    "was not read", file=label))
+        for raw in sheet.rows:
+            if raw.problem:
+                findings.append(Finding(_CHECKS[raw.kind], f"row {raw.line} {raw.problem}; the row was "
+                                        "skipped", file=label, line=raw.line, field=raw.column))
+            else:
+                yield Row(raw.line, raw.value, sheet.name)
 
 
 def header_of(tree: Tree, rel: str) -> set[str]:
