@@ -181,7 +181,12 @@ def _xlsx(data: bytes, known: set[str], limits: Limits) -> list[Sheet]:
     if unpacked > cap:
         raise SheetError(f"unpacks to {unpacked:,} bytes, over limits.max_unpacked_mb ({limits.max_unpacked_mb:g} "
                          "MB); it was not read (a zip bomb, or a workbook to split into smaller ones)", LIMIT)
+    # openpyxl parses with defusedxml when it can import it; without it, a sheet's XML could expand
+    # entities (billion laughs), so the workbook is not read at all.
     _module("openpyxl", ".xlsx")
+    _module("defusedxml", ".xlsx")
+    if not importlib.import_module("openpyxl.xml").DEFUSEDXML:
+        raise SheetError(f"reading an .xlsx workbook needs openpyxl to parse with defusedxml: {INSTALL}", "missing")
     pd = _pd()
     try:
         frames = pd.read_excel(io.BytesIO(data), sheet_name=None, header=None, dtype=object, engine="openpyxl")

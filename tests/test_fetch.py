@@ -513,7 +513,8 @@ def test_workbook_zip_bomb_is_refused_unread(tmp_path, server):
     assert cli.exit_code == 2 and "max_unpacked_mb" in cli.output and server.total == 0
 
 
-@pytest.mark.parametrize(("suffix", "module"), [(".xlsx", "openpyxl"), (".parquet", "pyarrow.parquet")])
+@pytest.mark.parametrize(("suffix", "module"), [(".xlsx", "openpyxl"), (".xlsx", "defusedxml"),
+                                                (".parquet", "pyarrow.parquet")])
 def test_missing_spreadsheets_extra_names_it(tmp_path, monkeypatch, suffix, module):
     import sys
 
@@ -528,5 +529,29 @@ def test_missing_spreadsheets_extra_names_it(tmp_path, monkeypatch, suffix, modu
         pq.write_table(pa.table({"url": ["https://example.org/a.jpg"]}), manifest)
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     cfg = sheet_config()
-    with pytest.raises(ManifestError, match=r"needs (openpyxl|pyarrow).*pip install 'ccub\[spreadsheets\]'"):
+    with pytest.raises(ManifestError, match=r"needs (openpyxl|pyarrow|defusedxml).*pip install 'ccub\[spreadsheets\]'"):
         read_manifest(manifest, Vocabulary(cfg), cfg.limits)
+
+
+def test_a_workbook_whose_xml_declares_entities_is_refused(tmp_path):
+    """A billion-laughs sheet: openpyxl parses through defusedxml, which refuses entity declarations."""
+    import zipfile
+
+    from ccub.fetch import ManifestError
+
+    plain = ccub_workbook(tmp_path / "plain.xlsx", "https://example.org")
+    bomb = tmp_path / "laughs.xlsx"
+    laughs = ('<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+              + "".join(f'<!ENTITY lol{i} "{("&lol" + (str(i - 1) if i > 1 else "") + ";") * 10}">'
+                        for i in range(1, 9))
+              + "]>")
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(bomb, "w") as target:
+        for info in source.infolist():
+            data = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                data = laughs.encode() + (data.split(b"?>", 1)[1] if data.startswith(b"<?xml") else data)
+            target.writestr(info, data)
+    cfg = sheet_config()
+    with pytest.raises(ManifestError, match="cannot be read as an .xlsx workbook"):
+        read_manifest(bomb, Vocabulary(cfg), cfg.limits)
+
