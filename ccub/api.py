@@ -23,7 +23,7 @@ command line does not load it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,7 +154,6 @@ class ValidationResult:
 
     report: ValidationReport
     folder: Path | None = None  # the --out folder (None when report.json was read elsewhere)
-    _frames: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def exit_code(self) -> int:
