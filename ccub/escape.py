@@ -36,6 +36,15 @@ def spreadsheet_cell(value: Any) -> Any:
     return value
 
 
+def unescape_cell(cell: str) -> str:
+    """The text `spreadsheet_cell` was given, from the cell it wrote: the apostrophe it added is
+    dropped. Ambiguous only for text that itself began with an apostrophe and then a formula
+    character ("'=x" is read as "=x"); readers that know the names written map them exactly."""
+    if cell.startswith("'") and spreadsheet_cell(cell[1:]) == cell:
+        return cell[1:]
+    return cell
+
+
 def csv_text(rows: Iterable[dict[str, Any]], columns: list[str], delimiter: str = ",") -> str:
     """CSV with a header; every cell passed through `spreadsheet_cell`; other keys ignored.
 

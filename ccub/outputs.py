@@ -6,7 +6,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ccub.config import Config
+    from ccub.pipeline import ProgressFn, Result
 
 
 def default_card_meta(submissions: Path) -> Path | None:
@@ -32,3 +36,22 @@ class ValidateOutputs:
         self.report = write_reports(result, folder)
         if any(o.output for o in result.outcomes):  # no card for an empty dataset
             self.card = write_cards(self.report, folder.parent, self.card_meta)
+
+
+def run_validate(submissions: Path, out: Path, cfg: Config, flags: dict[str, str | None] | None = None, *,
+                 meta: Path | None = None, progress: ProgressFn | None = None,
+                 **options: Any) -> tuple[Result, ValidateOutputs]:
+    """`ccub validate` without the console: check the default-field flags, run the pipeline with the
+    report and card writer, return its result and what was written. `ccub validate` and
+    `ccub.api.validate` both run this. `options`: the other fields of `ccub.pipeline.Options`
+    (include_review, workers, clip, test_fraction, against, wait, decisions)."""
+    from ccub.pipeline import Options, UsageError, validate
+    from ccub.vocab import Vocabulary, check_flags
+
+    flags = {k: v for k, v in (flags or {}).items() if v}
+    problems = check_flags(Vocabulary(cfg), flags.get("culture"), flags.get("category"))
+    if problems:
+        raise UsageError("; ".join(problems))
+    outputs = ValidateOutputs(meta or default_card_meta(Path(submissions)))
+    result = validate(Options(root=Path(submissions), out=Path(out), flags=flags, **options), cfg, progress, outputs)
+    return result, outputs

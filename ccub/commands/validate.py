@@ -62,9 +62,8 @@ def validate(
     for review; 2 the run could not proceed.
     """
     from ccub.outdir import OutputBusy, OutputError
-    from ccub.outputs import ValidateOutputs, default_card_meta
-    from ccub.pipeline import Options, UsageError
-    from ccub.pipeline import validate as run_validate
+    from ccub.outputs import run_validate
+    from ccub.pipeline import UsageError
     from ccub.readers import RootError
     from ccub.vocab import Vocabulary, check_flags
 
@@ -73,10 +72,6 @@ def validate(
         fail(problem)
     flags = {"culture": culture, "category": category, "license": license, "creator": creator,
              "contributor": contributor, "consent": consent, "language": language}
-    options = Options(root=submissions, out=out, flags={k: v for k, v in flags.items() if v},
-                      include_review=include_review, workers=workers, clip=clip,
-                      test_fraction=test_fraction, against=against, wait=wait, decisions=decisions)
-    outputs = ValidateOutputs(meta or default_card_meta(submissions))
     with progress_bar() as progress:
         task = progress.add_task("analysing images", total=None)
 
@@ -85,7 +80,10 @@ def validate(
             progress.update(task, description=label, completed=done, total=total, refresh=True)
 
         try:
-            result = run_validate(options, cfg, on_progress, outputs)
+            result, outputs = run_validate(submissions, out, cfg, flags, meta=meta, progress=on_progress,
+                                           include_review=include_review, workers=workers, clip=clip,
+                                           test_fraction=test_fraction, against=against, wait=wait,
+                                           decisions=decisions)
         except (UsageError, RootError, OutputBusy, OutputError) as exc:
             fail(exc, cause=exc)
         except Exception as exc:

@@ -27,6 +27,7 @@ from ccub.report.groups import (
     MAX_GROUPS,
     duplicate_groups,
 )
+from ccub.report.record import random_weights
 
 TEMPLATE = "report.html.j2"
 CAPTION_CHARS = 300  # caption shown with each flagged record
@@ -270,7 +271,7 @@ def render_html(report: dict[str, Any], facts: dict[str, ImageFacts]) -> str:
     return _environment().get_template(TEMPLATE).render(
         report=report,
         notes=notes,
-        random_weights=any(n["kind"] == "danger" for n in notes),
+        random_weights=random_weights(notes),
         groups=groups,
         group_counts=group_counts,
         group_thumbnails_omitted=group_thumbnails_omitted,

@@ -34,3 +34,9 @@ class ValidationReport(RecordFile):
     def as_dict(self) -> dict[str, Any]:
         """The document as written, for the renderers and the cards."""
         return {"schema": self.SCHEMA, "schema_version": self.VERSION, **asdict(self)}
+
+
+def random_weights(notes: list[dict[str, str]]) -> bool:
+    """Whether some result of the run rests on random weights: a note of kind "danger" (semantic
+    duplicates found with a random CLIP, `ccub validate --clip tiny`)."""
+    return any(note.get("kind") == "danger" for note in notes)
