@@ -23,7 +23,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-WAIT_S = 10
+WAIT_S = 30  # generous: a loaded CI machine can take seconds to render a page
 
 # (item id, prompt, question id, slots in page order) -> slots best first
 Ranker = Callable[[str, str, str, list[str]], list[str]]
