@@ -190,9 +190,9 @@ def resolve_models(references: list[ModelReference], base: str | None = None,
     names = [m.name for m in models]
     if len(set(names)) != len(names):
         twice = sorted({n for n in names if names.count(n) > 1})
-        raise ModelReferenceError(f"two models share the name {twice} (a run's folder name, a LoRA file's name without "
-                             f".safetensors, or a base model's last path part); rename one so the tables can tell "
-                             f"them apart")
+        raise ModelReferenceError(f"two models share the folder name {twice} (a run's folder name, a LoRA file's "
+                                  f"name without .safetensors, or a base model's last path part); rename one so "
+                                  f"the tables can tell them apart")
     if baseline is not None:
         if baseline not in names:
             raise ModelReferenceError(f"--baseline {baseline}: no such model; the models are {', '.join(names)}")
