@@ -50,12 +50,27 @@ class Model:
     random_weights: bool = False
     release: str | None = None  # the data release the run trained on (its run.json), None for the base
     release_digest: str | None = None
+    kind: str = "run"  # "run" (a ccub run's LoRA), "base" (no LoRA) or "lora" (a LoRA file from anywhere)
+    scale: float | None = None  # the LoRA's scale; None: the settings' lora_scale
+    lora_format: str | None = None  # "peft" or "kohya" for a LoRA file from anywhere
+
+    def lora_sha256(self) -> str | None:
+        if self.lora is None:
+            return None
+        digest = hashlib.sha256()
+        with Path(self.lora).open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def key(self) -> str:
-        """Stable across benchmarks: the base model and the LoRA file's content."""
+        """Stable across benchmarks: the base model, the LoRA file's content and its scale when the model
+        gives one (otherwise the settings' lora_scale, part of the settings' key)."""
         parts = [self.base]
         if self.lora is not None:
-            parts.append(hashlib.sha256(Path(self.lora).read_bytes()).hexdigest())
+            parts.append(self.lora_sha256())
+        if self.lora is not None and self.scale is not None:
+            parts.append(f"scale={self.scale!r}")
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:12]
 
 
@@ -84,7 +99,7 @@ class ImageCache:
         if not about.exists():  # says, for people browsing the cache, what a folder holds
             atomic_write_text(about, json.dumps({"model": model.name, "base": model.base,
                                                  "lora": str(model.lora) if model.lora else None,
-                                                 "settings": asdict(self.settings)}, indent=2))
+                                                 "scale": model.scale, "settings": asdict(self.settings)}, indent=2))
         atomic_write(path, lambda tmp: image.save(tmp, format="PNG"))
         return path
 
@@ -111,7 +126,7 @@ def load_pipeline(model: Model, settings: Settings, device: str):
         pipe.scheduler = schedulers[settings.scheduler].from_config(pipe.scheduler.config)
     if model.lora is not None:
         pipe.load_lora_weights(str(Path(model.lora).parent), weight_name=Path(model.lora).name)
-        pipe.fuse_lora(lora_scale=settings.lora_scale)
+        pipe.fuse_lora(lora_scale=settings.lora_scale if model.scale is None else model.scale)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
@@ -133,7 +148,8 @@ def generate(model: Model, pairs: list[tuple[str, int]], cache: ImageCache, devi
     if not todo:
         return 0
     settings = cache.settings
-    lora = f" + LoRA {model.lora}" if model.lora is not None else ""
+    scale = f" at scale {model.scale:g}" if model.scale is not None else ""
+    lora = f" + LoRA {model.lora}{scale}" if model.lora is not None else ""
     random = " (RANDOM WEIGHTS)" if model.random_weights else ""
     with phase(watch, f"loading {model.name}: {model.base_source}{lora}{random}"):
         pipe = load_pipeline(model, settings, device)

@@ -40,7 +40,7 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
     write_rows(files[0], [replace(r, prompt_text=prompt_text[r.prompt], random_weights=smoke) for r in scores.rows],
                RESULTS_COLUMNS)
     summary = [dict(r, level=METRICS[r["metric"]].level, random_weights=smoke) for r in to_rows(comparisons)]
-    summary += _set_rows(scores.sets, smoke)
+    summary += _set_rows(scores.sets, smoke, context["models"][0].name)
     atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
     atomic_write_text(files[2], markdown(comparisons, scores, context))
     atomic_write_bytes(files[3], html(comparisons, scores, context).encode("utf-8"))
@@ -56,14 +56,33 @@ def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
         culture=context["culture"], clip=context["clip"], clip_random_weights=context["clip_random_weights"],
         smoke_run=context["smoke_run"], suite=context["suite"], settings=asdict(context["settings"]),
         seeds=list(context["seeds"]),
-        models=[{"name": m.name, "key": m.key(), "base": m.base, "lora": str(m.lora) if m.lora else None,
-                 "random_weights": m.random_weights, "release": m.release, "release_digest": m.release_digest}
-                for m in context["models"]],
+        models=[model_entry(m) for m in context["models"]],
+        baseline=context["models"][0].name,
         prompts=[asdict(p) for p in context["prompts"]],
         images=[{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
                 for (model, pid, seed), path in context["images"].items()],
         reference_sources=list(context.get("reference_sources", [])),
         training_sources=list(context.get("training_sources", [])))
+
+
+def model_entry(m) -> dict[str, Any]:
+    """A model in benchmark.json: what it is (run, base model, base + LoRA file with its digest and scale) and
+    whether any part has random weights."""
+    from benchmark.references import model_kind
+
+    return {"name": m.name, "key": m.key(), "kind": m.kind if m.lora is not None else "base", "base": m.base,
+            "lora": str(m.lora) if m.lora else None, "lora_sha256": m.lora_sha256(), "lora_format":
+            m.lora_format or ("peft" if m.lora is not None else None), "lora_scale": m.scale,
+            "describe": model_kind(m), "random_weights": m.random_weights, "release": m.release,
+            "release_digest": m.release_digest}
+
+
+def models_lines(context: dict[str, Any]) -> list[str]:
+    """One line per model saying what it is; the first is the baseline the others are compared with."""
+    from benchmark.references import model_kind
+
+    return [f"{m.name}: {model_kind(m)}" + (" (baseline)" if i == 0 else "")
+            for i, m in enumerate(context["models"])]
 
 
 def to_rows_header() -> list[str]:
@@ -72,13 +91,13 @@ def to_rows_header() -> list[str]:
             "higher_is_better"]
 
 
-def _set_rows(sets: dict[str, dict[str, float]], smoke: bool) -> list[dict]:
+def _set_rows(sets: dict[str, dict[str, float]], smoke: bool, baseline: str = "base") -> list[dict]:
     rows = []
     for metric, per_model in sets.items():
-        base = per_model.get("base", math.nan)
+        base = per_model.get(baseline, math.nan)
         for model, value in per_model.items():
-            if model != "base":
-                rows.append({"level": "set", "metric": metric, "model": model, "baseline": "base",
+            if model != baseline:
+                rows.append({"level": "set", "metric": metric, "model": model, "baseline": baseline,
                              "base_mean": base, "model_mean": value, "difference": value - base,
                              "higher_is_better": METRICS[metric].higher_is_better, "random_weights": smoke})
     return rows
@@ -144,6 +163,7 @@ def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
     lines += [PROXY, "", "Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% "
               f"cluster bootstrap intervals over prompts ({methods}); p-values are sign-flip tests over prompts, "
               f"adjusted ({context['config'].correction}) across the table.", ""]
+    lines += ["Models:", "", *(f"- {markdown_text(line)}" for line in models_lines(context)), ""]
     lines += md_table(HEADER, table_rows(comparisons))
     if scores.sets:
         lines += ["", "Set-level metrics (one value per model; no interval):", ""]
@@ -237,6 +257,7 @@ padding:1em;font-weight:bold}.grid img{width:128px;height:128px;object-fit:cover
 <h1>ccub benchmark: {{ culture }}</h1>
 {% if smoke %}<p class="smoke">{{ smoke_text }}</p>{% endif %}
 <p>{{ proxy }}</p>
+<h2>Models</h2><ul>{% for line in model_lines %}<li>{{ line }}</li>{% endfor %}</ul>
 <h2>Fine-tuned minus base</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% if forest %}<p><img alt="forest plot of the differences" src="data:image/png;base64,{{ forest }}"></p>{% endif %}
@@ -262,4 +283,4 @@ def html(comparisons: list, scores, context: dict[str, Any]) -> str:
     return env.from_string(TEMPLATE).render(
         culture=context["culture"], smoke=context["smoke_run"], smoke_text=SMOKE, proxy=PROXY, header=HEADER,
         rows=table_rows(comparisons), forest=forest_plot(comparisons), sets=set_rows(scores, context), models=models,
-        notes=scores.notes, grids=grids, footer=footer_text(context))
+        notes=scores.notes, grids=grids, footer=footer_text(context), model_lines=models_lines(context))

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.generate import ImageCache, Model, Settings, generate
-from benchmark.runs import RunError, load_run, models_for
+from benchmark.references import Resolved, parse_reference, resolve_models
+from benchmark.runs import RunError
 from ccub.config import Config
 
 ProgressFn = Callable[[str, int, int], None]
@@ -24,14 +25,53 @@ class BenchmarkError(ValueError):
 
 @dataclass
 class Options:
-    run: Path
-    compare: list[Path] = field(default_factory=list)
+    run: Path | str  # a model reference (benchmark/references.py): a run folder, base:MODEL or lora:FILE[@SCALE]
+    compare: list[Path | str] = field(default_factory=list)
     culture: str | None = None
     prompts: Path | None = None
     seeds: int | None = None
     clip: str | None = None
     cache: Path | None = None
     device: str | None = None
+    base: str | None = None  # the base model of lora: references (default: the first run's, or base:MODEL's)
+    baseline: str | None = None  # the model the others are compared with (default: "base")
+    output: Path | None = None  # default: the first run's benchmark/, else benchmarks/<first model>
+
+
+def resolve_options(opts: Options) -> Resolved:
+    """The models `opts` names, the baseline first (benchmark/references.py)."""
+    refs = [parse_reference(opts.run, "--model"), *(parse_reference(r, "--compare") for r in opts.compare)]
+    return resolve_models(refs, opts.base, opts.baseline)
+
+
+def output_folder(opts: Options, resolved: Resolved) -> Path:
+    if opts.output is not None:
+        return Path(opts.output)
+    first = resolved.references[0]
+    if first.kind == "run":
+        return Path(first.path) / "benchmark"
+    if first.kind == "base":
+        name = "base" if first.base == resolved.base else Path(first.base.rstrip("/")).name
+    else:
+        name = Path(first.path).stem
+    return Path("benchmarks") / name
+
+
+def native_resolution(base: str) -> int:
+    """The base model's native image size, from its configs (512 when they cannot be read)."""
+    from finetune.estimate import read_configs
+
+    try:
+        found = read_configs(base)
+    except Exception:  # noqa: BLE001 - a guess at the size must never stop a benchmark
+        found = None
+    if found is None:
+        return 512
+    unet, vae = found[1]["unet"], found[1]["vae"]
+    try:
+        return int(unet["sample_size"]) * 2 ** (len(vae["block_out_channels"]) - 1)
+    except (KeyError, TypeError, ValueError):
+        return 512
 
 
 @dataclass
@@ -73,14 +113,16 @@ SMOKE_STEPS, SMOKE_SEEDS = 4, 2
 
 
 def smoke_settings(opts: Options, cfg: Config) -> bool:
-    """Fewer steps and seeds when `opts.run` was trained with random weights (a smoke run only tests
+    """Fewer steps and seeds when a model of `opts` has random weights (a smoke run only tests
     the pipeline: a few say as much as the study's 50 x 4), unless `opts` gives the seeds. Changes
     `opts` and `cfg`; True when it did."""
+    from ccub.models import ModelUnavailable
+
     try:
-        if not load_run(opts.run).smoke_run:
+        if not any(m.random_weights for m in resolve_options(opts).models):
             return False
-    except RunError:
-        return False  # the benchmark itself reports what is wrong with the folder
+    except (RunError, ModelUnavailable, ValueError):
+        return False  # the benchmark itself reports what is wrong with the references
     cfg.benchmark.steps = SMOKE_STEPS
     opts.seeds = opts.seeds or SMOKE_SEEDS
     return True
@@ -91,13 +133,15 @@ class Plan:
     """What a benchmark will do, resolved from the options and configs (no model loaded)."""
 
     runs: list
-    models: list[Model]
+    models: list[Model]  # the baseline first
     culture: str
     prompts: list
     seeds: list[int]
     settings: Settings
     cache: ImageCache
     clip: str
+    output: Path | None = None
+    dataset: Path | None = None  # the first run's data: the held-out and training images scored against
 
     def rows(self, device: str, config: Path | None) -> dict[str, object]:
         def weights(random: bool) -> str:
@@ -106,6 +150,7 @@ class Plan:
         s = self.settings
         return {
             "models": ", ".join(f"{m.name}{weights(m.random_weights)}" for m in self.models),
+            "baseline": self.models[0].name,
             "base": f"{self.models[0].base}{weights(self.models[0].random_weights)}",
             "culture": self.culture,
             "images": f"{len(self.prompts)} prompts x {len(self.seeds)} seeds x {len(self.models)} models = "
@@ -116,7 +161,7 @@ class Plan:
             "device": device,
             "scorer": f"CLIP {self.clip}" + weights(self.clip == "tiny"),
             "cache": str(self.cache.root),
-            "output": str(Path(self.runs[0].folder) / "benchmark"),
+            "output": str(self.output),
             "config": str(config or ("./ccub.toml" if Path("ccub.toml").is_file() else "none (built-in defaults)")),
         }
 
@@ -126,21 +171,27 @@ def plan_benchmark(opts: Options, cfg: Config) -> Plan:
 
     b = cfg.benchmark
     _check_settings(b)
-    runs = [load_run(opts.run), *(load_run(r) for r in opts.compare)]
-    models = models_for(runs)
-    culture = opts.culture or runs[0].culture
+    resolved = resolve_options(opts)
+    runs, models = resolved.runs, resolved.models
+    culture = opts.culture or (runs[0].culture if runs else None)
     if not culture:
-        raise BenchmarkError(f"{runs[0].folder}: the run does not say its culture; pass --culture")
+        said = f"{runs[0].folder}: the run does not say its culture" if runs else \
+            "no run among the models says its culture (base models and LoRA files do not record one)"
+        raise BenchmarkError(f"{said}; pass --culture")
     prompts = suite_for(culture, opts.prompts, cfg)
     if not prompts:
         raise BenchmarkError(f"no prompts for culture {culture!r} in {opts.prompts}")
-    _preflight(models, runs, opts.clip or b.clip)
+    _preflight(models, opts.clip or b.clip)
     seeds = list(range(opts.seeds or b.seeds))
     settings = Settings(scheduler=b.scheduler, steps=b.steps, guidance=b.guidance,
-                        resolution=b.resolution or runs[0].resolution, lora_scale=b.lora_scale, dtype=b.dtype,
-                        batch_size=b.batch_size)
-    cache = ImageCache(opts.cache or Path(runs[0].folder).resolve().parent / ".ccub-benchmark-cache", settings)
-    return Plan(runs, models, culture, prompts, seeds, settings, cache, opts.clip or b.clip)
+                        resolution=b.resolution or (runs[0].resolution if runs else native_resolution(resolved.base)),
+                        lora_scale=b.lora_scale, dtype=b.dtype, batch_size=b.batch_size)
+    output = output_folder(opts, resolved)
+    beside = Path(runs[0].folder).resolve().parent if resolved.references[0].kind == "run" else \
+        output.resolve().parent
+    cache = ImageCache(opts.cache or beside / ".ccub-benchmark-cache", settings)
+    return Plan(runs, models, culture, prompts, seeds, settings, cache, opts.clip or b.clip, output,
+                runs[0].dataset if runs else None)
 
 
 def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None, plan: Plan | None = None) -> Outcome:
@@ -187,7 +238,8 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
         images={(m.name, p.id, s): cache.path(m, p.text, s) for m in models for p in prompts for s in seeds},
         culture_classes=classes, class_texts=identification_texts(classes, cfg),
         framings={p.id: framing_texts(p.generic) for p in prompts},
-        reference=_dataset_images(runs[0].dataset, "test"), training=_dataset_images(runs[0].dataset, "train"))
+        reference=_dataset_images(plan.dataset, "test") if plan.dataset else [],
+        training=_dataset_images(plan.dataset, "train") if plan.dataset else [])
     max_pixels = int(cfg.limits.max_megapixels * 1e6)
     with phase(progress, f"loading the CLIP scorer {spec.describe()}"):
         from ccub.semantic import _model
@@ -220,20 +272,21 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
                       logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size,
                       lpips_progress=lpips_tick if lpips_total else None)
     scores.notes += lpips[1]
-    comparisons = _compare(scores, models, b)
+    comparisons = _compare(scores, models, b)  # against models[0], the baseline
     smoke = spec.random_weights or any(m.random_weights for m in models)
     from benchmark.report import write_outputs
 
     context = {"culture": culture, "runs": runs, "models": models, "prompts": prompts, "seeds": seeds,
                "settings": settings, "clip": spec.describe(),
                "clip_random_weights": spec.random_weights, "suite": str(opts.prompts or "built-in"),
-               "reference": f"{len(inputs.reference)} held-out community images ({runs[0].dataset}/test)",
+               "reference": f"{len(inputs.reference)} held-out community images ({plan.dataset}/test)" if plan.dataset
+               else "none (no ccub run among the models: no community images to score against)",
                "training": len(inputs.training), "smoke_run": smoke, "images": inputs.images,
                "seconds": time.monotonic() - started, "config": b, "classes": classes,
                "max_pixels": max_pixels,
-               "reference_sources": _dataset_sources(runs[0].dataset, "test"),
-               "training_sources": _dataset_sources(runs[0].dataset, "train")}
-    output = Path(runs[0].folder) / "benchmark"
+               "reference_sources": _dataset_sources(plan.dataset, "test") if plan.dataset else [],
+               "training_sources": _dataset_sources(plan.dataset, "train") if plan.dataset else []}
+    output = Path(plan.output or output_folder(opts, resolve_options(opts)))
     with phase(progress, f"writing {output}"):
         files = write_outputs(output, scores, comparisons, context)
     counts = {"models": len(models), "prompts": len(prompts), "seeds": len(seeds), "images": len(inputs.images),
@@ -241,24 +294,25 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     return Outcome(output, comparisons, scores.sets, scores.notes, smoke, files, generated, counts)
 
 
-def _preflight(models: list[Model], runs: list, clip: str) -> None:
-    """Check the base model, every run's LoRA and the CLIP scorer before hours of generating:
+def _preflight(models: list[Model], clip: str) -> None:
+    """Check every base model, every LoRA file and the CLIP scorer before hours of generating:
     one `ModelUnavailable` names all that are missing."""
     from ccub.models import ModelRef, Need, check_clip, check_pretrained, model_cache, require_all
 
-    base = models[0]
-    source = Path(base.base_source)
-    if source.is_dir():
-        need = check_pretrained(ModelRef(base.base, str(source), base.random_weights, local=True), "base model",
-                                "model_index.json")
-    elif base.base_source == base.base:  # a hub id
-        need = check_pretrained(ModelRef(base.base, base.base), "base model", "model_index.json")
-    else:
-        need = Need("base model", base.base, f"base model {base.base}: {source}, the folder {runs[0].name} was "
-                                             f"trained from, no longer exists; restore it there")
-    loras = [Need("LoRA", str(r.lora), f"LoRA {r.lora} of run {r.name} does not exist") for r in runs
-             if not Path(r.lora).is_file()]
-    require_all([need, *loras, check_clip(clip, model_cache(), "benchmark CLIP")])
+    needs = []
+    for base in {(m.base, m.base_source): m for m in models}.values():
+        source = Path(base.base_source)
+        if source.is_dir():
+            needs.append(check_pretrained(ModelRef(base.base, str(source), base.random_weights, local=True),
+                                          "base model", "model_index.json"))
+        elif base.base_source == base.base:  # a hub id
+            needs.append(check_pretrained(ModelRef(base.base, base.base), "base model", "model_index.json"))
+        else:
+            needs.append(Need("base model", base.base, f"base model {base.base}: {source}, the folder {base.name} "
+                                                       f"was trained from, no longer exists; restore it there"))
+    needs += [Need("LoRA", str(m.lora), f"LoRA {m.lora} of {m.name} does not exist") for m in models
+              if m.lora is not None and not Path(m.lora).is_file()]
+    require_all([*needs, check_clip(clip, model_cache(), "benchmark CLIP")])
 
 
 def _check_settings(b) -> None:
@@ -283,13 +337,14 @@ def _compare(scores, models: list[Model], b) -> list:
         by_metric.setdefault(row.metric, {}).setdefault(row.model, {})[(row.prompt, row.seed)] = row.value
     comparisons = []
     for metric, per_model in by_metric.items():
-        base = per_model.get("base", {})
+        baseline = models[0].name
+        base = per_model.get(baseline, {})
         keys = sorted(base, key=lambda k: (k[0], -1 if k[1] is None else k[1]))
         for model in models[1:]:
             values = per_model.get(model.name, {})
             shared = [k for k in keys if k in values]
             comparisons.append(stats.compare(
-                metric, model.name, "base", [k[0] for k in shared], [k[1] if k[1] is not None else 0 for k in shared],
+                metric, model.name, baseline, [k[0] for k in shared], [k[1] if k[1] is not None else 0 for k in shared],
                 [base[k] for k in shared], [values[k] for k in shared], n_boot=b.bootstrap,
                 confidence=b.confidence, higher_is_better=METRICS[metric].higher_is_better))
     return stats.adjust(comparisons, method=b.correction)

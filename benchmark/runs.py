@@ -64,6 +64,6 @@ def models_for(runs: list[Run]) -> list[Model]:
         raise RunError(f"two runs share the folder name {sorted({n for n in names if names.count(n) > 1})}; "
                        f"rename one so the tables can tell them apart")
     random = any(r.smoke_run for r in runs)
-    base = Model("base", first.base, first.base_source, None, random)
+    base = Model("base", first.base, first.base_source, None, random, kind="base")
     return [base, *(Model(r.name, r.base, r.base_source, r.lora, r.smoke_run, r.release, r.release_digest)
                     for r in runs)]

@@ -49,13 +49,14 @@ class StudyError(ValueError):
 
 @dataclass
 class MakeOptions:
-    runs: list[Path]
+    runs: list[Path | str]  # run folders, or base:MODEL / lora:FILE[@SCALE] references (benchmark/references.py)
     out: Path
     culture: str | None = None
     base: bool = True  # include the base model as one of the ranked images
     texts: Path | None = None  # TOML replacing survey texts (e.g. a translation)
     crowd_url: str = ""  # prefix of the image URLs in crowd/items.csv, where the images will be hosted
     force: bool = False
+    benchmarks: list[Path] = field(default_factory=list)  # benchmark folders (holding benchmark.json) to read too
 
 
 @dataclass
@@ -131,7 +132,11 @@ def find_studies(folder: Path) -> list[Path]:
 
 
 def read_source(run: Path) -> Source:
+    """The benchmark of run folder `run` (run/benchmark/benchmark.json), or of a benchmark folder (holding
+    benchmark.json, as `ccub benchmark --output` writes for models that are not runs)."""
     path = Path(run) / "benchmark" / BENCHMARK_FILE
+    if not path.is_file() and (Path(run) / BENCHMARK_FILE).is_file():
+        path = Path(run) / BENCHMARK_FILE
     if not path.is_file():
         raise StudyError(f"{run}: no benchmark/{BENCHMARK_FILE}; run `ccub benchmark --model {run}` first (its "
                          f"images are what the study shows)")
@@ -172,11 +177,39 @@ def _check_compatible(sources: list[Source]) -> None:
                     f"[benchmark] settings and --clip so its images and metrics can be compared")
 
 
-def _wanted_models(runs: list[Path], base: bool) -> list[str]:
-    names = [Path(r).resolve().name for r in runs]
+def _is_reference(item: Path | str) -> bool:
+    from benchmark.references import BASE_PREFIX, LORA_PREFIX
+
+    return str(item).startswith((BASE_PREFIX, LORA_PREFIX))
+
+
+def _find_model(item: str, sources: list[Source]) -> str:
+    """The name, in the benchmarks read, of the model base:MODEL or lora:FILE[@SCALE] names: a base model by its
+    name, a LoRA file by its sha256 digest (its identity, wherever the file lies) and its scale."""
+    from benchmark.references import ModelReferenceError, file_digest, parse_reference
+
+    try:
+        ref = parse_reference(item, "RUN")
+    except ModelReferenceError as exc:
+        raise StudyError(str(exc)) from exc
+    digest = file_digest(ref.path) if ref.kind == "lora" else None
+    for source in sources:
+        for m in source.manifest.models:
+            if ref.kind == "base" and m.get("lora") is None and m.get("base") == ref.base:
+                return m["name"]
+            if ref.kind == "lora" and m.get("lora_sha256") == digest and m.get("lora_scale") == ref.scale:
+                return m["name"]
+    read = ", ".join(str(s.manifest_path) for s in sources)
+    what = f"base model {ref.base}" if ref.kind == "base" else f"LoRA file {ref.path} (sha256 {digest[:16]}…)"
+    raise StudyError(f"RUN {item}: no model of the benchmarks read ({read}) is the {what}; benchmark it first "
+                     f"(`ccub benchmark --model {item} ... --output DIR`) and pass --benchmark DIR")
+
+
+def _wanted_models(runs: list[Path | str], base: bool, sources: list[Source] | None = None) -> list[str]:
+    names = [_find_model(str(r), sources or []) if _is_reference(r) else Path(r).resolve().name for r in runs]
     if len(set(names)) != len(names):
         raise StudyError(f"two runs share a folder name ({', '.join(names)}); rename one so they can be told apart")
-    return (["base"] if base else []) + names
+    return (["base"] if base and "base" not in names else []) + names
 
 
 def _collect(sources: list[Source], wanted: list[str]) -> dict[str, dict[str, Any]]:
@@ -268,14 +301,18 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     if not opts.runs:
         raise StudyError("name at least one run folder (runs/<name>/) whose benchmark images the study shows")
     # `ccub benchmark --model runs/x --compare runs/y` writes x's benchmark only, with y's images in it.
-    benchmarked = [r for r in opts.runs if (Path(r) / "benchmark").is_dir()] or opts.runs[:1]
+    folders = [r for r in opts.runs if not _is_reference(r)]
+    benchmarked = [*(r for r in folders if (Path(r) / "benchmark").is_dir()), *opts.benchmarks] or folders[:1]
+    if not benchmarked:
+        raise StudyError("base:MODEL and lora:FILE references are found in benchmarks: pass --benchmark DIR, the "
+                         "folder `ccub benchmark --output DIR` wrote")
     sources = [read_source(r) for r in benchmarked]
     _check_compatible(sources)
     culture = sources[0].manifest.culture
     if opts.culture and opts.culture != culture:
         raise StudyError(f"--culture {opts.culture}, but {sources[0].manifest_path} benchmarked {culture!r} prompts; "
                          f"benchmark the runs with --culture {opts.culture} or leave --culture out")
-    wanted = _wanted_models(opts.runs, opts.base)
+    wanted = _wanted_models(opts.runs, opts.base, sources)
     if len(wanted) < 2:
         raise StudyError("a ranking needs at least two models: name two runs, or keep the base model in")
     models = _collect(sources, wanted)

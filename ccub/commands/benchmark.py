@@ -24,12 +24,22 @@ from ccub.commands.common import (
 
 
 def benchmark(
-    model: Annotated[Path, typer.Option("--model", help="A `ccub finetune` run folder (runs/NAME).")],
-    compare: Annotated[list[Path] | None, typer.Option(
-        metavar="RUN", help="More runs in the same table: --compare runs/y runs/z (or repeat the option).")] = None,
-    more: Annotated[list[Path] | None, typer.Argument(
-        metavar="RUN", help="Further runs to compare (what follows --compare runs/y).", hidden=True,
+    model: Annotated[str, typer.Option("--model", metavar="REF", help=(
+        "A model: a `ccub finetune` run folder (runs/NAME), base:MODEL (a hub id, folder or tiny preset) or "
+        "lora:FILE.safetensors[@SCALE] (a diffusers/peft or kohya LoRA on --base)."))],
+    compare: Annotated[list[str] | None, typer.Option(
+        metavar="REF", help="More models in the same table: --compare runs/y lora:z.safetensors (or repeat the "
+                            "option).")] = None,
+    more: Annotated[list[str] | None, typer.Argument(
+        metavar="REF", help="Further models to compare (what follows --compare runs/y).", hidden=True,
         show_default=False)] = None,
+    base: Annotated[str | None, typer.Option(
+        "--base", help="Base model of lora: references (default: the first run's, or the first base:MODEL).")]
+    = None,
+    baseline: Annotated[str | None, typer.Option(
+        help="Name of the model the others are compared with (default: base, the base model).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        help="Output folder (default: RUN/benchmark for a run, else benchmarks/NAME).", file_okay=False)] = None,
     culture: Annotated[str | None, typer.Option(help="Culture to benchmark (default: the run's).")] = None,
     prompts: Annotated[Path | None, typer.Option(help="A prompt suite (TOML or CSV) instead of the built-in one.",
                                                  dir_okay=False)] = None,
@@ -57,21 +67,19 @@ def benchmark(
     vocab = Vocabulary(cfg)
     if culture and vocab.culture(culture) is None:
         fail(unknown("culture", culture, vocab.cultures, "declare a new one in ccub.toml (see `ccub config --write`)"))
-    for run in (model, *(compare or []), *(more or [])):
-        if not run.is_dir():
-            fail(f"{run}: no such run folder; give a `ccub finetune` output folder (runs/NAME, holding run.json)")
     if not allow_withdrawn:
         from ccub.steward.withdraw import refusal
 
-        refused = refusal((model, *(compare or []), *(more or [])))
+        refused = refusal(Path(r) for r in (model, *(compare or []), *(more or [])) if Path(r).is_dir())
         if refused:
             fail(refused)
     model_stack()
     options = Options(run=model, compare=[*(compare or []), *(more or [])], culture=culture, prompts=prompts,
-                      seeds=seeds, clip=clip, cache=cache, device=device)
+                      seeds=seeds, clip=clip, cache=cache, device=device, base=base, baseline=baseline,
+                      output=output)
     # A --config file sets the steps and seeds exactly.
     if config is None and smoke_settings(options, cfg):
-        smoke_banner(f"{model} was trained with RANDOM WEIGHTS; benchmarking it with {cfg.benchmark.steps} steps "
+        smoke_banner(f"a model has RANDOM WEIGHTS (tiny); benchmarking with {cfg.benchmark.steps} steps "
                      f"and {options.seeds} seeds (a --config file sets them exactly).")
     try:
         plan = plan_benchmark(options, cfg)

@@ -28,8 +28,12 @@ study_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich",
 
 @study_app.command()
 def make(
-    runs: Annotated[list[Path], typer.Argument(
-        metavar="RUN", help="Run folders (runs/NAME) benchmarked with `ccub benchmark`.", show_default=False)],
+    runs: Annotated[list[str], typer.Argument(
+        metavar="RUN", help="Run folders (runs/NAME) benchmarked with `ccub benchmark`, or base:MODEL and "
+                            "lora:FILE[@SCALE] references benchmarked into a --benchmark folder.", show_default=False)],
+    benchmarks: Annotated[list[Path] | None, typer.Option(
+        "--benchmark", help="A benchmark folder (holding benchmark.json) to take images from, e.g. what "
+                            "`ccub benchmark --output DIR` wrote; repeat for several.", file_okay=False)] = None,
     out: Annotated[Path, typer.Option("--out", help="Folder for the study bundle.")] = Path("study"),
     culture: Annotated[str | None, typer.Option(help="Culture of the study (default: the benchmark's).")] = None,
     items: Annotated[int | None, typer.Option(help="(prompt, seed) items, drawn at random; 0: all "
@@ -59,15 +63,16 @@ def make(
     if not allow_withdrawn:
         from ccub.steward.withdraw import refusal
 
-        refused = refusal(runs)
+        refused = refusal([*(Path(r) for r in runs if Path(r).is_dir()), *(benchmarks or [])])
         if refused:
             fail(refused)
     cfg = load_config(config)
     for name, value in (("items", items), ("per_participant", per_participant), ("seed", seed)):
         if value is not None:
             setattr(cfg.study, name, value)
-    options = MakeOptions(runs=runs, out=out, culture=culture, base=base, texts=texts, crowd_url=crowd_url,
-                          force=force)
+    options = MakeOptions(runs=[r if r.startswith(("base:", "lora:")) else Path(r) for r in runs],
+                          benchmarks=list(benchmarks or []), out=out, culture=culture, base=base, texts=texts,
+                          crowd_url=crowd_url, force=force)
     with staged_progress() as on_progress:
         try:
             made = make_study(options, cfg, on_progress)
