@@ -14,7 +14,10 @@ BENCHMARK_FILE = "benchmark.json"
 @dataclass
 class BenchmarkRecord(RecordFile):
     SCHEMA: ClassVar[str] = "ccub.benchmark"
-    VERSION: ClassVar[int] = 2  # 2: reference_sources and training_sources (version 1 reads with them empty)
+    # 2: reference_sources and training_sources (version 1 reads with them empty); 3: a model may be images
+    # made elsewhere (`ccub benchmark --images`), its entry with source "external", images_folder, map and
+    # map_sha256 and settings {"source": "external"} (versions 1 and 2 read unchanged)
+    VERSION: ClassVar[int] = 3
     OLDEST: ClassVar[int | None] = 1
     FIX: ClassVar[str] = "rerun `ccub benchmark --model runs/<name>` (it reuses the cached images)"
 
@@ -26,7 +29,8 @@ class BenchmarkRecord(RecordFile):
     settings: dict[str, Any]  # generation settings (benchmark.generate.Settings)
     seeds: list[int]
     # name, key, base, lora, random_weights, release, release_digest (the run's data lineage; absent in
-    # files written before runs recorded it)
+    # files written before runs recorded it); images made elsewhere add source ("external"),
+    # images_folder, map and map_sha256, with base, lora, release and release_digest null
     models: list[dict[str, Any]]
     prompts: list[dict[str, Any]]  # benchmark.prompts.Prompt fields
     images: list[dict[str, Any]]  # model, prompt (id), seed, path

@@ -246,8 +246,8 @@ BENCHMARK_SUMMARY_TYPES: dict[str, Any] = {
     "culture": "category", "level": "level", "metric": "metric", "model": "category", "baseline": "category",
     "n_prompts": "Int64", "n_pairs": "Int64", "base_mean": "float64", "model_mean": "float64",
     "difference": "float64", "ci_low": "float64", "ci_high": "float64", "confidence": "float64",
-    "interval_method": "category", "win_rate": "float64", "p_value": "float64", "p_adjusted": "float64",
-    "higher_is_better": "bool", "random_weights": "bool", "smoke_run": "bool"}
+    "interval_method": "category", "pairing": "category", "win_rate": "float64", "p_value": "float64",
+    "p_adjusted": "float64", "higher_is_better": "bool", "random_weights": "bool", "smoke_run": "bool"}
 
 
 def _benchmark_types(types: dict[str, Any], record: BenchmarkRecord) -> dict[str, Any]:
@@ -292,6 +292,8 @@ def load_benchmark(path: str | Path) -> BenchmarkTables:
     summary_types = _benchmark_types(BENCHMARK_SUMMARY_TYPES, record)
     frame = _read_csv(source.folder / "summary.csv", {c: k for c, k in summary_types.items() if c not in flags},
                       names)
+    if "pairing" not in frame.columns:  # written before images made elsewhere: every comparison was paired
+        frame["pairing"] = frame["level"].map(lambda level: "" if level == "set" else "paired")
     for column, value in flags.items():
         frame[column] = value
     summary = _typed(frame, summary_types, str(source.folder / "summary.csv"))
