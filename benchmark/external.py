@@ -218,7 +218,10 @@ def load_external(opts: ExternalOptions, cfg: Config, copies: Path) -> ExternalS
             with open_image(payload, max_pixels) as im:
                 kind = im.format
                 im.load()  # a truncated or corrupt file fails here, bounded by the header's size
-        except (ValueError, UnsafeFile, DecodeRefused, OSError) as exc:
+        except (UnsafeFile, DecodeRefused) as exc:  # named by their check, as `ccub validate` names them
+            problems.append(f"{where}: {exc.check}: {exc}")
+            continue
+        except (ValueError, OSError) as exc:
             problems.append(f"{where}: {exc}")
             continue
         seen[key] = line
