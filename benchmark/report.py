@@ -135,13 +135,13 @@ def table_rows(comparisons: list) -> list[list[str]]:
     rows = []
     for c in comparisons:
         rows.append([c.metric, arrow(c.metric), c.model, f"{c.n_prompts} / {c.n_pairs}", fmt(c.base_mean),
-                     fmt(c.model_mean), difference_text(c), getattr(c, "pairing", "paired"), fmt(c.win_rate, 2),
-                     significant(c.p_value), significant(c.p_adjusted)])
+                     fmt(c.model_mean), difference_text(c), fmt(c.win_rate, 2), significant(c.p_value),
+                     significant(c.p_adjusted), getattr(c, "pairing", "paired")])
     return rows
 
 
-HEADER = ["metric", "better", "model", "prompts / pairs", "base", "model", "difference [95% CI]", "pairing",
-          "win rate", "p", "p (adjusted)"]
+HEADER = ["metric", "better", "model", "prompts / pairs", "base", "model", "difference [95% CI]", "win rate",
+          "p", "p (adjusted)", "pairing"]
 
 
 def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
