@@ -23,6 +23,7 @@ command line does not load it.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -290,10 +291,14 @@ def load_benchmark(path: str | Path) -> BenchmarkTables:
     results = _typed(rows, _benchmark_types(RESULT_TYPES, record), str(source.folder / "results.csv"))
     names = {spreadsheet_cell(m["name"]): m["name"] for m in record.models}
     summary_types = _benchmark_types(BENCHMARK_SUMMARY_TYPES, record)
-    frame = _read_csv(source.folder / "summary.csv", {c: k for c, k in summary_types.items() if c not in flags},
-                      names)
-    if "pairing" not in frame.columns:  # written before images made elsewhere: every comparison was paired
-        frame["pairing"] = frame["level"].map(lambda level: "" if level == "set" else "paired")
+    with (source.folder / "summary.csv").open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    # Written before images made elsewhere (no `pairing` column): every comparison was paired.
+    old = "pairing" not in header
+    frame = _read_csv(source.folder / "summary.csv", {c: k for c, k in summary_types.items()
+                                                      if c not in flags and not (old and c == "pairing")}, names)
+    if old:
+        frame["pairing"] = [None if level == "set" else "paired" for level in frame["level"]]
     for column, value in flags.items():
         frame[column] = value
     summary = _typed(frame, summary_types, str(source.folder / "summary.csv"))
