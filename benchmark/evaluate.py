@@ -49,12 +49,18 @@ class Inputs:
     models: list[str]  # "base" first
     prompts: list  # benchmark.prompts.Prompt
     seeds: list[int]
-    images: dict[tuple[str, str, int], Path]  # (model, prompt id, seed) -> image
+    # (model, prompt id, seed) -> image. A generated benchmark has every key; images made elsewhere
+    # (benchmark/external.py) may lack some: each model is scored on the (prompt, seed) it has.
+    images: dict[tuple[str, str, int], Path]
     culture_classes: list[str]  # target first, then neighbours (slugs)
     class_texts: list[list[str]]  # templates filled per class
     framings: dict[str, tuple[list[str], list[str]]]  # prompt id -> (degrading, neutral)
     reference: list[Path]  # held-out community images
     training: list[Path]  # training images
+
+    def seeds_of(self, model: str, prompt_id: str) -> list[int]:
+        """The seeds of `model`'s images of a prompt, in `seeds` order."""
+        return [s for s in self.seeds if (model, prompt_id, s) in self.images]
 
 
 @dataclass
@@ -73,7 +79,7 @@ def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
              lpips_progress: Callable[[int], None] | None = None) -> Scores:
     """Every metric; `lpips_progress(images done)` as the LPIPS metrics advance, prompt by prompt."""
     scores = Scores()
-    keys = [(m, p.id, s) for m in inputs.models for p in inputs.prompts for s in inputs.seeds]
+    keys = [(m, p.id, s) for m in inputs.models for p in inputs.prompts for s in inputs.seeds_of(m, p.id)]
     image_emb = embed_images([inputs.images[k] for k in keys])
     row_of = {k: i for i, k in enumerate(keys)}
     prompt_emb = embed_texts([p.text for p in inputs.prompts])
@@ -84,9 +90,11 @@ def evaluate(inputs: Inputs, embed_images: Callable[[list[Path]], np.ndarray],
     framing_emb = _embed_framings(inputs.framings, embed_texts)
     for pi, prompt in enumerate(inputs.prompts):
         for model in inputs.models:
-            rows = [row_of[(model, prompt.id, s)] for s in inputs.seeds]
-            emb = image_emb[rows]
-            _image_metrics(scores, model, prompt, inputs.seeds, emb, prompt_emb[pi], generic_emb[pi], classes,
+            seeds = inputs.seeds_of(model, prompt.id)
+            if not seeds:
+                continue
+            emb = image_emb[[row_of[(model, prompt.id, s)] for s in seeds]]
+            _image_metrics(scores, model, prompt, seeds, emb, prompt_emb[pi], generic_emb[pi], classes,
                            framing_emb[prompt.id], training_emb, logit_scale)
             scores.add(model, prompt.id, None, "homogeneity", M.homogeneity(emb))
             scores.add(model, prompt.id, None, "vendi", M.vendi_score(emb))
@@ -136,8 +144,9 @@ def _set_metrics(scores: Scores, inputs: Inputs, image_emb: np.ndarray, row_of: 
         scores.notes.append("CMMD and KID: not computed (the dataset has no held-out test split with 2 or more "
                             "images; make one with `ccub validate --test-fraction 0.2`)")
     for model in inputs.models:
-        rows = [row_of[(model, p.id, s)] for p in inputs.prompts for s in inputs.seeds]
-        emb = image_emb[rows]  # every model has the same number of images: equal sample sizes
+        # A generated benchmark gives every model the same number of images: equal sample sizes.
+        rows = [row_of[(model, p.id, s)] for p in inputs.prompts for s in inputs.seeds_of(model, p.id)]
+        emb = image_emb[rows]
         if reference is not None and len(reference) >= 2:
             scores.sets.setdefault("cmmd", {})[model] = M.cmmd(emb, reference)
             scores.sets.setdefault("kid", {})[model] = M.kid(emb, reference, subset_size=kid_subset_size)[0]
@@ -152,12 +161,15 @@ def _lpips_metrics(scores: Scores, inputs: Inputs, lpips: Callable,
     done = 0
     for model in inputs.models:
         for prompt in inputs.prompts:
-            paths = [inputs.images[(model, prompt.id, s)] for s in inputs.seeds]
+            seeds = inputs.seeds_of(model, prompt.id)
+            paths = [inputs.images[(model, prompt.id, s)] for s in seeds]
+            if not paths:
+                continue
             if len(paths) >= 2:
                 scores.add(model, prompt.id, None, "lpips_diversity", M.mean_pairwise(lpips(paths, paths)))
             if inputs.training:
                 nearest = M.nearest_by_distance(lpips(paths, inputs.training))[0]
-                for seed, value in zip(inputs.seeds, nearest, strict=True):
+                for seed, value in zip(seeds, nearest, strict=True):
                     scores.add(model, prompt.id, seed, "nearest_training_lpips", value)
             done += len(paths)
             if progress:

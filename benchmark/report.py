@@ -40,7 +40,7 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
     write_rows(files[0], [replace(r, prompt_text=prompt_text[r.prompt], random_weights=smoke) for r in scores.rows],
                RESULTS_COLUMNS)
     summary = [dict(r, level=METRICS[r["metric"]].level, random_weights=smoke) for r in to_rows(comparisons)]
-    summary += _set_rows(scores.sets, smoke, context["models"][0].name)
+    summary += _set_rows(scores.sets, smoke, context.get("baseline") or context["models"][0].name)
     atomic_write_text(files[1], csv_text(summary, ["level", *to_rows_header(), "random_weights"]))
     atomic_write_text(files[2], markdown(comparisons, scores, context))
     atomic_write_bytes(files[3], html(comparisons, scores, context).encode("utf-8"))
@@ -50,14 +50,16 @@ def write_outputs(output: Path, scores, comparisons: list, context: dict[str, An
 
 def benchmark_record(context: dict[str, Any]) -> BenchmarkRecord:
     """What was generated and how: lets `ccub study make` find every image the metrics scored."""
-    from dataclasses import asdict
+    from dataclasses import asdict, is_dataclass
 
+    settings = context["settings"]
     return BenchmarkRecord(
         culture=context["culture"], clip=context["clip"], clip_random_weights=context["clip_random_weights"],
-        smoke_run=context["smoke_run"], suite=context["suite"], settings=asdict(context["settings"]),
+        smoke_run=context["smoke_run"], suite=context["suite"],
+        settings=asdict(settings) if is_dataclass(settings) else dict(settings),
         seeds=list(context["seeds"]),
-        models=[model_entry(m) for m in context["models"]],
-        baseline=context["models"][0].name,
+        models=[m.record() if hasattr(m, "record") else model_entry(m) for m in context["models"]],
+        baseline=context.get("baseline") or context["models"][0].name,
         prompts=[asdict(p) for p in context["prompts"]],
         images=[{"model": model, "prompt": pid, "seed": seed, "path": str(Path(path).resolve())}
                 for (model, pid, seed), path in context["images"].items()],
@@ -81,13 +83,14 @@ def models_lines(context: dict[str, Any]) -> list[str]:
     """One line per model saying what it is; the first is the baseline the others are compared with."""
     from benchmark.references import model_kind
 
-    return [f"{m.name}: {model_kind(m)}" + (" (baseline)" if i == 0 else "")
-            for i, m in enumerate(context["models"])]
+    baseline = context.get("baseline") or context["models"][0].name
+    return [f"{m.name}: {m.describe() if hasattr(m, 'describe') else model_kind(m)}"
+            + (" (baseline)" if m.name == baseline else "") for m in context["models"]]
 
 
 def to_rows_header() -> list[str]:
     return ["metric", "model", "baseline", "n_prompts", "n_pairs", "base_mean", "model_mean", "difference",
-            "ci_low", "ci_high", "confidence", "interval_method", "win_rate", "p_value", "p_adjusted",
+            "ci_low", "ci_high", "confidence", "interval_method", "pairing", "win_rate", "p_value", "p_adjusted",
             "higher_is_better"]
 
 
@@ -147,12 +150,12 @@ def table_rows(comparisons: list) -> list[list[str]]:
     for c in comparisons:
         rows.append([c.metric, arrow(c.metric), c.model, f"{c.n_prompts} / {c.n_pairs}", fmt(c.base_mean),
                      fmt(c.model_mean), difference_text(c), fmt(c.win_rate, 2), significant(c.p_value),
-                     significant(c.p_adjusted)])
+                     significant(c.p_adjusted), getattr(c, "pairing", "paired")])
     return rows
 
 
 HEADER = ["metric", "better", "model", "prompts / pairs", "base", "model", "difference [95% CI]", "win rate",
-          "p", "p (adjusted)"]
+          "p", "p (adjusted)", "pairing"]
 
 
 def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
@@ -160,9 +163,7 @@ def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
     if context["smoke_run"]:
         lines += [f"> **{SMOKE}**", ""]
     methods = ", ".join(sorted({c.interval_method for c in comparisons})) or "bootstrap"
-    lines += [PROXY, "", "Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% "
-              f"cluster bootstrap intervals over prompts ({methods}); p-values are sign-flip tests over prompts, "
-              f"adjusted ({context['config'].correction}) across the table.", ""]
+    lines += [PROXY, "", comparison_text(comparisons, context, methods), ""]
     lines += ["Models:", "", *(f"- {markdown_text(line)}" for line in models_lines(context)), ""]
     lines += md_table(HEADER, table_rows(comparisons))
     if scores.sets:
@@ -170,6 +171,20 @@ def markdown(comparisons: list, scores, context: dict[str, Any]) -> str:
         lines += md_table(["metric", "better", *(m.name for m in context["models"])], set_rows(scores, context))
     lines += ["", *(f"- {markdown_text(note)}" for note in scores.notes), "", markdown_text(footer_text(context)), ""]
     return "\n".join(lines)
+
+
+def comparison_text(comparisons: list, context: dict[str, Any], methods: str) -> str:
+    """How the table's differences were made: all paired (a generated benchmark), or paired and unpaired."""
+    correction = context["config"].correction
+    if all(getattr(c, "pairing", "paired") == "paired" for c in comparisons) and "baseline" not in context:
+        return ("Differences are fine-tuned minus base, paired by (prompt, seed); intervals are 95% cluster bootstrap "
+                f"intervals over prompts ({methods}); p-values are sign-flip tests over prompts, adjusted "
+                f"({correction}) across the table.")
+    return (f"Differences are each model minus {context.get('baseline', 'base')}. The `pairing` column says how: "
+            "paired by (prompt, seed) where the two share images of the same prompt and seed (symmetric bootstrap-t "
+            "cluster interval over prompts, sign-flip p); unpaired where they do not (per-prompt means of each "
+            "model, a Welch-type symmetric bootstrap-t interval resampling each model's prompts on their own, a "
+            f"permutation p). Intervals are 95% ({methods}); p-values are adjusted ({correction}) across the table.")
 
 
 def set_rows(scores, context: dict[str, Any]) -> list[list[str]]:
@@ -182,9 +197,10 @@ def footer_text(context: dict[str, Any]) -> str:
 
     s = context["settings"]
     versions = ", ".join(f"{k} {v}" for k, v in library_versions().items())
+    generation = context.get("generation") or (f"{s.scheduler}, {s.steps} steps, guidance {s.guidance}, "
+                                               f"{s.resolution} px, LoRA scale {s.lora_scale}")
     return (f"Models: {', '.join(m.name for m in context['models'])}. Prompts: {len(context['prompts'])} "
-            f"({context['suite']}); seeds: {', '.join(map(str, context['seeds']))}. Generation: {s.scheduler}, "
-            f"{s.steps} steps, guidance {s.guidance}, {s.resolution} px, LoRA scale {s.lora_scale}. CLIP: "
+            f"({context['suite']}); seeds: {', '.join(map(str, context['seeds']))}. Generation: {generation}. CLIP: "
             f"{context['clip']}. Identification among: {', '.join(context['classes'])}. Reference set: "
             f"{context['reference']}; training images: {context['training']}. Libraries: {versions}.")
 
@@ -258,7 +274,7 @@ padding:1em;font-weight:bold}.grid img{width:128px;height:128px;object-fit:cover
 {% if smoke %}<p class="smoke">{{ smoke_text }}</p>{% endif %}
 <p>{{ proxy }}</p>
 <h2>Models</h2><ul>{% for line in model_lines %}<li>{{ line }}</li>{% endfor %}</ul>
-<h2>Fine-tuned minus base</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
+<h2>{{ title }}</h2><table><tr>{% for h in header %}<th>{{ h }}</th>{% endfor %}</tr>
 {% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>{% endfor %}</table>
 {% if forest %}<p><img alt="forest plot of the differences" src="data:image/png;base64,{{ forest }}"></p>{% endif %}
 {% if sets %}<h2>Set-level metrics</h2><table><tr><th>metric</th><th>better</th>
@@ -268,8 +284,8 @@ padding:1em;font-weight:bold}.grid img{width:128px;height:128px;object-fit:cover
 <h2>Images, same seed side by side</h2>
 {% for p in grids %}<h3>{{ p.text }}</h3><table class="grid"><tr>{% for m in models %}<th>{{ m }}</th>{% endfor %}</tr>
 {% for seed_row in p.rows %}<tr>{% for img in seed_row %}<td>{% if img %}<img alt=""
-src="data:image/jpeg;base64,{{ img }}">{% else %}not shown: not a JPEG, PNG or WebP within limits.max_megapixels
-{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
+src="data:image/jpeg;base64,{{ img }}">{% elif img is none %}not shown: not a JPEG, PNG or WebP within
+limits.max_megapixels{% else %}no image of this seed{% endif %}</td>{% endfor %}</tr>{% endfor %}</table>{% endfor %}
 <footer>{{ footer }}</footer></body></html>"""
 
 
@@ -277,10 +293,14 @@ def html(comparisons: list, scores, context: dict[str, Any]) -> str:
     import jinja2
 
     models = [m.name for m in context["models"]]
-    grids = [{"text": p.text, "rows": [[_thumbnail(context["images"][(m, p.id, s)], context["max_pixels"])
-                                         for m in models] for s in context["seeds"]]} for p in context["prompts"]]
+    images = context["images"]  # images made elsewhere may lack a (model, prompt, seed): "" says so
+    grids = [{"text": p.text, "rows": [[_thumbnail(images[(m, p.id, s)], context["max_pixels"])
+                                         if (m, p.id, s) in images else "" for m in models]
+                                        for s in context["seeds"]
+                                        if any((m, p.id, s) in images for m in models)]} for p in context["prompts"]]
     env = jinja2.Environment(autoescape=True)
     return env.from_string(TEMPLATE).render(
+        title=f"Each model minus {context['baseline']}" if "baseline" in context else "Fine-tuned minus base",
         culture=context["culture"], smoke=context["smoke_run"], smoke_text=SMOKE, proxy=PROXY, header=HEADER,
         rows=table_rows(comparisons), forest=forest_plot(comparisons), sets=set_rows(scores, context), models=models,
         notes=scores.notes, grids=grids, footer=footer_text(context), model_lines=models_lines(context))

@@ -84,6 +84,7 @@ class Outcome:
     files: list[Path]
     generated: int
     counts: dict[str, int]
+    problems: list[str] = field(default_factory=list)  # map rows not used (`--images`, benchmark/external.py)
 
 
 def _dataset_images(dataset: Path, split: str) -> list[Path]:

@@ -43,6 +43,8 @@ EXACT_MAX_PROMPTS = 16
 # bench/interval_coverage.py, see docs/benchmark.md).
 INTERVAL_METHODS = ("percentile", "bca", "studentized", "studentized-symmetric")
 INTERVAL_METHOD = "studentized-symmetric"
+# The interval of compare_unpaired: a Welch-type symmetric bootstrap-t over each model's prompts.
+UNPAIRED_INTERVAL_METHOD = "welch-studentized-symmetric"
 # Resampling draws are generated in blocks of about this many numbers, to bound memory.
 _BLOCK = 1 << 20
 
@@ -54,6 +56,7 @@ __all__ = [
     "adjust",
     "benjamini_hochberg",
     "compare",
+    "compare_unpaired",
     "holm",
     "paired_differences",
     "to_rows",
@@ -85,6 +88,9 @@ class Comparison:
     higher_is_better: bool | None = None
     # How ci_low and ci_high were computed: one of INTERVAL_METHODS (compare() uses INTERVAL_METHOD).
     interval_method: str = INTERVAL_METHOD
+    # "paired": by (prompt, seed) (``compare``); "unpaired": the two models' images share no
+    # (prompt, seed), each model's prompts resampled on their own (``compare_unpaired``).
+    pairing: str = "paired"
 
 
 def _pairs(
@@ -346,6 +352,114 @@ def compare(
         higher_is_better=higher_is_better,
         interval_method=INTERVAL_METHOD,
     )
+
+
+def _prompt_means(prompts: Sequence[str], values: Sequence[float]) -> dict[str, float]:
+    """Mean of each prompt's finite values, prompts sorted; a prompt with none is absent."""
+    if len(prompts) != len(values):
+        raise ValueError(f"prompts and values must have the same length, got {len(prompts)}, {len(values)}")
+    rows: dict[str, list[float]] = {}
+    for prompt, value in zip(prompts, values, strict=True):
+        if np.isfinite(value):
+            rows.setdefault(prompt, []).append(float(value))
+    return {p: float(np.mean(rows[p])) for p in _sorted(rows, lambda p: p, "prompts")}
+
+
+def unpaired_intervals(a: np.ndarray, b: np.ndarray, n_boot: int, rng: np.random.Generator,
+                       confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Welch-type symmetric bootstrap-t interval of mean(b) - mean(a), row by row.
+
+    a (k, n) and b (k, m) hold k datasets of per-prompt means of the baseline and the model. Each
+    model's prompts are resampled on their own (two independent cluster bootstraps); a resample
+    gives t* = ((mean_b* - mean_a*) - (mean_b - mean_a)) / sqrt(sd_a*^2 / n + sd_b*^2 / m), and the
+    interval is the difference +- q * se with se = sqrt(sd_a^2 / n + sd_b^2 / m) and q the
+    `confidence` quantile of |t*|. A resample with se* = 0 gives t* = +-inf (0 when it hits the
+    estimate); an infinite end makes both ends NaN, as in `_intervals`.
+    """
+    n, m = a.shape[1], b.shape[1]
+    mean_a, sd_a = _bootstrap(a, n_boot, rng)
+    mean_b, sd_b = _bootstrap(b, n_boot, rng)
+    theta = b.mean(axis=1) - a.mean(axis=1)
+    se = np.sqrt(a.var(axis=1, ddof=1) / n + b.var(axis=1, ddof=1) / m)
+    diff = mean_b - mean_a - theta[:, None]
+    se_star = np.sqrt(sd_a**2 / n + sd_b**2 / m)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(se_star > 0, np.abs(diff) / se_star, np.where(diff != 0, np.inf, 0.0))
+    q = _quantiles(t, np.full(len(theta), confidence))
+    with np.errstate(invalid="ignore"):
+        low = np.where(se > 0, theta - q * se, theta)
+        high = np.where(se > 0, theta + q * se, theta)
+    finite = np.isfinite(low) & np.isfinite(high)
+    return np.where(finite, low, np.nan), np.where(finite, high, np.nan)
+
+
+def _permutation_p(a: np.ndarray, b: np.ndarray, n_perm: int, rng: np.random.Generator) -> float:
+    """Two-sided two-sample permutation p-value for mean(b) - mean(a) (labels shuffled over the
+    pooled per-prompt means; Monte Carlo, counting the observed split, so never 0)."""
+    pooled = np.concatenate([a, b])
+    n = len(a)
+    observed = abs(b.mean() - a.mean())
+    tol = 1e-9 * max(np.abs(pooled).max(), np.finfo(float).tiny)
+    count = 0
+    rows = max(1, _BLOCK // len(pooled))
+    for start in range(0, n_perm, rows):
+        k = min(n_perm, start + rows) - start
+        order = np.argsort(rng.random((k, len(pooled))), axis=1)
+        shuffled = pooled[order]
+        stat = np.abs(shuffled[:, n:].mean(axis=1) - shuffled[:, :n].mean(axis=1))
+        count += int(np.count_nonzero(stat >= observed - tol))
+    return (1 + count) / (1 + n_perm)
+
+
+def compare_unpaired(
+    metric: str,
+    model: str,
+    baseline: str,
+    base_prompts: Sequence[str],
+    base_values: Sequence[float],
+    model_prompts: Sequence[str],
+    model_values: Sequence[float],
+    *,
+    n_boot: int = 10000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    higher_is_better: bool | None = None,
+) -> Comparison:
+    """Comparison of two models whose images share no (prompt, seed): made elsewhere, with other seeds.
+
+    Each model's values are averaged per prompt over its own seeds (NaN and +-inf dropped), and only
+    the prompts both models have are kept, so the difference estimates the same quantity as
+    ``compare``: the mean over prompts of (model mean - base mean). The interval resamples each
+    model's prompts independently (``unpaired_intervals``); as both models drew the same prompts
+    this ignores what the prompts share, which makes it wider (conservative) where ``compare`` could
+    pair. The p-value is a two-sample permutation test of the per-prompt means. ``n_pairs`` is 0
+    (there are no pairs); ``win_rate`` is the share of prompts where the model's mean is above the
+    baseline's. NaN where fewer than 2 prompts are shared, as ``compare``.
+    """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be at least 1, got {n_boot}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    base_by, model_by = _prompt_means(base_prompts, base_values), _prompt_means(model_prompts, model_values)
+    shared = [p for p in base_by if p in model_by]
+    nan = float("nan")
+    base_mean = model_mean = difference = win_rate = ci_low = ci_high = p_value = nan
+    a = np.array([base_by[p] for p in shared])
+    b = np.array([model_by[p] for p in shared])
+    if shared:
+        base_mean, model_mean = float(a.mean()), float(b.mean())
+        difference = model_mean - base_mean
+        win_rate = float(np.mean((b > a) + 0.5 * (b == a)))
+    if len(shared) >= 2:
+        boot_rng, perm_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
+        low, high = unpaired_intervals(a[None, :], b[None, :], n_boot, boot_rng, confidence)
+        ci_low, ci_high = float(low[0]), float(high[0])
+        p_value = _permutation_p(a, b, n_boot, perm_rng)
+    return Comparison(
+        metric=metric, model=model, baseline=baseline, n_prompts=len(shared), n_pairs=0, base_mean=base_mean,
+        model_mean=model_mean, difference=difference, ci_low=ci_low, ci_high=ci_high, confidence=confidence,
+        win_rate=win_rate, p_value=p_value, higher_is_better=higher_is_better,
+        interval_method=UNPAIRED_INTERVAL_METHOD, pairing="unpaired")
 
 
 def holm(p: Sequence[float]) -> np.ndarray:

@@ -23,6 +23,7 @@ command line does not load it.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -246,8 +247,8 @@ BENCHMARK_SUMMARY_TYPES: dict[str, Any] = {
     "culture": "category", "level": "level", "metric": "metric", "model": "category", "baseline": "category",
     "n_prompts": "Int64", "n_pairs": "Int64", "base_mean": "float64", "model_mean": "float64",
     "difference": "float64", "ci_low": "float64", "ci_high": "float64", "confidence": "float64",
-    "interval_method": "category", "win_rate": "float64", "p_value": "float64", "p_adjusted": "float64",
-    "higher_is_better": "bool", "random_weights": "bool", "smoke_run": "bool"}
+    "interval_method": "category", "pairing": "category", "win_rate": "float64", "p_value": "float64",
+    "p_adjusted": "float64", "higher_is_better": "bool", "random_weights": "bool", "smoke_run": "bool"}
 
 
 def _benchmark_types(types: dict[str, Any], record: BenchmarkRecord) -> dict[str, Any]:
@@ -290,8 +291,14 @@ def load_benchmark(path: str | Path) -> BenchmarkTables:
     results = _typed(rows, _benchmark_types(RESULT_TYPES, record), str(source.folder / "results.csv"))
     names = {spreadsheet_cell(m["name"]): m["name"] for m in record.models}
     summary_types = _benchmark_types(BENCHMARK_SUMMARY_TYPES, record)
-    frame = _read_csv(source.folder / "summary.csv", {c: k for c, k in summary_types.items() if c not in flags},
-                      names)
+    with (source.folder / "summary.csv").open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    # Written before images made elsewhere (no `pairing` column): every comparison was paired.
+    old = "pairing" not in header
+    frame = _read_csv(source.folder / "summary.csv", {c: k for c, k in summary_types.items()
+                                                      if c not in flags and not (old and c == "pairing")}, names)
+    if old:
+        frame["pairing"] = [None if level == "set" else "paired" for level in frame["level"]]
     for column, value in flags.items():
         frame[column] = value
     summary = _typed(frame, summary_types, str(source.folder / "summary.csv"))

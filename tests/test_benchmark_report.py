@@ -34,7 +34,7 @@ def test_a_small_difference_reads_the_same_in_html_markdown_and_console():
     assert difference_text(c) == "-0.00044 [-0.00061, -0.00027]"
     row = table_rows([c])[0]  # the rows of summary.md and report.html
     assert row[6] == "-0.00044 [-0.00061, -0.00027]" and "0.000 " not in " ".join(row)
-    assert row[8:] == ["0.00031", "0.0012"]
+    assert row[8:] == ["0.00031", "0.0012", "paired"]
     outcome = SimpleNamespace(smoke_run=False, comparisons=[c], sets={"kid": {"base": 0.000123456}}, notes=[],
                               counts={"cached": 1}, generated=0, output="runs/x/benchmark")
     with console.capture() as captured:

@@ -327,9 +327,9 @@ def test_to_rows_columns():
     assert list(rows[0]) == [
         "metric", "model", "baseline", "n_prompts", "n_pairs", "base_mean", "model_mean", "difference",
         "ci_low", "ci_high", "confidence", "win_rate", "p_value", "p_adjusted", "higher_is_better",
-        "interval_method",
+        "interval_method", "pairing",
     ]
-    assert rows[0]["interval_method"] == INTERVAL_METHOD
+    assert rows[0]["interval_method"] == INTERVAL_METHOD and rows[0]["pairing"] == "paired"
     assert rows[0]["p_adjusted"] == pytest.approx(0.04) and rows[1]["p_adjusted"] == pytest.approx(0.5)
 
 

@@ -132,8 +132,8 @@ def test_benchmark_frames_have_exact_types():
         ("culture", CAT), ("level", CAT), ("metric", CAT), ("model", CAT), ("baseline", CAT), ("n_prompts", "Int64"),
         ("n_pairs", "Int64"), ("base_mean", "float64"), ("model_mean", "float64"), ("difference", "float64"),
         ("ci_low", "float64"), ("ci_high", "float64"), ("confidence", "float64"), ("interval_method", CAT),
-        ("win_rate", "float64"), ("p_value", "float64"), ("p_adjusted", "float64"), ("higher_is_better", "bool"),
-        ("random_weights", "bool"), ("smoke_run", "bool")]
+        ("pairing", CAT), ("win_rate", "float64"), ("p_value", "float64"), ("p_adjusted", "float64"),
+        ("higher_is_better", "bool"), ("random_weights", "bool"), ("smoke_run", "bool")]
     results = bench.results
     assert list(results["model"].cat.categories) == ["base", "korea-MPC", "korea-M"], "benchmark.json's order"
     images, prompts = results[results["level"] == "image"], results[results["level"] == "prompt"]

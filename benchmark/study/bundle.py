@@ -205,6 +205,29 @@ def _find_model(item: str, sources: list[Source]) -> str:
                      f"(`ccub benchmark --model {item} ... --output DIR`) and pass --benchmark DIR")
 
 
+def _external_models(record: BenchmarkRecord) -> list[str]:
+    """The model names of a benchmark of images made elsewhere (`ccub benchmark --images`), else []."""
+    if any(m.get("source") == "external" for m in record.models):
+        return [m["name"] for m in record.models]
+    return []
+
+
+def _by_prompt(models: dict[str, dict[str, Any]], order: list[str]) -> list[tuple[str, dict[str, int]]]:
+    """Images made elsewhere with no (prompt, seed) shared by every model: per prompt that every model
+    has, the models' images matched in seed order (the k-th seed of each), one item per match."""
+    seeds: dict[str, dict[str, list[int]]] = {}
+    for name in order:
+        for text, seed in models[name]["images"]:
+            seeds.setdefault(text, {}).setdefault(name, []).append(seed)
+    matched = []
+    for text, per_model in seeds.items():
+        if len(per_model) == len(order):
+            lists = [sorted(per_model[name]) for name in order]
+            matched += [(text, dict(zip(order, column, strict=True))) for column in zip(*lists, strict=False)]
+    first = models[order[0]]["images"]
+    return sorted(matched, key=lambda m: (first[(m[0], m[1][order[0]])][1]["id"], m[1][order[0]]))
+
+
 def _wanted_models(runs: list[Path | str], base: bool, sources: list[Source] | None = None) -> list[str]:
     names = [_find_model(str(r), sources or []) if _is_reference(r) else Path(r).resolve().name for r in runs]
     if len(set(names)) != len(names):
@@ -241,14 +264,19 @@ def _collect(sources: list[Source], wanted: list[str]) -> dict[str, dict[str, An
     return models
 
 
-def choose_items(models: dict[str, dict[str, Any]], order: list[str], count: int, seed: int) -> list[dict]:
+def choose_items(models: dict[str, dict[str, Any]], order: list[str], count: int, seed: int,
+                 by_prompt: bool = False) -> list[dict]:
     """The (prompt, seed) pairs every model drew, sampled down to `count` when > 0, models shuffled into slots.
 
     One generator seeded with `seed` draws the sample, then one permutation per item in item order,
-    so the same inputs and seed give the same bundle.
+    so the same inputs and seed give the same bundle. With `by_prompt` (images made elsewhere), models
+    that share no (prompt, seed) are matched by prompt instead (`_by_prompt`): such an item has
+    `seeds` (model -> its image's seed) and `seed` is the first model's.
     """
     shared = set.intersection(*(set(models[m]["images"]) for m in order))
     pairs = sorted(shared, key=lambda k: (models[order[0]]["images"][k][1]["id"], k[1]))
+    if not pairs and by_prompt:
+        return _items_by_prompt(models, order, count, seed)
     if not pairs:
         raise StudyError(f"the models {', '.join(order)} share no (prompt, seed) pair: benchmark them with the same "
                          f"prompt suite and seeds")
@@ -268,11 +296,32 @@ def choose_items(models: dict[str, dict[str, Any]], order: list[str], count: int
     return items
 
 
+def _items_by_prompt(models: dict[str, dict[str, Any]], order: list[str], count: int, seed: int) -> list[dict]:
+    matched = _by_prompt(models, order)
+    if not matched:
+        raise StudyError(f"the models {', '.join(order)} share no prompt: give them images of the same prompts")
+    rng = np.random.default_rng(seed)
+    if 0 < count < len(matched):
+        matched = [matched[i] for i in sorted(rng.choice(len(matched), size=count, replace=False))]
+    items = []
+    for number, (text, seeds) in enumerate(matched, start=1):
+        prompt = models[order[0]]["images"][(text, seeds[order[0]])][1]
+        shuffled = [order[i] for i in rng.permutation(len(order))]
+        items.append({
+            "id": f"i{number:03d}", "prompt_id": prompt["id"], "prompt": text, "category": prompt.get("category", ""),
+            "seed": seeds[order[0]], "seeds": dict(seeds), "slots": {SLOTS[k]: name for k, name in enumerate(shuffled)},
+            "images": {SLOTS[k]: str(models[name]["images"][(text, seeds[name])][0])
+                       for k, name in enumerate(shuffled)},
+        })
+    return items
+
+
 def study_id(models: dict[str, dict[str, Any]], items: list[dict], seed: int) -> str:
     """Same models, items and seed -> same id: a rebuilt bundle still reads the responses collected."""
     digest = hashlib.sha256()
     digest.update(json.dumps([sorted(m["key"] for m in models.values()), seed,
-                              [(i["prompt"], i["seed"], i["slots"]) for i in items]], sort_keys=True).encode())
+                              [(i["prompt"], i["seed"], i["slots"], *([i["seeds"]] if "seeds" in i else []))
+                               for i in items]], sort_keys=True).encode())
     return digest.hexdigest()[:12]
 
 
@@ -312,11 +361,13 @@ def make_study(opts: MakeOptions, cfg, progress: ProgressFn | None = None) -> Ma
     if opts.culture and opts.culture != culture:
         raise StudyError(f"--culture {opts.culture}, but {sources[0].manifest_path} benchmarked {culture!r} prompts; "
                          f"benchmark the runs with --culture {opts.culture} or leave --culture out")
-    wanted = _wanted_models(opts.runs, opts.base, sources)
+    external = _external_models(sources[0].manifest)
+    # Images made elsewhere: every model of the benchmark, the baseline first (dropped by --no-base).
+    wanted = (external if opts.base else external[1:]) if external else _wanted_models(opts.runs, opts.base, sources)
     if len(wanted) < 2:
         raise StudyError("a ranking needs at least two models: name two runs, or keep the base model in")
     models = _collect(sources, wanted)
-    items = choose_items(models, wanted, s.items, s.seed)
+    items = choose_items(models, wanted, s.items, s.seed, by_prompt=bool(external))
     sid = study_id(models, items, s.seed)
     _check_out(opts.out, sid, opts.force)
     name = cfg.cultures[culture].name if culture in cfg.cultures else culture
@@ -438,10 +489,13 @@ def _b64(data: bytes) -> str:
 
 
 def _metric_rows(study: StudyKey, models: dict) -> list[MetricRow]:
-    return [MetricRow(item=item["id"], model=name, prompt=item["prompt_id"], seed=item["seed"], metric=metric,
+    def seed_of(item: dict, name: str) -> int:  # items matched by prompt carry each model's seed
+        return item.get("seeds", {}).get(name, item["seed"])
+
+    return [MetricRow(item=item["id"], model=name, prompt=item["prompt_id"], seed=seed_of(item, name), metric=metric,
                       value=value)
             for item in study.items for name in item["slots"].values()
-            for metric, value in sorted(models[name]["metrics"].get((name, item["prompt_id"], item["seed"]),
+            for metric, value in sorted(models[name]["metrics"].get((name, item["prompt_id"], seed_of(item, name)),
                                                                     {}).items())]
 
 
