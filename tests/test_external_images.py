@@ -56,9 +56,9 @@ def _write_map(path: Path, rows: list[dict]) -> Path:
 
 def _bench(tmp_path: Path, folder: Path, *extra: str):
     (tmp_path / "ccub.toml").write_text(CONFIG)
-    return CliRunner().invoke(app, ["benchmark", "--images", str(folder), "--clip", "tiny", "--out",
-                                    str(tmp_path / "runs" / "ext" / "benchmark"), "--config", str(tmp_path / "ccub.toml"),
-                                    *extra])
+    out = tmp_path / "runs" / "ext" / "benchmark"
+    return CliRunner().invoke(app, ["benchmark", "--images", str(folder), "--clip", "tiny", "--out", str(out),
+                                    "--config", str(tmp_path / "ccub.toml"), *extra])
 
 
 @pytest.fixture(scope="module")
