@@ -61,10 +61,17 @@ class ExternalModel:
     def key(self) -> str:
         return "external:" + hashlib.sha256(f"{self.map_sha256}\0{self.name}".encode()).hexdigest()[:16]
 
+    def describe(self) -> str:
+        """What the model is, in words, for the outputs (as `benchmark.references.model_kind` says it of a
+        generated one)."""
+        return (f"images made elsewhere, from {self.images_folder} (map {Path(self.map_path).name}, sha256 "
+                f"{self.map_sha256[:16]}…)")
+
     def record(self) -> dict[str, Any]:
         """The model's entry in benchmark.json (`source`, `images_folder`, `map`, `map_sha256` are this
         module's; the other keys are those of a generated model, empty)."""
-        return {"name": self.name, "key": self.key(), "base": None, "lora": None, "random_weights": False,
+        return {"name": self.name, "key": self.key(), "kind": "external", "describe": self.describe(),
+                "base": None, "lora": None, "random_weights": False,
                 "release": None, "release_digest": None, "source": "external", "images_folder": self.images_folder,
                 "map": self.map_path, "map_sha256": self.map_sha256}
 

@@ -91,13 +91,14 @@ def test_external_benchmark_pairs_and_unpairs(benchmarked):
     md = (out / "summary.md").read_text(encoding="utf-8")
     html = (out / "report.html").read_text(encoding="utf-8")
     assert "| pairing |" in md and "unpaired" in md and "paired" in md
+    assert "- base: images made elsewhere, from" in md and "(baseline)" in md  # what each model is
     assert "<th>pairing</th>" in html and "<td>unpaired</td>" in html and "Images made elsewhere" in html
     record = BenchmarkRecord.read(out / "benchmark.json")
     assert record.VERSION == 3 and record.settings == {"source": "external"}
     assert [m["name"] for m in record.models] == ["base", "ft", "other"]
     digest = hashlib.sha256((folder / "images.csv").read_bytes()).hexdigest()
     for m in record.models:
-        assert m["source"] == "external" and m["map_sha256"] == digest
+        assert m["source"] == "external" and m["map_sha256"] == digest and m["kind"] == "external"
         assert m["images_folder"] == str(folder.resolve()) and m["random_weights"] is False
     assert record.clip_random_weights and record.smoke_run  # the scorer's random weights still count
     # Every image scored is ccub's copy of the bytes read, inside the output folder.
