@@ -335,3 +335,22 @@ def undocumented_columns(folder: Path) -> dict[str, list[str]]:
         if absent:
             missing[relative] = absent
     return missing
+
+
+def prepared_korean_set(root: Path, counts: dict[str, int], cfg: Config) -> Path:
+    """An imagefolder of noisy photos (`counts`: images per split) captioned as Korean food, prepared
+    for SCoFT on the tiny models (generic captions, one negative each): what a tiny run trains on."""
+    from finetune import prepare as prep
+
+    for split, count in counts.items():
+        rows = []
+        for i in range(count):
+            name = f"images/{split}_{i}.jpg"
+            (root / split / name).parent.mkdir(parents=True, exist_ok=True)
+            noisy_photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
+            rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
+        write_jsonl(root / split / "metadata.jsonl", rows)
+    cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
+    cfg.prepare.negatives_per_image = 1
+    prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
+    return root

@@ -11,14 +11,13 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from helpers import config, noisy_photo, undocumented_columns, write_jsonl  # noqa: E402
+from helpers import config, prepared_korean_set, undocumented_columns  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark import generate as gen  # noqa: E402
 from benchmark.record import BenchmarkRecord  # noqa: E402
 from benchmark.run import Options, run_benchmark  # noqa: E402
 from ccub.cli import app  # noqa: E402
-from finetune import prepare as prep  # noqa: E402
 from finetune.config import load_scoft_config  # noqa: E402
 from finetune.train import RunOptions, train  # noqa: E402
 
@@ -48,19 +47,7 @@ def runs(tmp_path_factory) -> dict[str, Path]:
     """Two tiny runs (M and plain LoRA) on a prepared Korean set with a held-out test split."""
     os.environ["CCUB_CACHE"] = str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache")
     top = tmp_path_factory.mktemp("bench")
-    root = top / "data" / "korea"
-    for split, count in (("train", 4), ("test", 3)):
-        rows = []
-        for i in range(count):
-            name = f"images/{split}_{i}.jpg"
-            (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-            noisy_photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
-            rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
-        write_jsonl(root / split / "metadata.jsonl", rows)
-    cfg = bench_config()
-    cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
-    cfg.prepare.negatives_per_image = 1
-    prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
+    root = prepared_korean_set(top / "data" / "korea", {"train": 4, "test": 3}, bench_config())
     found = {}
     for variant in ("M", "lora"):
         scoft = load_scoft_config(None, base="tiny", variant=variant, resolution=32, max_train_steps=2, rank=4,

@@ -14,14 +14,13 @@ import pytest
 
 pytest.importorskip("diffusers")
 
-from helpers import config, noisy_photo, write_jsonl  # noqa: E402
+from helpers import config, prepared_korean_set  # noqa: E402
 from PIL import Image  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from benchmark.record import BenchmarkRecord  # noqa: E402
 from benchmark.references import ModelReferenceError, lora_format, parse_reference  # noqa: E402
 from ccub.cli import app  # noqa: E402
-from finetune import prepare as prep  # noqa: E402
 from finetune.config import load_scoft_config  # noqa: E402
 from finetune.train import RunOptions, train  # noqa: E402
 
@@ -45,19 +44,7 @@ def made(tmp_path_factory) -> dict[str, Path]:
     """A tiny run exported in both formats, its two LoRA files copied out of it (files from 'outside')."""
     os.environ["CCUB_CACHE"] = str(tmp_path_factory.getbasetemp().parent / "ccub-model-cache")
     top = tmp_path_factory.mktemp("refs")
-    root = top / "data" / "korea"
-    for split, count in (("train", 3), ("test", 2)):
-        rows = []
-        for i in range(count):
-            name = f"images/{split}_{i}.jpg"
-            (root / split / name).parent.mkdir(parents=True, exist_ok=True)
-            noisy_photo(60 + i + 10 * len(split), (72, 64)).save(root / split / name)
-            rows.append({"file_name": name, "text": f"A bowl of bibimbap number {i} in Seoul", "culture": "korea"})
-        write_jsonl(root / split / "metadata.jsonl", rows)
-    cfg = config()
-    cfg.prepare = prep.smoke_settings(cfg.prepare, "tiny", set())
-    cfg.prepare.negatives_per_image = 1
-    prep.prepare(prep.Options(root=root, tiny="tiny", device="cpu"), cfg)
+    root = prepared_korean_set(top / "data" / "korea", {"train": 3, "test": 2}, config())
     scoft = load_scoft_config(None, base="tiny", variant="lora", resolution=32, max_train_steps=2, rank=4,
                               checkpointing_steps=100, validation_steps=0, validation_inference_steps=1,
                               validation_seeds=[0], tensorboard=False, learning_rate=5e-2, export_kohya=True)
