@@ -118,6 +118,11 @@ def fmt(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
+# Below this, a printed number is floating-point noise (mean differences of equal values come out as
+# 1e-16); every metric ccub reports resolves far coarser steps. The CSV files keep the exact value.
+ROUNDING_NOISE = 1e-12
+
+
 def significant(value: Any, digits: int = 2, signed: bool = False) -> str:
     """`value` to `digits` significant digits: -0.00044, +0.12, 31 -- never rounded to a run of
     zeros, whatever its size. A value of `digits` or more integer digits is shown whole (1234,
@@ -125,6 +130,8 @@ def significant(value: Any, digits: int = 2, signed: bool = False) -> str:
     p-values and set-level values through this, so they show the same numbers."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
+    if abs(value) < ROUNDING_NOISE:  # a difference of equal values, left by floating point
+        value = 0.0
     sign = "+" if signed else ""
     if math.isfinite(value) and abs(value) >= 10 ** digits:
         return f"{value:{sign}.0f}"

@@ -42,3 +42,11 @@ def test_a_small_difference_reads_the_same_in_html_markdown_and_console():
     printed = captured.get()
     assert "-0.00044" in printed and "[-0.00061, -0.00027]" in printed and "0.0012" in printed
     assert "kid: base 0.0001235" in printed
+
+
+def test_floating_point_noise_prints_as_zero_and_small_real_values_keep_their_digits():
+    from benchmark.report import significant
+
+    assert significant(1.1e-16, signed=True) == "+0" and significant(-3e-17) == "0"
+    assert significant(-1.6e-06, signed=True) == "-1.6e-06"
+    assert significant(float("inf")) == "inf"
