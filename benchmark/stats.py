@@ -30,6 +30,7 @@ constant seed (or ``seeds=None``) and each prompt then has a single pair.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -135,10 +136,8 @@ def _sorted(items, key, argument: str) -> list:
     """items sorted by key; keys of types that do not compare (seeds 0 and "1") are ordered by
     (type name, value) instead, so the order never depends on the input order. Raises ValueError
     naming `argument` if even that fails."""
-    try:
+    with contextlib.suppress(TypeError):
         return sorted(items, key=key)
-    except TypeError:
-        pass
     try:
         return sorted(items, key=lambda x: (type(key(x)).__name__, key(x)))
     except TypeError:
