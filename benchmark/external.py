@@ -302,11 +302,10 @@ def run_external(opts: ExternalOptions, cfg: Config, progress: ProgressFn | None
     from benchmark.evaluate import Inputs, evaluate
     from benchmark.prompts import framing_texts, identification_classes, identification_texts
     from benchmark.report import write_outputs
-    from benchmark.run import Outcome, _check_settings, _lpips
+    from benchmark.run import Outcome, _check_settings, _lpips, counted_embedder
     from ccub.models import check_clip, model_cache, parse_clip, require_all
     from ccub.progress import phase
-    from ccub.progress import report as tell
-    from ccub.semantic import embed_images, embed_texts
+    from ccub.semantic import embed_texts
     from finetune.runtime import pick_device
 
     report = progress or (lambda stage, done, total, **fields: None)
@@ -325,19 +324,7 @@ def run_external(opts: ExternalOptions, cfg: Config, progress: ProgressFn | None
                     framings={p.id: framing_texts(p.generic) for p in found.prompts}, reference=[], training=[])
     max_pixels = int(cfg.limits.max_megapixels * 1e6)
     lpips = _lpips(b.lpips, spec.random_weights, device, max_pixels)
-    total, scored = len(inputs.images), 0
-    tell(report, "scoring", 0, total)
-
-    def embed(paths: list[Path]):
-        nonlocal scored
-        base = scored
-
-        def each(done: int, _total: int) -> None:
-            tell(report, "scoring", min(base + done, total), total)
-
-        vectors = embed_images(paths, spec, device=device, progress=each)
-        scored = base + len(paths)
-        return vectors
+    embed = counted_embedder(spec, device, report, len(inputs.images))
 
     scores = evaluate(inputs, embed, lambda texts: embed_texts(texts, spec, device=device), lpips[0],
                       logit_scale=b.logit_scale, copy_threshold=b.copy_threshold, kid_subset_size=b.kid_subset_size)

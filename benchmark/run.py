@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from benchmark.generate import ImageCache, Model, Settings, generate
 from benchmark.references import Resolved, parse_reference, resolve_models
@@ -230,7 +231,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     # Scoring, on the main process.
     from benchmark.evaluate import Inputs, evaluate
     from ccub.models import model_cache, parse_clip
-    from ccub.semantic import embed_images, embed_texts
+    from ccub.semantic import embed_texts
 
     spec = parse_clip(plan.clip, model_cache())
     classes = identification_classes(culture, cfg)
@@ -249,20 +250,7 @@ def run_benchmark(opts: Options, cfg: Config, progress: ProgressFn | None = None
     with phase(progress, "loading LPIPS") if b.lpips else phase(None, ""):
         lpips = _lpips(b.lpips, spec.random_weights or models[0].random_weights, device, max_pixels)
     # Scoring counts images: the generated ones, then the training and held-out community images.
-    total = len(inputs.images) + len(inputs.training) + len(inputs.reference)
-    scored = 0
-    tell(report, "scoring", 0, total)
-
-    def embed(paths: list[Path]):
-        nonlocal scored
-        base = scored
-
-        def each(done: int, _total: int) -> None:
-            tell(report, "scoring", min(base + done, total), total)
-
-        vectors = embed_images(paths, spec, device=device, progress=each)
-        scored = base + len(paths)
-        return vectors
+    embed = counted_embedder(spec, device, report, len(inputs.images) + len(inputs.training) + len(inputs.reference))
 
     lpips_total = len(inputs.images) if lpips[0] is not None else 0
 
@@ -349,6 +337,29 @@ def _compare(scores, models: list[Model], b) -> list:
                 [base[k] for k in shared], [values[k] for k in shared], n_boot=b.bootstrap,
                 confidence=b.confidence, higher_is_better=METRICS[metric].higher_is_better))
     return stats.adjust(comparisons, method=b.correction)
+
+
+def counted_embedder(spec: Any, device: str, report: Any, total: int) -> Callable[[list[Path]], Any]:
+    """`embed_images` for `evaluate`, reporting "scoring" in images across all its calls (generated,
+    training and held-out images come in separate calls, `total` in all)."""
+    from ccub.progress import report as tell
+    from ccub.semantic import embed_images
+
+    scored = 0
+    tell(report, "scoring", 0, total)
+
+    def embed(paths: list[Path]):
+        nonlocal scored
+        base = scored
+
+        def each(done: int, _total: int) -> None:
+            tell(report, "scoring", min(base + done, total), total)
+
+        vectors = embed_images(paths, spec, device=device, progress=each)
+        scored = base + len(paths)
+        return vectors
+
+    return embed
 
 
 def _lpips(enabled: bool, tiny: bool, device: str, max_pixels: int) -> tuple[Callable | None, list[str]]:
